@@ -1,0 +1,80 @@
+//! Command line (SPEC §1): `--run-once`, `check`, `status`, `demo`, and the global options.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "yampi-sync",
+    version,
+    about = "Keeps a Yampi store's stock and prices equal to what the ERP says",
+    after_help = "Exit codes: 0 every job succeeded; 2 bad arguments, config, mapping or source (nothing sent); \
+                  3 a job failed as a whole (store unreachable, auth refused, guard tripped); \
+                  4 jobs ran but some items were rejected (see the report)."
+)]
+pub struct Cli {
+    /// Config file.
+    #[arg(
+        long,
+        global = true,
+        env = "YAMPI_SYNC_CONFIG",
+        default_value = "config/yampi-sync.toml"
+    )]
+    pub config: PathBuf,
+
+    /// State directory (overrides `state_dir` in the config).
+    #[arg(long, global = true)]
+    pub state_dir: Option<PathBuf>,
+
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Less log output (-q warnings and errors only, -qq errors only).
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub quiet: u8,
+
+    /// Run the jobs once, then exit (default: run as a daemon, every job on its schedule).
+    #[arg(long)]
+    pub run_once: bool,
+
+    /// With --run-once: only this job (repeatable).
+    #[arg(long = "job", value_name = "NAME", requires = "run_once")]
+    pub jobs: Vec<String>,
+
+    /// With --run-once: compute and report every change, send no write.
+    #[arg(long, requires = "run_once")]
+    pub dry_run: bool,
+
+    /// With --run-once: push every mapped value, not only what changed.
+    #[arg(long, requires = "run_once")]
+    pub full: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate config, mappings and sources; exit 2 on any error. Sends nothing.
+    Check,
+    /// Last run of each job and its checkpoints.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the embedded default against the bundled Yampi simulator (no account, no network).
+    Demo,
+}

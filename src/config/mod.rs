@@ -1,0 +1,663 @@
+//! Validated, typed settings built from the TOML config file and the mapping files it names.
+//!
+//! Loading is two steps (raw serde structs, then `validate`) so that `check` can report every
+//! problem at once: unknown keys, missing environment variables, bad cron expressions, bad
+//! values, mapping problems. Nothing here touches the network or the state store.
+
+pub mod raw;
+pub mod secret;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+
+use crate::mapping::Mapping;
+use crate::source::Format;
+use raw::{RawConfig, RawJob, RawStore};
+pub use secret::SecretString;
+
+pub const DEFAULT_BASE_URL: &str = "https://api.dooki.com.br/v2";
+
+/// All problems found while loading, each one sentence with its file and key.
+#[derive(Debug, Default)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+#[derive(Debug)]
+pub struct Settings {
+    pub path: PathBuf,
+    pub state_dir: PathBuf,
+    pub timezone: chrono_tz::Tz,
+    pub stores: Vec<Arc<StoreSettings>>,
+    pub jobs: Vec<JobSettings>,
+    /// Non-fatal findings (for example a literal token in a world-readable file).
+    pub warnings: Vec<String>,
+}
+
+impl Settings {
+    pub fn store(&self, name: &str) -> Option<&Arc<StoreSettings>> {
+        self.stores.iter().find(|s| s.name == name)
+    }
+}
+
+#[derive(Debug)]
+pub struct StoreSettings {
+    pub name: String,
+    pub alias: String,
+    pub base_url: String,
+    pub user_token: SecretString,
+    pub user_secret_key: SecretString,
+    pub limits: Limits,
+    pub max_in_flight: usize,
+    pub timeout: Duration,
+    pub max_retries: u32,
+    pub index_full_rescan: Duration,
+}
+
+/// Requests per window, per route group (API-NOTES §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub default: u32,
+    pub get_skus: u32,
+    pub get_products: u32,
+    pub window: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            default: 60,
+            get_skus: 30,
+            get_products: 30,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    Stock,
+    Price,
+    BatchEdit,
+    Audit,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Stock => "stock",
+            JobKind::Price => "price",
+            JobKind::BatchEdit => "batch_edit",
+            JobKind::Audit => "audit",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceSettings {
+    /// A glob, already resolved against the config file's directory.
+    pub path: String,
+    pub format: Option<Format>,
+    pub sheet: Option<String>,
+    pub settle: Duration,
+}
+
+#[derive(Debug)]
+pub struct JobSettings {
+    pub name: String,
+    pub store: String,
+    pub kind: JobKind,
+    pub schedule_text: Option<String>,
+    pub schedule: Option<cron::Schedule>,
+    pub source: Option<SourceSettings>,
+    pub mapping_path: Option<PathBuf>,
+    pub mapping: Option<Mapping>,
+    pub max_shrink_pct: Decimal,
+    pub max_zeroed_pct: Decimal,
+}
+
+/// Reads and validates the config at `path`; `state_dir_override` is `--state-dir`.
+pub fn load(path: &Path, state_dir_override: Option<&Path>) -> Result<Settings, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![format!(
+            "cannot read the config file {}: {e}",
+            path.display()
+        )])
+    })?;
+    let mut errors = Vec::new();
+    let settings = from_str(&text, path, state_dir_override, &mut errors);
+    match settings {
+        Some(s) if errors.is_empty() => Ok(s),
+        _ => Err(ConfigErrors(errors)),
+    }
+}
+
+/// Parses a TOML document into `T`, collecting unknown keys instead of failing on the first one,
+/// and expanding `${VAR}` in every string value.
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &Path,
+    expand_env: bool,
+    errors: &mut Vec<String>,
+) -> Option<T> {
+    let mut value: toml::Table = match toml::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            let msg = e.message().to_string();
+            let at = e
+                .span()
+                .map(|s| {
+                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                    format!(" (line {line})")
+                })
+                .unwrap_or_default();
+            errors.push(format!("{}{at}: {msg}", file.display()));
+            return None;
+        }
+    };
+    if expand_env {
+        for (k, v) in value.iter_mut() {
+            expand_value(v, k, file, errors);
+        }
+    }
+    let mut unknown = Vec::new();
+    let parsed: Result<T, _> = serde_ignored::deserialize(toml::Value::Table(value), |p| {
+        unknown.push(p.to_string().replace(".?", ""))
+    });
+    for key in unknown {
+        errors.push(format!("{}: unknown key `{key}`", file.display()));
+    }
+    match parsed {
+        Ok(v) => Some(v),
+        Err(e) => {
+            errors.push(format!("{}: {}", file.display(), e.message()));
+            None
+        }
+    }
+}
+
+fn expand_value(v: &mut toml::Value, key: &str, file: &Path, errors: &mut Vec<String>) {
+    match v {
+        toml::Value::String(s) if s.contains("${") => match expand_env(s) {
+            Ok(x) => *s = x,
+            Err(vars) => {
+                for var in vars {
+                    errors.push(format!(
+                        "{}: `{key}` uses the environment variable {var}, which is not set",
+                        file.display()
+                    ));
+                }
+            }
+        },
+        toml::Value::Array(a) => {
+            for (i, x) in a.iter_mut().enumerate() {
+                expand_value(x, &format!("{key}[{i}]"), file, errors);
+            }
+        }
+        toml::Value::Table(t) => {
+            for (k, x) in t.iter_mut() {
+                expand_value(x, &format!("{key}.{k}"), file, errors);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Replaces every `${VAR}` with the variable's value; returns the names of unset variables.
+pub fn expand_env(s: &str) -> Result<String, Vec<String>> {
+    let mut out = String::with_capacity(s.len());
+    let mut missing = Vec::new();
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find('}') {
+            Some(end) => {
+                let name = &after[..end];
+                match std::env::var(name) {
+                    Ok(v) => out.push_str(&v),
+                    Err(_) => missing.push(name.to_string()),
+                }
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    if missing.is_empty() {
+        Ok(out)
+    } else {
+        Err(missing)
+    }
+}
+
+/// Turns a 5-field crontab (minute first) into the 6-field form the `cron` crate wants.
+pub fn parse_schedule(expr: &str) -> Result<cron::Schedule, String> {
+    let fields = expr.split_whitespace().count();
+    let full = match fields {
+        5 => format!("0 {expr}"),
+        6 | 7 => expr.to_string(),
+        n => {
+            return Err(format!(
+                "has {n} fields; use 5 (minute hour day month weekday) or 6 (with seconds first)"
+            ));
+        }
+    };
+    cron::Schedule::from_str(&full).map_err(|e| format!("is not a valid cron expression ({e})"))
+}
+
+/// Resolves a relative path from the config: next to the config file first, then the working
+/// directory (so `mappings/x.toml` works both from the repo root and from `/etc/yampi-sync`).
+pub fn resolve_path(config_dir: &Path, p: &str) -> PathBuf {
+    let path = Path::new(p);
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    let beside = config_dir.join(path);
+    // A glob never "exists" itself, so its directory decides.
+    let usable = |c: &Path| c.exists() || glob_parent_exists(c);
+    if !usable(&beside) && usable(path) {
+        return path.to_path_buf();
+    }
+    beside
+}
+
+fn glob_parent_exists(p: &Path) -> bool {
+    p.parent()
+        .is_some_and(|d| !d.as_os_str().is_empty() && d.is_dir())
+}
+
+pub fn from_str(
+    text: &str,
+    path: &Path,
+    state_dir_override: Option<&Path>,
+    errors: &mut Vec<String>,
+) -> Option<Settings> {
+    let raw: RawConfig = parse_toml(text, path, true, errors)?;
+    let file = path.display().to_string();
+    let config_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let mut warnings = Vec::new();
+
+    let state_dir = match (state_dir_override, &raw.state_dir) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, Some(s)) => resolve_path(&config_dir, s),
+        (None, None) => match std::env::var_os("STATE_DIRECTORY") {
+            // systemd's StateDirectory= may list several, separated by ':'.
+            Some(v) => PathBuf::from(
+                v.to_string_lossy()
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+            None => {
+                errors.push(format!(
+                    "{file}: `state_dir` is not set (set it, pass --state-dir, or run under systemd with StateDirectory=)"
+                ));
+                PathBuf::new()
+            }
+        },
+    };
+
+    let timezone = match raw.timezone.as_deref() {
+        None => chrono_tz::America::Sao_Paulo,
+        Some(tz) => tz.parse::<chrono_tz::Tz>().unwrap_or_else(|_| {
+            errors.push(format!(
+                "{file}: `timezone` \"{tz}\" is not an IANA time zone name (for example America/Sao_Paulo)"
+            ));
+            chrono_tz::UTC
+        }),
+    };
+
+    if raw.store.is_empty() {
+        errors.push(format!("{file}: no [[store]] is configured"));
+    }
+    let world_readable = file_is_group_or_world_readable(path);
+    let mut stores: Vec<Arc<StoreSettings>> = Vec::new();
+    for (i, rs) in raw.store.iter().enumerate() {
+        if let Some(s) = validate_store(rs, i, &file, errors, &mut warnings, world_readable, text) {
+            if stores.iter().any(|o| o.name == s.name) {
+                errors.push(format!(
+                    "{file}: two stores are named \"{}\"; store names must be unique",
+                    s.name
+                ));
+            }
+            stores.push(Arc::new(s));
+        }
+    }
+
+    let mut jobs: Vec<JobSettings> = Vec::new();
+    for (i, rj) in raw.job.iter().enumerate() {
+        if let Some(j) = validate_job(rj, i, &file, &config_dir, &stores, errors) {
+            if jobs.iter().any(|o| o.name == j.name) {
+                errors.push(format!(
+                    "{file}: two jobs are named \"{}\"; job names must be unique",
+                    j.name
+                ));
+            }
+            jobs.push(j);
+        }
+    }
+
+    Some(Settings {
+        path: path.to_path_buf(),
+        state_dir,
+        timezone,
+        stores,
+        jobs,
+        warnings,
+    })
+}
+
+fn file_is_group_or_world_readable(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o044 != 0)
+            .unwrap_or(false)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
+}
+
+fn validate_store(
+    rs: &RawStore,
+    i: usize,
+    file: &str,
+    errors: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+    world_readable: bool,
+    text: &str,
+) -> Option<StoreSettings> {
+    let label = rs.name.clone().unwrap_or_else(|| format!("#{}", i + 1));
+    let mut ok = true;
+    let mut required = |v: &Option<String>, key: &str| -> String {
+        match v {
+            Some(s) if !s.trim().is_empty() => s.trim().to_string(),
+            _ => {
+                errors.push(format!("{file}: store {label}: `{key}` is required"));
+                ok = false;
+                String::new()
+            }
+        }
+    };
+    let name = required(&rs.name, "name");
+    let alias = required(&rs.alias, "alias");
+    let token = required(&rs.user_token, "user_token");
+    let secret = required(&rs.user_secret_key, "user_secret_key");
+    if world_readable && !token.is_empty() && text.contains(&token) {
+        warnings.push(format!(
+            "{file} holds store {label}'s user_token literally and other users can read the file; use \"${{YAMPI_USER_TOKEN}}\" or chmod 600"
+        ));
+    }
+    let base_url = rs
+        .base_url
+        .clone()
+        .unwrap_or_else(|| DEFAULT_BASE_URL.to_string())
+        .trim_end_matches('/')
+        .to_string();
+    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+        errors.push(format!(
+            "{file}: store {label}: `base_url` \"{base_url}\" must start with http:// or https://"
+        ));
+        ok = false;
+    }
+    let mut limits = Limits::default();
+    if let Some(l) = &rs.limits {
+        for (v, slot, key) in [
+            (l.default, &mut limits.default, "default"),
+            (l.get_skus, &mut limits.get_skus, "get_skus"),
+            (l.get_products, &mut limits.get_products, "get_products"),
+        ] {
+            match v {
+                Some(0) => {
+                    errors.push(format!(
+                        "{file}: store {label}: `limits.{key}` must be at least 1"
+                    ));
+                    ok = false;
+                }
+                Some(n) => *slot = n,
+                None => {}
+            }
+        }
+        match l.window_ms {
+            Some(0) => {
+                errors.push(format!(
+                    "{file}: store {label}: `limits.window_ms` must be at least 1"
+                ));
+                ok = false;
+            }
+            Some(ms) => limits.window = Duration::from_millis(ms),
+            None => {}
+        }
+    }
+    let max_in_flight = rs.max_in_flight.unwrap_or(4).clamp(1, 16) as usize;
+    if !ok {
+        return None;
+    }
+    Some(StoreSettings {
+        name,
+        alias,
+        base_url,
+        user_token: SecretString::new(token),
+        user_secret_key: SecretString::new(secret),
+        limits,
+        max_in_flight,
+        timeout: Duration::from_secs(rs.timeout_secs.unwrap_or(30).max(1)),
+        max_retries: rs.max_retries.unwrap_or(6),
+        index_full_rescan: Duration::from_secs(rs.index_full_rescan_hours.unwrap_or(24) * 3600),
+    })
+}
+
+fn validate_job(
+    rj: &RawJob,
+    i: usize,
+    file: &str,
+    config_dir: &Path,
+    stores: &[Arc<StoreSettings>],
+    errors: &mut Vec<String>,
+) -> Option<JobSettings> {
+    let label = rj.name.clone().unwrap_or_else(|| format!("#{}", i + 1));
+    let before = errors.len();
+    let mut mapping_errors_len = 0;
+    let name = rj.name.clone().unwrap_or_else(|| {
+        errors.push(format!("{file}: job {label}: `name` is required"));
+        String::new()
+    });
+    let store = match &rj.store {
+        Some(s) if stores.iter().any(|st| &st.name == s) => s.clone(),
+        Some(s) => {
+            errors.push(format!(
+                "{file}: job {label}: store \"{s}\" is not defined in any [[store]]"
+            ));
+            s.clone()
+        }
+        None if stores.len() == 1 => stores[0].name.clone(),
+        None => {
+            errors.push(format!(
+                "{file}: job {label}: `store` is required when there is more than one store"
+            ));
+            String::new()
+        }
+    };
+    let kind = match rj.kind.as_deref() {
+        Some("stock") => JobKind::Stock,
+        Some("price") => JobKind::Price,
+        Some("batch_edit") => JobKind::BatchEdit,
+        Some("audit") => JobKind::Audit,
+        Some(other) => {
+            errors.push(format!(
+                "{file}: job {label}: `kind` \"{other}\" is not one of stock, price, batch_edit, audit"
+            ));
+            JobKind::Stock
+        }
+        None => {
+            errors.push(format!("{file}: job {label}: `kind` is required"));
+            JobKind::Stock
+        }
+    };
+    if kind != JobKind::Stock && rj.kind.is_some() {
+        errors.push(format!(
+            "{file}: job {label}: kind \"{}\" is not supported by this version yet (only \"stock\")",
+            kind.as_str()
+        ));
+    }
+    let (schedule_text, schedule) = match &rj.schedule {
+        Some(s) => match parse_schedule(s) {
+            Ok(sched) => (Some(s.clone()), Some(sched)),
+            Err(e) => {
+                errors.push(format!("{file}: job {label}: schedule \"{s}\" {e}"));
+                (Some(s.clone()), None)
+            }
+        },
+        None => (None, None),
+    };
+    let source = match &rj.source {
+        Some(src) => {
+            let format = match src.format.as_deref() {
+                None => None,
+                Some(f) => match f.to_ascii_lowercase().as_str() {
+                    "csv" => Some(Format::Csv),
+                    "xlsx" => Some(Format::Xlsx),
+                    "xls" => Some(Format::Xls),
+                    "ods" => Some(Format::Ods),
+                    _ => {
+                        errors.push(format!(
+                            "{file}: job {label}: source format \"{f}\" is not one of csv, xlsx, xls, ods"
+                        ));
+                        None
+                    }
+                },
+            };
+            match &src.path {
+                Some(p) => {
+                    let resolved = resolve_path(config_dir, p);
+                    if format.is_none() && Format::from_path(&resolved).is_none() {
+                        errors.push(format!(
+                            "{file}: job {label}: cannot tell the format of \"{p}\" from its extension; set source.format"
+                        ));
+                    }
+                    Some(SourceSettings {
+                        path: resolved.to_string_lossy().into_owned(),
+                        format,
+                        sheet: src.sheet.clone(),
+                        settle: Duration::from_millis(src.settle_ms.unwrap_or(2000)),
+                    })
+                }
+                None => {
+                    errors.push(format!("{file}: job {label}: `source.path` is required"));
+                    None
+                }
+            }
+        }
+        None => {
+            if matches!(kind, JobKind::Stock | JobKind::Price) {
+                errors.push(format!("{file}: job {label}: `source` is required"));
+            }
+            None
+        }
+    };
+    let (mapping_path, mapping) = match &rj.mapping {
+        Some(m) => {
+            let p = resolve_path(config_dir, m);
+            // Unknown keys in the mapping are reported but do not make the job unusable for
+            // `check`'s source checks; only a mapping that failed to load does.
+            let mut mapping_errors = Vec::new();
+            let mapping = crate::mapping::load(&p, &mut mapping_errors);
+            mapping_errors_len += mapping_errors.len();
+            errors.extend(mapping_errors);
+            if let Some(mp) = &mapping
+                && kind == JobKind::Stock
+                && mp.stock.is_none()
+            {
+                errors.push(format!(
+                    "{}: job {label} is a stock job but the mapping has no [stock] section",
+                    p.display()
+                ));
+            }
+            (Some(p), mapping)
+        }
+        None => {
+            if matches!(kind, JobKind::Stock | JobKind::Price) {
+                errors.push(format!("{file}: job {label}: `mapping` is required"));
+            }
+            (None, None)
+        }
+    };
+    let pct = |v: Option<Decimal>, key: &str, default: u32, errors: &mut Vec<String>| {
+        let v = v.unwrap_or(Decimal::from(default));
+        if v < Decimal::ZERO || v > Decimal::from(100) {
+            errors.push(format!(
+                "{file}: job {label}: `{key}` must be between 0 and 100"
+            ));
+        }
+        v
+    };
+    let max_shrink_pct = pct(rj.max_shrink_pct, "max_shrink_pct", 50, errors);
+    let max_zeroed_pct = pct(rj.max_zeroed_pct, "max_zeroed_pct", 30, errors);
+    if errors.len() - mapping_errors_len != before || (rj.mapping.is_some() && mapping.is_none()) {
+        return None;
+    }
+    Some(JobSettings {
+        name,
+        store,
+        kind,
+        schedule_text,
+        schedule,
+        source,
+        mapping_path,
+        mapping,
+        max_shrink_pct,
+        max_zeroed_pct,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn five_and_six_field_schedules() {
+        assert!(parse_schedule("*/10 * * * *").is_ok());
+        assert!(parse_schedule("0 0 0 27 11 *").is_ok());
+        assert!(parse_schedule("* *").is_err());
+        assert!(parse_schedule("61 * * * *").is_err());
+    }
+
+    #[test]
+    fn env_expansion_names_missing_vars() {
+        // SAFETY: single-threaded use of a variable name no other test touches.
+        unsafe { std::env::set_var("YS_TEST_PRESENT", "abc") };
+        assert_eq!(expand_env("x${YS_TEST_PRESENT}y").unwrap(), "xabcy");
+        assert_eq!(
+            expand_env("${YS_TEST_ABSENT_1}${YS_TEST_ABSENT_2}").unwrap_err(),
+            vec!["YS_TEST_ABSENT_1", "YS_TEST_ABSENT_2"]
+        );
+    }
+}

@@ -1,0 +1,63 @@
+//! Serde mirror of the TOML config file, before validation.
+//!
+//! Every field is optional here so that validation (in `config::mod`) can name every problem at
+//! once instead of stopping at the first missing key. Unknown keys are collected by
+//! `serde_ignored` in the loader, not rejected by serde, for the same reason.
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawConfig {
+    pub state_dir: Option<String>,
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub store: Vec<RawStore>,
+    #[serde(default)]
+    pub job: Vec<RawJob>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawStore {
+    pub name: Option<String>,
+    pub alias: Option<String>,
+    pub base_url: Option<String>,
+    pub user_token: Option<String>,
+    pub user_secret_key: Option<String>,
+    pub limits: Option<RawLimits>,
+    pub max_in_flight: Option<u32>,
+    pub timeout_secs: Option<u64>,
+    pub max_retries: Option<u32>,
+    pub index_full_rescan_hours: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawLimits {
+    pub default: Option<u32>,
+    pub get_skus: Option<u32>,
+    pub get_products: Option<u32>,
+    /// Length of the API's fixed rate-limit window. Yampi's is one minute; the simulator's
+    /// windows can be shorter, and a config pointed at it must say so to pace correctly.
+    pub window_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawJob {
+    pub name: Option<String>,
+    pub store: Option<String>,
+    pub kind: Option<String>,
+    pub schedule: Option<String>,
+    pub source: Option<RawSource>,
+    pub mapping: Option<String>,
+    pub max_shrink_pct: Option<rust_decimal::Decimal>,
+    pub max_zeroed_pct: Option<rust_decimal::Decimal>,
+    pub edit: Option<toml::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawSource {
+    pub path: Option<String>,
+    pub format: Option<String>,
+    pub sheet: Option<String>,
+    /// How long a file's size and mtime must stay still before it is read.
+    pub settle_ms: Option<u64>,
+}

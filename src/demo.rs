@@ -1,0 +1,143 @@
+//! `yampi-sync demo`: the embedded default (SPEC §9).
+//!
+//! Starts the bundled simulator on a loopback port with a sample catalog (100 products, 300
+//! SKUs, two warehouses), then syncs the sample ERP exports shipped in `config/demo/`: first
+//! the full feed, then the next day's file with a few changes, a bad row and an unknown code,
+//! and prints each summary and report path. The simulator's rate-limit window is one second
+//! instead of one minute (same request counts), so the demo takes seconds, not minutes.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::pipeline::{self, RunOptions};
+use crate::report::{EXIT_FAILED, EXIT_OK};
+use crate::sim::{Faults, SimConfig, SimLimits, Simulator, sample_catalog};
+
+const DEMO_CONFIG: &str = include_str!("../config/demo/yampi-sync.toml");
+const DEMO_MAPPING: &str = include_str!("../config/demo/stock.toml");
+const FEED_DAY1: &[u8] = include_bytes!("../config/demo/estoque-1.csv");
+const FEED_DAY2: &[u8] = include_bytes!("../config/demo/estoque-2.csv");
+const DEMO_TOKEN: &str = "demo-user-token";
+const DEMO_SECRET: &str = "demo-secret-key";
+
+pub async fn run(state_dir: Option<&Path>) -> i32 {
+    match run_inner(state_dir).await {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!("error: the demo failed: {e}");
+            EXIT_FAILED
+        }
+    }
+}
+
+async fn run_inner(state_dir: Option<&Path>) -> Result<(), String> {
+    let sim = Simulator::start(
+        SimConfig {
+            alias: "loja-demo".into(),
+            user_token: DEMO_TOKEN.into(),
+            user_secret_key: DEMO_SECRET.into(),
+            window: Duration::from_secs(1),
+            limits: SimLimits::default(),
+            faults: Faults::default(),
+        },
+        sample_catalog(100, 3, 7),
+    )
+    .await
+    .map_err(|e| format!("cannot start the simulator: {e}"))?;
+    println!(
+        "Yampi simulator listening on {} (sample catalog: 100 products, 300 SKUs, 2 warehouses)",
+        sim.base_url()
+    );
+
+    let dir: PathBuf = match state_dir {
+        Some(d) => d.to_path_buf(),
+        None => tempfile::Builder::new()
+            .prefix("yampi-sync-demo-")
+            .tempdir()
+            .map_err(|e| format!("cannot create a temporary folder: {e}"))?
+            .keep(),
+    };
+    let write = |rel: &str, bytes: &[u8]| -> Result<PathBuf, String> {
+        let p = dir.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        std::fs::write(&p, bytes).map_err(|e| format!("{}: {e}", p.display()))?;
+        Ok(p)
+    };
+    let config_text = DEMO_CONFIG
+        .replace("@BASE_URL@", &sim.base_url())
+        .replace("@STATE_DIR@", &dir.join("state").to_string_lossy())
+        .replace("@USER_TOKEN@", DEMO_TOKEN)
+        .replace("@USER_SECRET_KEY@", DEMO_SECRET);
+    let config_path = write("yampi-sync.toml", config_text.as_bytes())?;
+    // The file holds credentials (the simulator's): readable by its owner only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&config_path, std::fs::Permissions::from_mode(0o600));
+    }
+    write("mappings/stock.toml", DEMO_MAPPING.as_bytes())?;
+    write("erp/estoque-20261121.csv", FEED_DAY1)?;
+
+    let settings = crate::config::load(&config_path, None).map_err(|e| e.to_string())?;
+    let state = crate::state::StateStore::open(&settings.state_dir).map_err(|e| e.to_string())?;
+    let clients = pipeline::clients(&settings)?;
+    let opts = RunOptions::default();
+
+    println!(
+        "\n1) First sync of {}:",
+        dir.join("erp/estoque-20261121.csv").display()
+    );
+    let first = pipeline::run_once(&settings, &state, &clients, &opts).await;
+    for r in &first {
+        println!("   {}", r.summary_line());
+    }
+
+    // The next export: newer file, a few quantities changed, one bad row, one unknown code.
+    std::thread::sleep(Duration::from_millis(20));
+    write("erp/estoque-20261122.csv", FEED_DAY2)?;
+    let writes_before = sim.count("POST", "/stocks/sync");
+    println!(
+        "\n2) Next export, {}:",
+        dir.join("erp/estoque-20261122.csv").display()
+    );
+    let second = pipeline::run_once(&settings, &state, &clients, &opts).await;
+    for r in &second {
+        println!("   {}", r.summary_line());
+        for x in &r.rejected {
+            println!(
+                "   rejected: row {} column {}: {:?} — {}",
+                x.row, x.column, x.value, x.reason
+            );
+        }
+        for u in &r.unmatched {
+            println!("   unmatched: {} (row {}) — {}", u.key, u.row, u.reason);
+        }
+    }
+    println!(
+        "   the simulator received {} stocks/sync request(s) for this export",
+        sim.count("POST", "/stocks/sync") - writes_before
+    );
+
+    println!("\n3) The same export again (nothing changed):");
+    let third = pipeline::run_once(&settings, &state, &clients, &opts).await;
+    for r in &third {
+        println!("   {}", r.summary_line());
+    }
+    println!(
+        "\nState, reports and files are in {}\n(429 answers from the simulator: {})",
+        dir.display(),
+        sim.count_status(429)
+    );
+    let failed = first
+        .iter()
+        .chain(&second)
+        .chain(&third)
+        .any(|r| r.exit_code == EXIT_FAILED);
+    sim.shutdown().await;
+    if failed {
+        return Err("a job failed; see the messages above".into());
+    }
+    Ok(())
+}

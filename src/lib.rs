@@ -1,0 +1,30 @@
+//! yampi-sync keeps a Yampi store's catalog (stock per warehouse, prices) equal to what the
+//! merchant's ERP says, without tripping the API's rate limits and without losing or
+//! double-applying a change.
+//!
+//! # Layout
+//! - [`cli`], [`app`], [`daemon`], [`demo`]: commands and the ways of running them.
+//! - [`config`], [`mapping`]: the TOML config and mapping files, validated all at once.
+//! - [`source`]: ERP files (CSV, XLSX, XLS, ODS) → rows of cells.
+//! - [`pipeline`]: feed → guards → plan → send → checkpoints, one module per stage.
+//! - [`index`]: the SKU index (store SKUs by key), refreshed incrementally.
+//! - [`shop`]: the Yampi API client: throttling, retries, typed calls.
+//! - [`state`]: the sled state store (checkpoints, index, run records), behind one module.
+//! - [`report`]: per-run reports (xlsx) and exit codes.
+//! - [`sim`]: the Yampi simulator used by the tests and `demo`.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod index;
+pub mod mapping;
+pub mod pipeline;
+pub mod report;
+pub mod shop;
+pub mod sim;
+pub mod source;
+pub mod state;
+pub mod telemetry;
+pub mod util;

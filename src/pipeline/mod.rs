@@ -1,0 +1,175 @@
+//! Running jobs: one entry point for `--run-once`, the daemon and `demo`.
+//!
+//! Jobs of one store run one after the other (they share that store's rate-limit budget);
+//! different stores run concurrently. Each job ends with a report file, a run record in the
+//! state store and one summary line in the log, whatever happened.
+
+pub mod feed;
+pub mod plan;
+pub mod stock;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+
+use crate::config::{JobKind, JobSettings, Settings};
+use crate::report::{self, EXIT_FAILED, EXIT_INVALID, RunReport};
+use crate::shop::ShopClient;
+use crate::state::{RunRecord, StateStore};
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub dry_run: bool,
+    pub full: bool,
+    /// Job names to run; empty = all.
+    pub jobs: Vec<String>,
+    /// Show progress bars (one-shot runs on a terminal).
+    pub progress: bool,
+}
+
+/// One HTTP client (and so one rate-limit budget) per store, shared by its jobs.
+pub fn clients(settings: &Settings) -> Result<HashMap<String, Arc<ShopClient>>, String> {
+    settings
+        .stores
+        .iter()
+        .map(|s| Ok((s.name.clone(), Arc::new(ShopClient::new(s.clone())?))))
+        .collect()
+}
+
+/// Runs the selected jobs once; returns their reports in config order.
+pub async fn run_once(
+    settings: &Settings,
+    state: &StateStore,
+    clients: &HashMap<String, Arc<ShopClient>>,
+    opts: &RunOptions,
+) -> Vec<RunReport> {
+    let selected: Vec<&JobSettings> = settings
+        .jobs
+        .iter()
+        .filter(|j| opts.jobs.is_empty() || opts.jobs.contains(&j.name))
+        .collect();
+    let mut by_store: Vec<(String, Vec<&JobSettings>)> = Vec::new();
+    for j in selected {
+        match by_store.iter_mut().find(|(s, _)| *s == j.store) {
+            Some((_, v)) => v.push(j),
+            None => by_store.push((j.store.clone(), vec![j])),
+        }
+    }
+    let per_store = by_store.into_iter().map(|(store, jobs)| async move {
+        let mut out = Vec::new();
+        for job in jobs {
+            let r = match clients.get(&store) {
+                Some(c) => run_job(settings, state, c, job, opts).await,
+                None => {
+                    let mut r = RunReport::new(
+                        &job.name,
+                        &store,
+                        job.kind.as_str(),
+                        opts.dry_run,
+                        opts.full,
+                    );
+                    r.exit_code = EXIT_INVALID;
+                    r.message = format!("store {store} is not configured");
+                    r
+                }
+            };
+            out.push(r);
+        }
+        out
+    });
+    let mut reports: Vec<RunReport> = futures::future::join_all(per_store)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let order: HashMap<&str, usize> = settings
+        .jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.name.as_str(), i))
+        .collect();
+    reports.sort_by_key(|r| order.get(r.job.as_str()).copied().unwrap_or(usize::MAX));
+    reports
+}
+
+/// Runs one job and records it: report file, run record, summary line.
+pub async fn run_job(
+    settings: &Settings,
+    state: &StateStore,
+    client: &ShopClient,
+    job: &JobSettings,
+    opts: &RunOptions,
+) -> RunReport {
+    let clock = Instant::now();
+    let before = client.request_counts();
+    let limited_before = client.limiter().rate_limited_total();
+    let mut report = RunReport::new(
+        &job.name,
+        &job.store,
+        job.kind.as_str(),
+        opts.dry_run,
+        opts.full,
+    );
+    match job.kind {
+        JobKind::Stock => stock::run(job, client, state, opts, &mut report).await,
+        other => {
+            report.exit_code = EXIT_INVALID;
+            report.message = format!(
+                "kind \"{}\" is not supported by this version",
+                other.as_str()
+            );
+        }
+    }
+    report.finished_at = Utc::now();
+    let after = client.request_counts();
+    report.requests = after
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let d = v - before.get(&k).copied().unwrap_or(0);
+            (d > 0).then_some((k, d))
+        })
+        .collect();
+    report.rate_limited = client.limiter().rate_limited_total() - limited_before;
+
+    // A run skipped because the source did not change leaves no report file.
+    if !report.skipped {
+        let path = report::xlsx::report_path(&settings.state_dir, &report);
+        let to_write = report.clone();
+        let p = path.clone();
+        match tokio::task::spawn_blocking(move || report::xlsx::write(&p, &to_write)).await {
+            Ok(Ok(())) => report.report_path = Some(path),
+            Ok(Err(e)) => tracing::error!(job = %job.name, "{e}"),
+            Err(e) => tracing::error!(job = %job.name, "writing the report failed: {e}"),
+        }
+    }
+    let rec = RunRecord {
+        v: 1,
+        job: job.name.clone(),
+        started_at: report.started_at,
+        duration_ms: clock.elapsed().as_millis() as u64,
+        exit_code: report.exit_code,
+        changed: report.changed_skus(),
+        rejected: report.rejected.len() as u64 + report.products_failed,
+        unmatched: report.unmatched.len() as u64,
+        requests: report.total_requests(),
+        message: report.message.clone(),
+        report: report.report_path.as_ref().map(|p| p.display().to_string()),
+    };
+    if let Err(e) = state.record_run(&rec) {
+        tracing::error!(job = %job.name, "cannot record the run: {e}");
+    }
+    if let Err(e) = state.flush().await {
+        tracing::error!(job = %job.name, "cannot flush the state store: {e}");
+    }
+    let line = report.summary_line();
+    match report.exit_code {
+        0 => tracing::info!(job = %job.name, exit = report.exit_code, "{line}"),
+        EXIT_FAILED | EXIT_INVALID => {
+            tracing::error!(job = %job.name, exit = report.exit_code, "{line}")
+        }
+        _ => tracing::warn!(job = %job.name, exit = report.exit_code, "{line}"),
+    }
+    report
+}

@@ -1,0 +1,175 @@
+//! The stock plan: feed × SKU index × last pushed values → one `stocks/sync` per product.
+//!
+//! Pure. A change is a value that differs from what this job last pushed successfully, not from
+//! the store's live value (sales the ERP has not seen yet are not undone), unless `full`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::index::KeyMatch;
+use crate::mapping::{MatchField, Missing, StockMapping, StockTarget, normalize_key};
+use crate::report::ChangeRow;
+use crate::shop::model::IndexedSku;
+use crate::state::{Pushed, StockEntry};
+
+use super::feed::StockFeed;
+
+#[derive(Debug, Default)]
+pub struct StockPlan {
+    /// Product id → the entries of its one `stocks/sync` request.
+    pub products: BTreeMap<u64, Vec<StockEntry>>,
+    pub changes: Vec<ChangeRow>,
+    /// SKUs with a desired value (matched, plus those zeroed by `missing = "zero"`).
+    pub matched_skus: u64,
+    /// SKUs whose total stock would drop from above zero to zero.
+    pub zeroed_skus: u64,
+}
+
+impl StockPlan {
+    pub fn entries(&self) -> usize {
+        self.products.values().map(Vec::len).sum()
+    }
+}
+
+pub struct PlanInput<'a> {
+    pub feed: &'a StockFeed,
+    pub skus: &'a HashMap<u64, IndexedSku>,
+    pub lookup: &'a HashMap<String, KeyMatch>,
+    pub match_field: MatchField,
+    pub pushed: &'a HashMap<(u64, u64), Pushed>,
+    pub mapping: &'a StockMapping,
+    /// The store's default stock id, for `quantity = "COLUMN"`.
+    pub default_stock: u64,
+    pub full: bool,
+}
+
+/// What one SKU should hold: (key as written, quantity per stock id, min quantity).
+type Desired = (String, Vec<(u64, i64)>, i64);
+
+fn target_id(t: StockTarget, default_stock: u64) -> u64 {
+    match t {
+        StockTarget::Default => default_stock,
+        StockTarget::Stock(id) => id,
+    }
+}
+
+pub fn plan_stock(input: &PlanInput<'_>) -> StockPlan {
+    let mut plan = StockPlan::default();
+    let reserve = input.mapping.reserve;
+    let mut desired: BTreeMap<u64, Desired> = input
+        .feed
+        .rows
+        .iter()
+        .map(|(id, row)| {
+            let values = row
+                .quantities
+                .iter()
+                .map(|(t, q)| (target_id(*t, input.default_stock), (q - reserve).max(0)))
+                .collect();
+            (*id, (row.key.clone(), values, row.min_quantity))
+        })
+        .collect();
+
+    if input.mapping.missing == Missing::Zero {
+        let targets: Vec<u64> = input
+            .mapping
+            .columns
+            .iter()
+            .map(|(t, _)| target_id(*t, input.default_stock))
+            .collect();
+        let min = match input.mapping.min_quantity {
+            crate::mapping::MinQuantity::Fixed(n) => n,
+            crate::mapping::MinQuantity::Column(_) => 0,
+        };
+        for s in input.skus.values() {
+            if desired.contains_key(&s.id) {
+                continue;
+            }
+            let key = match input.match_field {
+                MatchField::Sku => Some(s.sku.as_str()),
+                MatchField::ErpId => s.erp_id.as_deref(),
+                MatchField::Barcode => s.barcode.as_deref(),
+            };
+            // A SKU without a key can never be in the feed, and a key on a rejected row or shared
+            // by several SKUs is not "missing": none of those is zeroed.
+            let Some(norm) = key.map(normalize_key).filter(|k| !k.is_empty()) else {
+                continue;
+            };
+            if input.feed.rejected_keys.contains(&norm)
+                || !matches!(input.lookup.get(&norm), Some(KeyMatch::One(_)))
+            {
+                continue;
+            }
+            desired.insert(
+                s.id,
+                (
+                    key.unwrap_or_default().to_string(),
+                    targets.iter().map(|t| (*t, 0)).collect(),
+                    min,
+                ),
+            );
+        }
+    }
+
+    for (sku_id, (key, values, min)) in desired {
+        let Some(sku) = input.skus.get(&sku_id) else {
+            continue;
+        };
+        plan.matched_skus += 1;
+        let new_total: i64 = values.iter().map(|(_, q)| q).sum();
+        let old: Vec<Option<Pushed>> = values
+            .iter()
+            .map(|(st, _)| input.pushed.get(&(sku_id, *st)).copied())
+            .collect();
+        let old_total = if old.iter().all(Option::is_some) {
+            Some(old.iter().flatten().map(|p| p.quantity).sum::<i64>())
+        } else {
+            sku.total_in_stock
+        };
+        if new_total == 0 && old_total.is_some_and(|t| t > 0) {
+            plan.zeroed_skus += 1;
+        }
+        for ((stock_id, quantity), prev) in values.into_iter().zip(old) {
+            let entry = StockEntry {
+                sku_id,
+                stock_id,
+                quantity,
+                min_quantity: min,
+            };
+            let unchanged = prev
+                == Some(Pushed {
+                    quantity,
+                    min_quantity: min,
+                });
+            if unchanged && !input.full {
+                continue;
+            }
+            plan.products.entry(sku.product_id).or_default().push(entry);
+            let qty_changed = prev.is_none_or(|p| p.quantity != quantity) || input.full;
+            if qty_changed {
+                plan.changes.push(ChangeRow {
+                    key: key.clone(),
+                    sku_id,
+                    product_id: sku.product_id,
+                    field: format!("quantity (stock {stock_id})"),
+                    old: prev.map(|p| p.quantity.to_string()),
+                    new: quantity.to_string(),
+                    outcome: "planned".into(),
+                });
+            }
+            if let Some(p) = prev
+                && p.min_quantity != min
+            {
+                plan.changes.push(ChangeRow {
+                    key: key.clone(),
+                    sku_id,
+                    product_id: sku.product_id,
+                    field: format!("min_quantity (stock {stock_id})"),
+                    old: Some(p.min_quantity.to_string()),
+                    new: min.to_string(),
+                    outcome: "planned".into(),
+                });
+            }
+        }
+    }
+    plan
+}

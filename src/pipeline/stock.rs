@@ -1,0 +1,481 @@
+//! A `kind = "stock"` run (SPEC §5): source → guards → index → plan → send → checkpoints → report.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use rust_decimal::Decimal;
+
+use crate::config::JobSettings;
+use crate::index::{self, SkuIndex};
+use crate::mapping::StockTarget;
+use crate::report::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_REJECTED, RunReport};
+use crate::shop::{ApiError, ShopClient};
+use crate::state::{StateError, StateStore, StockEntry};
+
+use super::RunOptions;
+use super::feed::{StockFeed, check_columns, read_stock_feed};
+use super::plan::{PlanInput, StockPlan, plan_stock};
+
+pub const SYNC_ROUTE: &str = "POST catalog/products/{id}/stocks/sync";
+
+/// Runs one stock job; never panics on bad input, every outcome ends up in the report.
+pub async fn run(
+    job: &JobSettings,
+    client: &ShopClient,
+    state: &StateStore,
+    opts: &RunOptions,
+    report: &mut RunReport,
+) {
+    match run_inner(job, client, state, opts, report).await {
+        Ok(()) => {}
+        Err((code, message)) => {
+            report.exit_code = code;
+            report.message = message;
+        }
+    }
+}
+
+type Fail = (i32, String);
+
+fn fail(code: i32, message: impl Into<String>) -> Fail {
+    (code, message.into())
+}
+
+async fn run_inner(
+    job: &JobSettings,
+    client: &ShopClient,
+    state: &StateStore,
+    opts: &RunOptions,
+    report: &mut RunReport,
+) -> Result<(), Fail> {
+    let source = job
+        .source
+        .clone()
+        .ok_or_else(|| fail(EXIT_INVALID, "the job has no source"))?;
+    let mapping = job
+        .mapping
+        .clone()
+        .ok_or_else(|| fail(EXIT_INVALID, "the job has no mapping"))?;
+    let stock_mapping = mapping
+        .stock
+        .clone()
+        .ok_or_else(|| fail(EXIT_INVALID, "the mapping has no [stock] section"))?;
+    let state_err = |e: StateError| fail(EXIT_FAILED, e.to_string());
+
+    // 1. The source: newest stable file, skipped when already synced.
+    let picked = {
+        let pattern = source.path.clone();
+        let settle = source.settle;
+        tokio::task::spawn_blocking(move || crate::source::pick_newest(&pattern, settle))
+            .await
+            .map_err(|e| fail(EXIT_FAILED, format!("reading the source failed: {e}")))?
+            .map_err(|e| fail(EXIT_INVALID, e.to_string()))?
+    };
+    for p in &picked.skipped_unstable {
+        tracing::info!(job = %job.name, file = %p.display(), "Skipping a file that is still being written");
+    }
+    let Some(path) = picked.path else {
+        return Err(fail(
+            EXIT_INVALID,
+            format!("no finished file matches the source path {}", source.path),
+        ));
+    };
+    report.source_file = Some(path.clone());
+    let hash = {
+        let p = path.clone();
+        tokio::task::spawn_blocking(move || crate::source::content_hash(&p))
+            .await
+            .map_err(|e| fail(EXIT_FAILED, e.to_string()))?
+            .map_err(|e| fail(EXIT_INVALID, e.to_string()))?
+    };
+    report.source_hash = Some(hash.clone());
+    let mut record = state.job_record(&job.name).map_err(state_err)?;
+    if !opts.full && record.last_synced_hash.as_deref() == Some(hash.as_str()) {
+        report.message = format!(
+            "{} is unchanged since the last complete sync; nothing to do",
+            path.display()
+        );
+        report.exit_code = EXIT_OK;
+        report.skipped = true;
+        return Ok(());
+    }
+
+    // Columns first: a source the mapping does not fit is exit 2 before any request.
+    {
+        let p = path.clone();
+        let m = mapping.clone();
+        let (format, sheet) = (source.format, source.sheet.clone());
+        tokio::task::spawn_blocking(move || check_columns(&p, format, sheet.as_deref(), &m))
+            .await
+            .map_err(|e| fail(EXIT_FAILED, format!("reading the source failed: {e}")))?
+            .map_err(|e| fail(EXIT_INVALID, e.to_string()))?;
+    }
+
+    // 2. The store side: logistics stocks and the SKU index.
+    let stocks = client
+        .logistics_stocks()
+        .await
+        .map_err(|e| fail(EXIT_FAILED, format!("cannot list the store's stocks: {e}")))?;
+    let default_stock = match stock_mapping.default_stock_id {
+        Some(id) => id,
+        None => stocks
+            .iter()
+            .min_by_key(|s| (s.priority, s.id))
+            .map(|s| s.id)
+            .unwrap_or(0),
+    };
+    let mut unknown: Vec<u64> = stock_mapping
+        .columns
+        .iter()
+        .map(|(t, _)| match t {
+            StockTarget::Default => default_stock,
+            StockTarget::Stock(id) => *id,
+        })
+        .filter(|id| !stocks.iter().any(|s| s.id == *id))
+        .collect();
+    unknown.dedup();
+    if !unknown.is_empty() {
+        let known: Vec<String> = stocks
+            .iter()
+            .map(|s| format!("{} ({})", s.id, s.name))
+            .collect();
+        return Err(fail(
+            EXIT_FAILED,
+            format!(
+                "the mapping {} names stock_id {} but the store's stocks are: {}",
+                mapping.path.display(),
+                unknown
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        ));
+    }
+    let sku_index: SkuIndex = index::refresh(client, state, false, |_, _| {})
+        .await
+        .map_err(|e| fail(EXIT_FAILED, format!("cannot refresh the SKU index: {e}")))?;
+    let lookup = Arc::new(sku_index.lookup(mapping.match_field));
+
+    // 3. The feed, matched while it streams in.
+    let feed: StockFeed = {
+        let p = path.clone();
+        let m = mapping.clone();
+        let l = lookup.clone();
+        let (format, sheet) = (source.format, source.sheet.clone());
+        tokio::task::spawn_blocking(move || read_stock_feed(&p, format, sheet.as_deref(), &m, &l))
+            .await
+            .map_err(|e| fail(EXIT_FAILED, format!("reading the source failed: {e}")))?
+            .map_err(|e| fail(EXIT_INVALID, e.to_string()))?
+    };
+    report.rows_read = feed.rows_read;
+    report.rows_valid = feed.rows_valid;
+    report.rejected = feed.rejected.clone();
+    report.unmatched = feed.unmatched.clone();
+
+    // Guards that need only the feed.
+    if feed.rows_valid == 0 {
+        return Err(fail(
+            EXIT_FAILED,
+            format!(
+                "guard: {} has no valid rows; nothing was sent",
+                path.display()
+            ),
+        ));
+    }
+    if let Some(last) = record.last_good_rows
+        && last > 0
+    {
+        let now = Decimal::from(feed.rows_valid);
+        let last_d = Decimal::from(last);
+        let shrink = (last_d - now) * Decimal::from(100) / last_d;
+        if shrink > job.max_shrink_pct {
+            return Err(fail(
+                EXIT_FAILED,
+                format!(
+                    "guard: the feed shrank {}% ({} valid rows, {} last time; max_shrink_pct = {}); nothing was sent",
+                    shrink.round_dp(1),
+                    feed.rows_valid,
+                    last,
+                    job.max_shrink_pct
+                ),
+            ));
+        }
+    }
+    let pushed = state.pushed_load(&job.name).map_err(state_err)?;
+
+    // 4. Plan.
+    let plan: StockPlan = plan_stock(&PlanInput {
+        feed: &feed,
+        skus: &sku_index.skus,
+        lookup: &lookup,
+        match_field: mapping.match_field,
+        pushed: &pushed,
+        mapping: &stock_mapping,
+        default_stock,
+        full: opts.full,
+    });
+    report.matched_skus = plan.matched_skus;
+    report.changes = plan.changes.clone();
+    let writes = plan.products.len() as u64;
+    report.plan = vec![(SYNC_ROUTE.to_string(), writes)];
+    // The quota of a window can be spent at once; each further `limit` requests wait a window.
+    let limits = client.limiter().limits;
+    report.plan_eta_secs =
+        (writes.saturating_sub(1) / u64::from(limits.default)) as f64 * limits.window.as_secs_f64();
+
+    // 5. The zero guard, once matching is known.
+    if plan.matched_skus > 0 {
+        let pct =
+            Decimal::from(plan.zeroed_skus) * Decimal::from(100) / Decimal::from(plan.matched_skus);
+        if pct > job.max_zeroed_pct {
+            return Err(fail(
+                EXIT_FAILED,
+                format!(
+                    "guard: {} of {} matched SKUs ({}%) would drop to zero stock (max_zeroed_pct = {}); nothing was sent",
+                    plan.zeroed_skus,
+                    plan.matched_skus,
+                    pct.round_dp(1),
+                    job.max_zeroed_pct
+                ),
+            ));
+        }
+    }
+    record.last_good_rows = Some(feed.rows_valid);
+
+    tracing::info!(
+        job = %job.name,
+        products = writes,
+        entries = plan.entries(),
+        eta_secs = report.plan_eta_secs.round() as u64,
+        "Plan: {writes} × {SYNC_ROUTE}"
+    );
+    if opts.dry_run {
+        for c in report.changes.iter_mut() {
+            c.outcome = "planned (dry run)".into();
+        }
+        report.message = format!("dry run: {writes} stocks/sync requests planned");
+        finish_code(report);
+        return Ok(());
+    }
+
+    // 6. Send, checkpointing each success.
+    let failed = send_plan(job, client, state, opts, plan, report).await?;
+    if failed == 0 {
+        record.last_synced_hash = Some(hash);
+        record.last_synced_file = Some(path.display().to_string());
+    }
+    state
+        .set_job_record(&job.name, &record)
+        .map_err(state_err)?;
+    if report.exit_code != EXIT_FAILED {
+        finish_code(report);
+    }
+    Ok(())
+}
+
+fn finish_code(report: &mut RunReport) {
+    let refused = !report.rejected.is_empty() || report.products_failed > 0;
+    report.exit_code = if refused { EXIT_REJECTED } else { EXIT_OK };
+    if report.message.is_empty() {
+        report.message = if refused {
+            "done, with rejected items".into()
+        } else {
+            "done".into()
+        };
+    }
+}
+
+/// Sends every product's `stocks/sync`; returns how many failed. Stops early (exit 3) when
+/// the store refuses the credentials or stays unreachable.
+async fn send_plan(
+    job: &JobSettings,
+    client: &ShopClient,
+    state: &StateStore,
+    opts: &RunOptions,
+    plan: StockPlan,
+    report: &mut RunReport,
+) -> Result<u64, Fail> {
+    let state_err = |e: StateError| fail(EXIT_FAILED, e.to_string());
+    let mut products = plan.products;
+
+    // Writes left in flight by a run that died: when the store already holds exactly those
+    // values, checkpoint them instead of sending them again.
+    let intents = state.intents_load(&job.name).map_err(state_err)?;
+    let mut outcomes: HashMap<u64, String> = HashMap::new();
+    for (product, entries) in intents {
+        if products.get(&product) == Some(&entries) {
+            match client.product_stocks(product).await {
+                Ok(live) => {
+                    let all_there = entries.iter().all(|e| {
+                        live.iter().any(|l| {
+                            l.sku_id == e.sku_id
+                                && l.stock_id == e.stock_id
+                                && l.quantity == e.quantity
+                                && l.min_quantity == e.min_quantity
+                        })
+                    });
+                    if all_there {
+                        state
+                            .checkpoint_stock(&job.name, product, &entries)
+                            .await
+                            .map_err(state_err)?;
+                        products.remove(&product);
+                        outcomes.insert(
+                            product,
+                            "already applied (checked after an interrupted run)".into(),
+                        );
+                        report.products_written += 1;
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(job = %job.name, product, error = %e, "Cannot check an interrupted write; sending it again");
+                }
+            }
+        }
+        state.intent_clear(&job.name, product).map_err(state_err)?;
+    }
+
+    let progress = opts.progress.then(|| {
+        let pb = indicatif::ProgressBar::new(products.len() as u64);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {pos}/{len} products, ETA {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        pb.set_message(job.name.clone());
+        pb
+    });
+
+    let stop: AtomicBool = AtomicBool::new(false);
+    let stop_reason: Mutex<Option<String>> = Mutex::new(None);
+    let stale_index = AtomicBool::new(false);
+    let concurrency = client.store().max_in_flight;
+    let results: Vec<(u64, Result<(), String>)> = futures::stream::iter(products)
+        .map(|(product, entries)| {
+            let stop = &stop;
+            let stop_reason = &stop_reason;
+            let stale_index = &stale_index;
+            let progress = &progress;
+            async move {
+                if stop.load(Ordering::SeqCst) {
+                    let why = stop_reason
+                        .lock()
+                        .expect("reason")
+                        .clone()
+                        .unwrap_or_default();
+                    return (product, Err(format!("not sent: the job stopped ({why})")));
+                }
+                let r = send_one(job, client, state, product, &entries).await;
+                if let Err(e) = &r {
+                    if e.stops_job() {
+                        stop.store(true, Ordering::SeqCst);
+                        stop_reason
+                            .lock()
+                            .expect("reason")
+                            .get_or_insert(e.to_string());
+                    }
+                    if matches!(e.status(), Some(404 | 422)) {
+                        stale_index.store(true, Ordering::SeqCst);
+                    }
+                }
+                if let Some(pb) = progress {
+                    pb.inc(1);
+                }
+                (product, r.map_err(|e| e.to_string()))
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    if let Some(pb) = progress {
+        pb.finish_and_clear();
+    }
+    if stale_index.load(Ordering::SeqCst) {
+        let _ = index::invalidate(state, &client.store().name);
+    }
+
+    let mut failed = 0u64;
+    for (product, r) in results {
+        match r {
+            Ok(()) => {
+                report.products_written += 1;
+                outcomes.insert(product, "applied".into());
+            }
+            Err(msg) => {
+                failed += 1;
+                outcomes.insert(product, msg);
+            }
+        }
+    }
+    report.products_failed = failed;
+    for c in report.changes.iter_mut() {
+        if let Some(o) = outcomes.get(&c.product_id) {
+            c.outcome = o.clone();
+        }
+    }
+    if let Some(why) = stop_reason.into_inner().expect("reason") {
+        report.exit_code = EXIT_FAILED;
+        report.message = format!("stopped: {why}");
+    }
+    Ok(failed)
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("cannot record the checkpoint: {0}")]
+    State(#[from] StateError),
+}
+
+impl SendError {
+    /// Nothing else in this run can succeed: stop sending.
+    fn stops_job(&self) -> bool {
+        match self {
+            SendError::Api(e) => e.is_fatal_for_store(),
+            SendError::State(_) => true,
+        }
+    }
+
+    fn status(&self) -> Option<u16> {
+        match self {
+            SendError::Api(e) => e.status(),
+            SendError::State(_) => None,
+        }
+    }
+}
+
+async fn send_one(
+    job: &JobSettings,
+    client: &ShopClient,
+    state: &StateStore,
+    product: u64,
+    entries: &[StockEntry],
+) -> Result<(), SendError> {
+    state.intent_record(&job.name, product, entries).await?;
+    match client.stocks_sync(product, entries).await {
+        Ok(()) => {
+            state.checkpoint_stock(&job.name, product, entries).await?;
+            Ok(())
+        }
+        Err(e) => {
+            // A refusal with a status was not applied; a transport failure may have been, and the
+            // next run checks it against the store before sending again.
+            if e.status().is_some() {
+                let _ = state.intent_clear(&job.name, product);
+            }
+            Err(e.into())
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! What a run did, item by item: the data behind the xlsx report, the log summary and `status`.
+//!
+//! A rejected row or a failed item is data here, not an error that aborts the run.
+
+pub mod xlsx;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+
+/// Exit codes of SPEC §1.
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_INVALID: i32 = 2;
+pub const EXIT_FAILED: i32 = 3;
+pub const EXIT_REJECTED: i32 = 4;
+
+/// The code of several results: a whole failure outranks invalid input, which outranks
+/// rejected items.
+pub fn worst_exit(codes: impl IntoIterator<Item = i32>) -> i32 {
+    let rank = |c: i32| match c {
+        EXIT_FAILED => 3,
+        EXIT_INVALID => 2,
+        EXIT_REJECTED => 1,
+        _ => 0,
+    };
+    codes
+        .into_iter()
+        .max_by_key(|c| rank(*c))
+        .unwrap_or(EXIT_OK)
+}
+
+#[derive(Debug, Clone)]
+pub struct ChangeRow {
+    pub key: String,
+    pub sku_id: u64,
+    pub product_id: u64,
+    pub field: String,
+    pub old: Option<String>,
+    pub new: String,
+    pub outcome: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RejectedRow {
+    pub file: String,
+    pub row: u64,
+    pub column: String,
+    pub value: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct UnmatchedKey {
+    pub key: String,
+    pub row: u64,
+    /// Shared between rows where it can be: an export may carry many keys the store lacks.
+    pub reason: Cow<'static, str>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub job: String,
+    pub store: String,
+    pub kind: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub dry_run: bool,
+    pub full: bool,
+    /// The source had not changed since the last complete sync: nothing was read or sent.
+    pub skipped: bool,
+    pub source_file: Option<PathBuf>,
+    pub source_hash: Option<String>,
+    pub rows_read: u64,
+    pub rows_valid: u64,
+    pub matched_skus: u64,
+    pub products_written: u64,
+    pub products_failed: u64,
+    pub changes: Vec<ChangeRow>,
+    pub rejected: Vec<RejectedRow>,
+    pub unmatched: Vec<UnmatchedKey>,
+    /// Requests sent per `METHOD route` (every attempt).
+    pub requests: BTreeMap<String, u64>,
+    /// 429 answers seen (should stay 0).
+    pub rate_limited: u64,
+    /// Planned writes per route and the time the rate limits make them take (dry run and plan).
+    pub plan: Vec<(String, u64)>,
+    pub plan_eta_secs: f64,
+    pub exit_code: i32,
+    pub message: String,
+    pub report_path: Option<PathBuf>,
+}
+
+impl RunReport {
+    pub fn new(job: &str, store: &str, kind: &str, dry_run: bool, full: bool) -> Self {
+        let now = Utc::now();
+        Self {
+            job: job.into(),
+            store: store.into(),
+            kind: kind.into(),
+            started_at: now,
+            finished_at: now,
+            dry_run,
+            full,
+            skipped: false,
+            source_file: None,
+            source_hash: None,
+            rows_read: 0,
+            rows_valid: 0,
+            matched_skus: 0,
+            products_written: 0,
+            products_failed: 0,
+            changes: Vec::new(),
+            rejected: Vec::new(),
+            unmatched: Vec::new(),
+            requests: BTreeMap::new(),
+            rate_limited: 0,
+            plan: Vec::new(),
+            plan_eta_secs: 0.0,
+            exit_code: EXIT_OK,
+            message: String::new(),
+            report_path: None,
+        }
+    }
+
+    /// Distinct SKUs with at least one change.
+    pub fn changed_skus(&self) -> u64 {
+        let mut ids: Vec<u64> = self.changes.iter().map(|c| c.sku_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len() as u64
+    }
+
+    pub fn total_requests(&self) -> u64 {
+        self.requests.values().sum()
+    }
+
+    /// The one-line summary logged at the end of every run.
+    pub fn summary_line(&self) -> String {
+        let mut s = format!(
+            "job {}: {} — {} SKUs changed in {} products ({} failed), {} rows read, {} rejected, {} unmatched, {} requests, {} × 429, exit {}",
+            self.job,
+            if self.message.is_empty() {
+                "done"
+            } else {
+                &self.message
+            },
+            self.changed_skus(),
+            self.products_written,
+            self.products_failed,
+            self.rows_read,
+            self.rejected.len(),
+            self.unmatched.len(),
+            self.total_requests(),
+            self.rate_limited,
+            self.exit_code,
+        );
+        if self.dry_run {
+            s.push_str(" (dry run: nothing sent)");
+        }
+        if let Some(p) = &self.report_path {
+            s.push_str(&format!(", report {}", p.display()));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_precedence() {
+        assert_eq!(worst_exit([0, 4, 0]), 4);
+        assert_eq!(worst_exit([4, 3]), 3);
+        assert_eq!(worst_exit([2, 4]), 2);
+        assert_eq!(worst_exit([]), 0);
+    }
+}

@@ -1,0 +1,167 @@
+//! The run report as an .xlsx workbook: Summary, Changes, Rejected rows, Unmatched keys (SPEC §8).
+//!
+//! Written to a temporary file beside the target and renamed, so a crash never leaves a
+//! half-written report under its final name.
+
+use std::path::{Path, PathBuf};
+
+use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
+
+use super::RunReport;
+
+/// `state_dir/reports/<job>/<UTC timestamp>.xlsx`
+pub fn report_path(state_dir: &Path, report: &RunReport) -> PathBuf {
+    let stamp = report.started_at.format("%Y%m%dT%H%M%S%.3fZ");
+    state_dir
+        .join("reports")
+        .join(sanitize(&report.job))
+        .join(format!("{stamp}.xlsx"))
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+pub fn write(path: &Path, report: &RunReport) -> Result<(), String> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create the report folder {}: {e}", dir.display()))?;
+    let tmp = path.with_extension("xlsx.tmp");
+    build(report)
+        .and_then(|mut wb| wb.save(&tmp))
+        .map_err(|e| format!("cannot write the report {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| format!("cannot move the report into {}: {e}", path.display()))
+}
+
+fn header(ws: &mut Worksheet, cols: &[(&str, f64)], bold: &Format) -> Result<(), XlsxError> {
+    for (i, (name, width)) in cols.iter().enumerate() {
+        ws.write_string_with_format(0, i as u16, *name, bold)?;
+        ws.set_column_width(i as u16, *width)?;
+    }
+    ws.set_freeze_panes(1, 0)?;
+    Ok(())
+}
+
+fn build(r: &RunReport) -> Result<Workbook, XlsxError> {
+    let mut wb = Workbook::new();
+    let bold = Format::new().set_bold();
+
+    let ws = wb.add_worksheet().set_name("Summary")?;
+    ws.set_column_width(0, 28)?;
+    ws.set_column_width(1, 70)?;
+    let rows: Vec<(&str, String)> = vec![
+        ("Job", r.job.clone()),
+        ("Store", r.store.clone()),
+        ("Kind", r.kind.clone()),
+        ("Started (UTC)", r.started_at.to_rfc3339()),
+        ("Finished (UTC)", r.finished_at.to_rfc3339()),
+        ("Result", r.message.clone()),
+        ("Exit code", r.exit_code.to_string()),
+        ("Dry run", if r.dry_run { "yes" } else { "no" }.into()),
+        ("Full push", if r.full { "yes" } else { "no" }.into()),
+        (
+            "Source file",
+            r.source_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        ),
+        (
+            "Source hash (blake3)",
+            r.source_hash.clone().unwrap_or_default(),
+        ),
+        ("Rows read", r.rows_read.to_string()),
+        ("Valid rows", r.rows_valid.to_string()),
+        ("Matched SKUs", r.matched_skus.to_string()),
+        ("Changed SKUs", r.changed_skus().to_string()),
+        ("Products written", r.products_written.to_string()),
+        ("Products failed", r.products_failed.to_string()),
+        ("Rejected rows", r.rejected.len().to_string()),
+        ("Unmatched keys", r.unmatched.len().to_string()),
+        ("Requests sent", r.total_requests().to_string()),
+        ("429 answers", r.rate_limited.to_string()),
+    ];
+    ws.write_string_with_format(0, 0, "Field", &bold)?;
+    ws.write_string_with_format(0, 1, "Value", &bold)?;
+    let mut row = 1u32;
+    for (k, v) in rows {
+        ws.write_string(row, 0, k)?;
+        ws.write_string(row, 1, v)?;
+        row += 1;
+    }
+    for (route, n) in &r.requests {
+        ws.write_string(row, 0, format!("Requests: {route}"))?;
+        ws.write_number(row, 1, *n as f64)?;
+        row += 1;
+    }
+    for (route, n) in &r.plan {
+        ws.write_string(row, 0, format!("Planned: {route}"))?;
+        ws.write_number(row, 1, *n as f64)?;
+        row += 1;
+    }
+
+    let ws = wb.add_worksheet().set_name("Changes")?;
+    header(
+        ws,
+        &[
+            ("key", 20.0),
+            ("sku id", 12.0),
+            ("product id", 12.0),
+            ("field", 22.0),
+            ("old", 12.0),
+            ("new", 12.0),
+            ("outcome", 60.0),
+        ],
+        &bold,
+    )?;
+    for (i, c) in r.changes.iter().enumerate() {
+        let row = i as u32 + 1;
+        ws.write_string(row, 0, &c.key)?;
+        ws.write_number(row, 1, c.sku_id as f64)?;
+        ws.write_number(row, 2, c.product_id as f64)?;
+        ws.write_string(row, 3, &c.field)?;
+        ws.write_string(row, 4, c.old.as_deref().unwrap_or(""))?;
+        ws.write_string(row, 5, &c.new)?;
+        ws.write_string(row, 6, &c.outcome)?;
+    }
+
+    let ws = wb.add_worksheet().set_name("Rejected rows")?;
+    header(
+        ws,
+        &[
+            ("file", 40.0),
+            ("row", 8.0),
+            ("column", 16.0),
+            ("value", 16.0),
+            ("reason", 60.0),
+        ],
+        &bold,
+    )?;
+    for (i, x) in r.rejected.iter().enumerate() {
+        let row = i as u32 + 1;
+        ws.write_string(row, 0, &x.file)?;
+        ws.write_number(row, 1, x.row as f64)?;
+        ws.write_string(row, 2, &x.column)?;
+        ws.write_string(row, 3, &x.value)?;
+        ws.write_string(row, 4, &x.reason)?;
+    }
+
+    let ws = wb.add_worksheet().set_name("Unmatched keys")?;
+    header(ws, &[("key", 24.0), ("row", 8.0), ("reason", 70.0)], &bold)?;
+    for (i, u) in r.unmatched.iter().enumerate() {
+        let row = i as u32 + 1;
+        ws.write_string(row, 0, &u.key)?;
+        ws.write_number(row, 1, u.row as f64)?;
+        ws.write_string(row, 2, u.reason.as_ref())?;
+    }
+    Ok(wb)
+}

@@ -1,0 +1,350 @@
+//! Per-store, per-route-group throttling so yampi-sync never causes a 429 storm.
+//!
+//! Yampi counts requests per route group in fixed windows and tells the client, on every
+//! response, how many it has left (`X-RateLimit-Remaining`, API-NOTES §2). The limiter spends
+//! exactly that budget: a group sends while the last known remaining quota, minus the requests
+//! still in flight, is above zero; at zero it holds until the window it saw start is over (plus a
+//! small margin), then sends a single probe whose answer tells the new budget. With no answer yet
+//! (first request, after a reset, after a 429) only one request is in flight, so the client can
+//! never overshoot a window it has not heard about.
+//!
+//! A governor limiter (`limit` per window, burst `limit`) caps the pace locally as well, so a
+//! server that stops sending the headers still sees no more than the configured rate over time.
+//! A lower `X-RateLimit-Limit` than configured slows that limiter to it. A 429 holds the group for
+//! a whole window.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::config::Limits;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteGroup {
+    /// `GET /catalog/skus*` (30/min documented)
+    GetSkus,
+    /// `GET /catalog/products*` (30/min documented)
+    GetProducts,
+    /// everything else (60/min documented)
+    Default,
+}
+
+impl RouteGroup {
+    pub fn of(method: &reqwest::Method, path: &str) -> RouteGroup {
+        let p = path.trim_start_matches('/');
+        if method == reqwest::Method::GET {
+            if p.starts_with("catalog/skus") {
+                return RouteGroup::GetSkus;
+            }
+            if p.starts_with("catalog/products") {
+                return RouteGroup::GetProducts;
+            }
+        }
+        RouteGroup::Default
+    }
+
+    fn index(self) -> usize {
+        match self {
+            RouteGroup::GetSkus => 0,
+            RouteGroup::GetProducts => 1,
+            RouteGroup::Default => 2,
+        }
+    }
+}
+
+struct WindowState {
+    limit: u32,
+    /// Remaining quota announced by the latest answer; `None` = unknown (probe first).
+    remaining: Option<u32>,
+    /// Requests sent whose answer has not arrived.
+    in_flight: u32,
+    /// No request of this group leaves before this instant.
+    hold_until: Option<Instant>,
+    /// Send time of the first request of the server window we are in, when known.
+    window_start: Option<Instant>,
+}
+
+pub struct GroupLimiter {
+    window: Duration,
+    governor: Mutex<Arc<DefaultDirectRateLimiter>>,
+    state: Mutex<WindowState>,
+    changed: Notify,
+    pub rate_limited: AtomicU64,
+}
+
+fn governor_for(limit: u32, window: Duration) -> Arc<DefaultDirectRateLimiter> {
+    let limit = NonZeroU32::new(limit).unwrap_or(NonZeroU32::MIN);
+    let period = (window / limit.get()).max(Duration::from_nanos(1));
+    let quota = Quota::with_period(period)
+        .expect("period is non-zero")
+        .allow_burst(limit);
+    Arc::new(RateLimiter::direct(quota))
+}
+
+/// What the answer to one request said about the quota.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QuotaAnswer {
+    pub limit: Option<u32>,
+    pub remaining: Option<u32>,
+    pub rate_limited: bool,
+}
+
+/// The right to send one request; give the answer back with `complete`.
+pub struct GroupPermit<'a> {
+    group: &'a GroupLimiter,
+    pub sent_at: Instant,
+    done: bool,
+}
+
+impl GroupPermit<'_> {
+    pub fn complete(mut self, answer: QuotaAnswer) {
+        self.done = true;
+        self.group.complete(self.sent_at, answer);
+    }
+}
+
+impl Drop for GroupPermit<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            // Cancelled or failed without an answer: the request may have counted.
+            self.group.complete(self.sent_at, QuotaAnswer::default());
+        }
+    }
+}
+
+impl GroupLimiter {
+    fn new(limit: u32, window: Duration) -> Self {
+        Self {
+            window,
+            governor: Mutex::new(governor_for(limit, window)),
+            state: Mutex::new(WindowState {
+                limit,
+                remaining: None,
+                in_flight: 0,
+                hold_until: None,
+                window_start: None,
+            }),
+            changed: Notify::new(),
+            rate_limited: AtomicU64::new(0),
+        }
+    }
+
+    /// Safety margin added to estimated window ends, for latency differences between requests.
+    fn margin(&self) -> Duration {
+        (self.window / 50).max(Duration::from_millis(5))
+    }
+
+    /// Waits until this group may send one request.
+    pub async fn acquire(&self) -> GroupPermit<'_> {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let wait_until = {
+                let mut st = self.state.lock().expect("limiter state");
+                let now = Instant::now();
+                match st.hold_until {
+                    Some(h) if h > now => Some(h),
+                    _ => {
+                        let available = match st.remaining {
+                            None => u32::from(st.in_flight == 0),
+                            Some(r) => r.saturating_sub(st.in_flight),
+                        };
+                        if available > 0 {
+                            st.in_flight += 1;
+                            break;
+                        }
+                        None
+                    }
+                }
+            };
+            match wait_until {
+                Some(h) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(h) => {}
+                        _ = &mut notified => {}
+                    }
+                }
+                // Waiting for an answer to arrive; the timeout is a safety net only.
+                None => {
+                    let _ = tokio::time::timeout(self.window, notified).await;
+                }
+            }
+        }
+        let gov = self.governor.lock().expect("limiter").clone();
+        gov.until_ready().await;
+        GroupPermit {
+            group: self,
+            sent_at: Instant::now(),
+            done: false,
+        }
+    }
+
+    fn complete(&self, sent_at: Instant, answer: QuotaAnswer) {
+        let mut st = self.state.lock().expect("limiter state");
+        st.in_flight = st.in_flight.saturating_sub(1);
+        let now = Instant::now();
+        if let Some(l) = answer.limit
+            && l > 0
+            && l < st.limit
+        {
+            tracing::warn!(
+                configured = st.limit,
+                announced = l,
+                "The API announces a lower rate limit than configured; slowing down to it"
+            );
+            st.limit = l;
+            *self.governor.lock().expect("limiter") = governor_for(l, self.window);
+        }
+        let window_end = |st: &WindowState| match st.window_start {
+            Some(ws) if ws + self.window > now => ws + self.window,
+            _ => now + self.window,
+        };
+        if answer.rate_limited {
+            self.rate_limited.fetch_add(1, Ordering::Relaxed);
+            let until = window_end(&st) + self.margin();
+            st.hold_until = Some(st.hold_until.map_or(until, |h| h.max(until)));
+            st.remaining = None;
+            st.window_start = None;
+        } else if let Some(rem) = answer.remaining {
+            let lim = answer.limit.unwrap_or(st.limit);
+            if rem + 1 >= lim {
+                // The first request of a fresh server window.
+                st.window_start = Some(sent_at);
+            }
+            if rem == 0 {
+                let until = window_end(&st) + self.margin();
+                st.hold_until = Some(st.hold_until.map_or(until, |h| h.max(until)));
+                // After the hold, probe with one request to learn the new window's budget.
+                st.remaining = None;
+            } else if st.hold_until.is_none_or(|h| h <= now) {
+                // Answers can arrive out of order: within one window the lowest count is current.
+                st.remaining = Some(match st.remaining {
+                    Some(prev) if rem + 1 < lim => prev.min(rem),
+                    _ => rem,
+                });
+            }
+        } else if let Some(r) = st.remaining.as_mut() {
+            // No headers (transport failure): assume the request counted.
+            *r = r.saturating_sub(1);
+        }
+        drop(st);
+        self.changed.notify_waiters();
+    }
+}
+
+/// The three group limiters of one store.
+pub struct StoreLimiter {
+    groups: [GroupLimiter; 3],
+    pub limits: Limits,
+}
+
+impl StoreLimiter {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            groups: [
+                GroupLimiter::new(limits.get_skus, limits.window),
+                GroupLimiter::new(limits.get_products, limits.window),
+                GroupLimiter::new(limits.default, limits.window),
+            ],
+            limits,
+        }
+    }
+
+    pub fn group(&self, g: RouteGroup) -> &GroupLimiter {
+        &self.groups[g.index()]
+    }
+
+    pub fn rate_limited_total(&self) -> u64 {
+        self.groups
+            .iter()
+            .map(|g| g.rate_limited.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::Method;
+
+    #[test]
+    fn groups_follow_the_documented_table() {
+        assert_eq!(
+            RouteGroup::of(&Method::GET, "catalog/skus"),
+            RouteGroup::GetSkus
+        );
+        assert_eq!(
+            RouteGroup::of(&Method::GET, "/catalog/skus/1/stocks"),
+            RouteGroup::GetSkus
+        );
+        assert_eq!(
+            RouteGroup::of(&Method::GET, "catalog/products/5/stocks"),
+            RouteGroup::GetProducts
+        );
+        assert_eq!(
+            RouteGroup::of(&Method::POST, "catalog/products/5/stocks/sync"),
+            RouteGroup::Default
+        );
+        assert_eq!(
+            RouteGroup::of(&Method::GET, "logistics/stocks"),
+            RouteGroup::Default
+        );
+    }
+
+    fn answer(limit: u32, remaining: u32) -> QuotaAnswer {
+        QuotaAnswer {
+            limit: Some(limit),
+            remaining: Some(remaining),
+            rate_limited: false,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn spends_the_announced_budget_then_holds_for_the_window() {
+        // The governor (real clock) allows a burst of 10; the server's answers drive the rest.
+        let g = GroupLimiter::new(10, Duration::from_secs(60));
+        let t0 = Instant::now();
+        // Unknown budget: one probe at a time.
+        let p = g.acquire().await;
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), g.acquire())
+                .await
+                .is_err(),
+            "a second request must wait for the probe's answer"
+        );
+        p.complete(answer(10, 2));
+        // Two left: both go at once.
+        let a = g.acquire().await;
+        let b = g.acquire().await;
+        assert!(t0.elapsed() < Duration::from_secs(1));
+        a.complete(answer(10, 1));
+        b.complete(answer(10, 0));
+        // Quota spent: the next one waits for the window (60 s from the probe) to end.
+        let c = g.acquire().await;
+        assert!(
+            t0.elapsed() >= Duration::from_secs(60),
+            "{:?}",
+            t0.elapsed()
+        );
+        c.complete(answer(10, 9));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_holds_the_group_for_a_window() {
+        let g = GroupLimiter::new(5, Duration::from_secs(60));
+        let t0 = Instant::now();
+        g.acquire().await.complete(QuotaAnswer {
+            rate_limited: true,
+            ..QuotaAnswer::default()
+        });
+        let _p = g.acquire().await;
+        assert!(t0.elapsed() >= Duration::from_secs(60));
+        assert_eq!(g.rate_limited.load(Ordering::Relaxed), 1);
+    }
+}

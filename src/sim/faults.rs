@@ -1,0 +1,105 @@
+//! Fault injection: the configurable misbehaviours and the seeded draw that picks one per request.
+
+use std::time::Duration;
+
+use rand::Rng;
+use rand::rngs::StdRng;
+
+/// Misbehaviours the simulator can inject. Rates are fractions in `0.0..=1.0`.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// Fraction of requests answered 500/502/503 with `{"message": ...}`; nothing is applied.
+    pub error_rate: f64,
+    /// Fraction of requests whose connection is closed without any response; nothing is applied.
+    pub drop_rate: f64,
+    /// Fraction of write requests (POST/PUT/PATCH/DELETE) that are applied and then dropped.
+    pub apply_then_drop_rate: f64,
+    /// Added before handling each request.
+    pub latency: Duration,
+    /// Pagination numbers as numeric strings and missing links as `""`, as the endpoint docs show.
+    pub string_pagination: bool,
+    /// Answer every request with the documented 429, regardless of quota.
+    pub storm_429: bool,
+    /// Seed of the RNG the faults are drawn from; reseeded whenever faults are set.
+    pub seed: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Fault {
+    None,
+    Error(u16),
+    Drop,
+    ApplyThenDrop,
+}
+
+/// One uniform draw per request, split into consecutive bands (drop, error, apply-then-drop),
+/// so a given seed and request sequence always produce the same faults.
+pub(super) fn draw(faults: &Faults, rng: &mut StdRng, is_write: bool) -> Fault {
+    let rate = |r: f64| {
+        if r.is_finite() {
+            r.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    };
+    let u: f64 = rng.random();
+    let drop = rate(faults.drop_rate);
+    let error = drop + rate(faults.error_rate);
+    let apply_then_drop = error + rate(faults.apply_then_drop_rate);
+    if u < drop {
+        Fault::Drop
+    } else if u < error {
+        Fault::Error([500, 502, 503][rng.random_range(0..3)])
+    } else if is_write && u < apply_then_drop {
+        Fault::ApplyThenDrop
+    } else {
+        Fault::None
+    }
+}
+
+pub(super) fn error_message(status: u16) -> &'static str {
+    match status {
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Server Error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn draws_are_reproducible_and_respect_rates() {
+        let faults = Faults {
+            error_rate: 0.2,
+            drop_rate: 0.1,
+            apply_then_drop_rate: 0.3,
+            seed: 9,
+            ..Faults::default()
+        };
+        let run = || {
+            let mut rng = StdRng::seed_from_u64(faults.seed);
+            (0..2000)
+                .map(|i| draw(&faults, &mut rng, i % 2 == 0))
+                .collect::<Vec<_>>()
+        };
+        let a = run();
+        assert_eq!(a, run());
+        let drops = a.iter().filter(|f| **f == Fault::Drop).count();
+        let errors = a.iter().filter(|f| matches!(f, Fault::Error(_))).count();
+        let atd: Vec<_> = a
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| **f == Fault::ApplyThenDrop)
+            .collect();
+        assert!((150..250).contains(&drops), "{drops}");
+        assert!((320..480).contains(&errors), "{errors}");
+        assert!(atd.iter().all(|(i, _)| i % 2 == 0), "only writes");
+        assert!((220..380).contains(&atd.len()), "{}", atd.len());
+        let none = Faults::default();
+        let mut rng = StdRng::seed_from_u64(1);
+        assert!((0..100).all(|_| draw(&none, &mut rng, true) == Fault::None));
+    }
+}

@@ -1,0 +1,248 @@
+//! ERP source files → rows of cells (SPEC §3).
+//!
+//! CSV (`,` or `;`, UTF-8 or Windows-1252, detected), XLSX (streamed cell by cell), XLS and ODS
+//! (loaded whole: calamine cannot stream them). Headers are matched after trimming, ignoring case
+//! and accents. Only the columns a mapping asks for are handed out, one row at a time, so
+//! callers never hold a parsed table. Picking the newest finished file of a glob and hashing it
+//! live here too.
+
+mod csv;
+mod pick;
+mod sheet;
+
+use std::path::{Path, PathBuf};
+
+pub use pick::{Picked, content_hash, pick_newest};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Csv,
+    Xlsx,
+    Xls,
+    Ods,
+}
+
+impl Format {
+    pub fn from_path(p: &Path) -> Option<Format> {
+        let ext = p.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "csv" | "txt" => Some(Format::Csv),
+            "xlsx" | "xlsm" => Some(Format::Xlsx),
+            "xls" => Some(Format::Xls),
+            "ods" => Some(Format::Ods),
+            _ => None,
+        }
+    }
+}
+
+/// Header normalisation used everywhere: trim, strip accents, lowercase, collapse inner spaces.
+pub fn normalize_header(s: &str) -> String {
+    let plain = if s.is_ascii() {
+        s.to_string()
+    } else {
+        deunicode::deunicode(s)
+    };
+    plain
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// One cell as read. Numbers stay numbers: a spreadsheet's 12.5 is never re-parsed with a
+/// decimal comma. Text is trimmed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell<'a> {
+    Empty,
+    Text(&'a str),
+    Number(f64),
+    Bool(bool),
+    Error(String),
+}
+
+impl Cell<'_> {
+    fn is_blank(&self) -> bool {
+        match self {
+            Cell::Empty => true,
+            Cell::Text(t) => t.is_empty(),
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot read {path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("cannot read {path}: line {line}: {message}")]
+    Csv {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+    #[error("{path} is not a readable {format} file: {message}")]
+    Sheet {
+        path: PathBuf,
+        format: String,
+        message: String,
+    },
+    #[error("{path} has no sheet named \"{sheet}\" (sheets: {available})")]
+    NoSheet {
+        path: PathBuf,
+        sheet: String,
+        available: String,
+    },
+    #[error("{path} is empty: it has no header row")]
+    Empty { path: PathBuf },
+    #[error("{path} lacks the column(s) {} (its columns: {})", quote_list(.missing), quote_list(.available))]
+    MissingColumns {
+        path: PathBuf,
+        missing: Vec<String>,
+        available: Vec<String>,
+    },
+    #[error("{path} has the column \"{column}\" more than once (columns {}); rename one", .positions.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" and "))]
+    DuplicateColumn {
+        path: PathBuf,
+        column: String,
+        positions: Vec<usize>,
+    },
+    #[error(
+        "cannot tell the format of {path} from its extension; set source.format (csv, xlsx, xls, ods)"
+    )]
+    UnknownFormat { path: PathBuf },
+    #[error("{pattern} is not a valid file pattern: {message}")]
+    Pattern { pattern: String, message: String },
+}
+
+fn quote_list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|s| format!("\"{s}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+enum Body {
+    Csv(csv::CsvBody),
+    Sheet(sheet::SheetBody),
+}
+
+/// An opened source: its headers are known, its rows not read yet.
+pub struct OpenedSource {
+    pub path: PathBuf,
+    pub format: Format,
+    pub sheet: Option<String>,
+    /// Header cells as written in the file.
+    pub headers: Vec<String>,
+    body: Body,
+}
+
+pub fn open(
+    path: &Path,
+    format: Option<Format>,
+    sheet: Option<&str>,
+) -> Result<OpenedSource, SourceError> {
+    let format =
+        format
+            .or_else(|| Format::from_path(path))
+            .ok_or_else(|| SourceError::UnknownFormat {
+                path: path.to_path_buf(),
+            })?;
+    let (headers, body, sheet_name) = match format {
+        Format::Csv => {
+            let (headers, body) = csv::CsvBody::open(path)?;
+            (headers, Body::Csv(body), None)
+        }
+        _ => {
+            let (headers, body, name) = sheet::SheetBody::open(path, format, sheet)?;
+            (headers, Body::Sheet(body), Some(name))
+        }
+    };
+    Ok(OpenedSource {
+        path: path.to_path_buf(),
+        format,
+        sheet: sheet_name,
+        headers,
+        body,
+    })
+}
+
+/// Headers only (for `check`).
+pub fn headers(
+    path: &Path,
+    format: Option<Format>,
+    sheet: Option<&str>,
+) -> Result<Vec<String>, SourceError> {
+    Ok(open(path, format, sheet)?.headers)
+}
+
+impl OpenedSource {
+    /// Index of each wanted column (compared with `normalize_header`); the error lists every
+    /// missing column.
+    pub fn resolve(&self, wanted: &[&str]) -> Result<Vec<usize>, SourceError> {
+        let normalized: Vec<String> = self.headers.iter().map(|h| normalize_header(h)).collect();
+        let mut out = Vec::with_capacity(wanted.len());
+        let mut missing = Vec::new();
+        for w in wanted {
+            let nw = normalize_header(w);
+            let positions: Vec<usize> = normalized
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| **h == nw)
+                .map(|(i, _)| i)
+                .collect();
+            match positions.as_slice() {
+                [] => missing.push(w.to_string()),
+                [one] => out.push(*one),
+                many => {
+                    return Err(SourceError::DuplicateColumn {
+                        path: self.path.clone(),
+                        column: w.to_string(),
+                        positions: many.iter().map(|p| p + 1).collect(),
+                    });
+                }
+            }
+        }
+        if !missing.is_empty() {
+            return Err(SourceError::MissingColumns {
+                path: self.path.clone(),
+                missing,
+                available: self
+                    .headers
+                    .iter()
+                    .filter(|h| !h.trim().is_empty())
+                    .cloned()
+                    .collect(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Streams every data row, calling `f(row_number, cells)` with the cells of `cols` in
+    /// order. Row numbers are the file's (the header is row 1). Blank rows are skipped.
+    /// Returns the number of data rows seen.
+    pub fn for_each_row(
+        &mut self,
+        cols: &[usize],
+        f: &mut dyn FnMut(u64, &[Cell<'_>]),
+    ) -> Result<u64, SourceError> {
+        let path = self.path.clone();
+        let mut count = 0u64;
+        let mut wrapped = |row: u64, cells: &[Cell<'_>]| {
+            if cells.iter().all(Cell::is_blank) {
+                return;
+            }
+            count += 1;
+            f(row, cells);
+        };
+        match &mut self.body {
+            Body::Csv(b) => b.for_each_row(&path, cols, &mut wrapped)?,
+            Body::Sheet(b) => b.for_each_row(&path, cols, &mut wrapped)?,
+        }
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests;

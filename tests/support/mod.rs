@@ -1,0 +1,254 @@
+//! Test harness: the simulator on 127.0.0.1:0, a temp dir with config, mapping and feeds, and
+//! helpers to run jobs in-process or through the real binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use yampi_sync::pipeline::{self, RunOptions};
+use yampi_sync::report::{RunReport, worst_exit};
+use yampi_sync::sim::{Catalog, Faults, SimConfig, SimLimits, Simulator, sample_catalog};
+
+pub const TOKEN: &str = "tok-SECRET-7f3a9c";
+pub const SECRET: &str = "key-SECRET-b41d02";
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub sim: Simulator,
+    pub limits: SimLimits,
+    pub window: Duration,
+    /// Extra TOML lines for the job table.
+    pub job_extra: String,
+    /// The mapping file's text.
+    pub mapping: String,
+}
+
+pub fn fast_sim_config(limits: SimLimits, window: Duration) -> SimConfig {
+    SimConfig {
+        alias: "loja-teste".into(),
+        user_token: TOKEN.into(),
+        user_secret_key: SECRET.into(),
+        window,
+        limits,
+        faults: Faults::default(),
+    }
+}
+
+/// Generous limits in short windows: tests run fast and never see a 429 unless they ask for it.
+pub fn roomy_limits() -> SimLimits {
+    SimLimits {
+        get_skus: 1000,
+        get_products: 1000,
+        default: 1000,
+    }
+}
+
+pub const STOCK_MAPPING: &str = r#"
+match = "sku"
+key = "Código"
+decimal = "comma"
+
+[stock]
+stocks = { "1" = "Saldo Loja", "2" = "Saldo CD" }
+min_quantity = 0
+missing = "keep"
+"#;
+
+impl Env {
+    pub async fn start(catalog: Catalog) -> Env {
+        Self::start_with(catalog, roomy_limits(), Duration::from_millis(500)).await
+    }
+
+    pub async fn start_with(catalog: Catalog, limits: SimLimits, window: Duration) -> Env {
+        let sim = Simulator::start(fast_sim_config(limits, window), catalog)
+            .await
+            .expect("simulator starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("erp")).unwrap();
+        Env {
+            dir,
+            sim,
+            limits,
+            window,
+            job_extra: String::new(),
+            mapping: STOCK_MAPPING.to_string(),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.path("state")
+    }
+
+    /// Writes the config and mapping; credentials come from the environment of the process
+    /// that reads it (in-process runs get literal values, see `config_text`).
+    pub fn write_config(&self) -> PathBuf {
+        let p = self.path("yampi-sync.toml");
+        std::fs::write(&p, self.config_text(true)).unwrap();
+        std::fs::write(self.path("stock.toml"), &self.mapping).unwrap();
+        p
+    }
+
+    pub fn config_text(&self, literal_secrets: bool) -> String {
+        let (token, secret) = if literal_secrets {
+            (TOKEN.to_string(), SECRET.to_string())
+        } else {
+            (
+                "${YS_TEST_TOKEN}".to_string(),
+                "${YS_TEST_SECRET}".to_string(),
+            )
+        };
+        format!(
+            r#"state_dir = "{state}"
+timezone = "America/Sao_Paulo"
+
+[[store]]
+name = "loja"
+alias = "loja-teste"
+base_url = "{base}"
+user_token = "{token}"
+user_secret_key = "{secret}"
+timeout_secs = 5
+max_retries = 8
+
+[store.limits]
+default = {d}
+get_skus = {s}
+get_products = {p}
+window_ms = {w}
+
+[[job]]
+name = "estoque"
+store = "loja"
+kind = "stock"
+schedule = "*/10 * * * *"
+source = {{ path = "erp/estoque-*.csv", settle_ms = 0 }}
+mapping = "stock.toml"
+{extra}
+"#,
+            state = self.state_dir().display(),
+            base = self.sim.base_url(),
+            d = self.limits.default,
+            s = self.limits.get_skus,
+            p = self.limits.get_products,
+            w = self.window.as_millis(),
+            extra = self.job_extra,
+        )
+    }
+
+    /// Writes a feed file `erp/<name>` with a newer mtime than any before it.
+    pub fn write_feed(&self, name: &str, content: &str) -> PathBuf {
+        let p = self.path(&format!("erp/{name}"));
+        std::fs::write(&p, content).unwrap();
+        // Newest-file selection goes by mtime: make each new file strictly newer.
+        let t = std::time::SystemTime::now() + Duration::from_millis(10 * next_seq());
+        let f = std::fs::File::options().write(true).open(&p).unwrap();
+        f.set_modified(t).unwrap();
+        p
+    }
+
+    /// Runs every job once in-process; returns the exit code and the reports.
+    pub async fn run(&self, opts: RunOptions) -> (i32, Vec<RunReport>) {
+        let config = self.write_config();
+        let settings = yampi_sync::config::load(&config, None).expect("valid config");
+        let state = yampi_sync::state::StateStore::open(&settings.state_dir).expect("state");
+        let clients = pipeline::clients(&settings).unwrap();
+        let reports = pipeline::run_once(&settings, &state, &clients, &opts).await;
+        (worst_exit(reports.iter().map(|r| r.exit_code)), reports)
+    }
+
+    pub async fn run_default(&self) -> (i32, RunReport) {
+        let (code, mut reports) = self.run(RunOptions::default()).await;
+        (code, reports.remove(0))
+    }
+
+    /// The real binary, with credentials in its environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let config = self.path("yampi-sync.toml");
+        std::fs::write(&config, self.config_text(false)).unwrap();
+        std::fs::write(self.path("stock.toml"), &self.mapping).unwrap();
+        let mut c = Command::new(env!("CARGO_BIN_EXE_yampi-sync"));
+        c.arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("YS_TEST_TOKEN", TOKEN)
+            .env("YS_TEST_SECRET", SECRET)
+            .env_remove("RUST_LOG");
+        c
+    }
+
+    pub fn run_binary(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("binary runs")
+    }
+
+    /// Number of POST stocks/sync answered 200 for a product.
+    pub fn applied_syncs(&self, product: u64) -> usize {
+        let path = format!("/catalog/products/{product}/stocks/sync");
+        self.sim
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with(&path) && r.applied)
+            .count()
+    }
+
+    pub fn writes(&self) -> usize {
+        self.sim.count("POST", "/stocks/sync")
+    }
+}
+
+fn next_seq() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(1);
+    SEQ.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A CSV feed (`;`, decimal comma) with every SKU of the catalog: quantities from `f`.
+pub fn feed_for(catalog: &Catalog, f: impl Fn(u64, u64) -> (i64, i64)) -> String {
+    let mut s = String::from("Código;Descrição;Saldo Loja;Saldo CD\n");
+    for p in &catalog.products {
+        for sku in &p.skus {
+            let (a, b) = f(p.id, sku.id);
+            s.push_str(&format!(
+                "{};{};{};{}\n",
+                sku.sku,
+                sku.title.replace(';', ","),
+                a,
+                b
+            ));
+        }
+    }
+    s
+}
+
+/// The catalog used by most tests: 20 products × 3 SKUs, two stocks.
+pub fn small_catalog() -> Catalog {
+    sample_catalog(20, 3, 11)
+}
+
+pub fn all_skus(catalog: &Catalog) -> Vec<(u64, u64, String)> {
+    catalog
+        .products
+        .iter()
+        .flat_map(|p| p.skus.iter().map(move |s| (p.id, s.id, s.sku.clone())))
+        .collect()
+}
+
+pub fn read_all_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(b) = std::fs::read(&p) {
+                out.push((p, b));
+            }
+        }
+    }
+    out
+}
