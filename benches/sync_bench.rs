@@ -1,1 +1,351 @@
-fn main() {}
+//! Benchmarks of the stock sync (`cargo bench`): numbers, not pass/fail.
+//!
+//! (a) read + map + diff of a 1,000,000-row CSV and a 100,000-row XLSX: seconds and peak RSS.
+//!     Each case runs in a child process of its own so its peak RSS (VmHWM) is its own.
+//! (b) an end-to-end sync on the simulator with Yampi's documented limits (60 requests per window
+//!     for writes): write requests per changed product, and wall time divided by the rate-limit
+//!     lower bound. The window is 1 s instead of 60 s (`--window-ms` to change it); the ratio does
+//!     not depend on the window length.
+//!
+//! `cargo bench -- --case csv|csv-all|xlsx|e2e` runs one case.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use yampi_sync::index::SkuIndex;
+use yampi_sync::mapping::{self, Mapping};
+use yampi_sync::pipeline::feed::read_stock_feed;
+use yampi_sync::pipeline::plan::{PlanInput, plan_stock};
+use yampi_sync::pipeline::{self, RunOptions};
+use yampi_sync::shop::model::IndexedSku;
+use yampi_sync::sim::{self, Faults, SimConfig, SimLimits, Simulator};
+use yampi_sync::state::Pushed;
+
+const CSV_ROWS: u64 = 1_000_000;
+const XLSX_ROWS: u64 = 100_000;
+
+const MAPPING: &str = r#"
+match = "sku"
+key = "Código"
+decimal = "comma"
+[stock]
+stocks = { "1" = "Saldo Loja", "2" = "Saldo CD" }
+"#;
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn sku(i: u64) -> IndexedSku {
+    IndexedSku {
+        id: 1_000_000 + i,
+        product_id: 10_000 + i / 3,
+        sku: format!("SKU-{i:07}"),
+        erp_id: None,
+        barcode: None,
+        price_cost: None,
+        price_sale: None,
+        price_discount: None,
+        total_in_stock: Some(5),
+        quantity_managed: Some(true),
+        updated_at: None,
+    }
+}
+
+fn mapping() -> Mapping {
+    let mut errors = Vec::new();
+    mapping::parse(MAPPING, Path::new("bench.toml"), &mut errors).expect("valid mapping")
+}
+
+/// Reads, matches and diffs `path` against a store of the SKUs `store_every`-th keys.
+fn read_map_diff(path: &Path, rows: u64, store_every: u64) {
+    let index = SkuIndex {
+        skus: (0..rows)
+            .step_by(store_every as usize)
+            .map(|i| (1_000_000 + i, sku(i)))
+            .collect(),
+        ..SkuIndex::default()
+    };
+    // Half the store's SKUs were pushed before with the values the feed has now.
+    let pushed: HashMap<(u64, u64), Pushed> = index
+        .skus
+        .keys()
+        .filter(|id| (*id - 1_000_000) % (2 * store_every) == 0)
+        .flat_map(|id| {
+            let i = id - 1_000_000;
+            [
+                (
+                    (*id, 1),
+                    Pushed {
+                        quantity: (i % 50) as i64,
+                        min_quantity: 0,
+                    },
+                ),
+                (
+                    (*id, 2),
+                    Pushed {
+                        quantity: (i % 7) as i64,
+                        min_quantity: 0,
+                    },
+                ),
+            ]
+        })
+        .collect();
+    let m = mapping();
+    let stock = m.stock.clone().unwrap();
+    let rss_setup = peak_rss_mb();
+    let t0 = Instant::now();
+    let lookup = index.lookup(m.match_field);
+    let feed = read_stock_feed(path, None, None, &m, &lookup).expect("readable");
+    let t_read = t0.elapsed();
+    let plan = plan_stock(&PlanInput {
+        feed: &feed,
+        skus: &index.skus,
+        lookup: &lookup,
+        match_field: m.match_field,
+        pushed: &pushed,
+        mapping: &stock,
+        default_stock: 1,
+        full: false,
+    });
+    let total = t0.elapsed();
+    println!(
+        "  {} rows read, {} matched, {} unmatched, {} products to write, {} SKU×stock changes",
+        feed.rows_read,
+        feed.rows.len(),
+        feed.unmatched.len(),
+        plan.products.len(),
+        plan.entries()
+    );
+    println!(
+        "  read+map {:.3} s, diff {:.3} s, total {:.3} s; peak RSS {:.0} MB (setup alone {:.0} MB)",
+        t_read.as_secs_f64(),
+        (total - t_read).as_secs_f64(),
+        total.as_secs_f64(),
+        peak_rss_mb(),
+        rss_setup
+    );
+}
+
+fn write_csv(path: &Path, rows: u64) {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    writeln!(w, "Código;Descrição;Saldo Loja;Saldo CD;Preço").unwrap();
+    for i in 0..rows {
+        writeln!(
+            w,
+            "SKU-{i:07};Produto {i} azul M;{};{};{},90",
+            i % 50,
+            i % 7,
+            10 + i % 300
+        )
+        .unwrap();
+    }
+}
+
+fn write_xlsx(path: &Path, rows: u64) {
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (c, h) in ["Código", "Descrição", "Saldo Loja", "Saldo CD", "Preço"]
+        .iter()
+        .enumerate()
+    {
+        ws.write_string(0, c as u16, *h).unwrap();
+    }
+    for i in 0..rows {
+        let r = i as u32 + 1;
+        ws.write_string(r, 0, format!("SKU-{i:07}")).unwrap();
+        ws.write_string(r, 1, format!("Produto {i} azul M"))
+            .unwrap();
+        ws.write_number(r, 2, (i % 50) as f64).unwrap();
+        ws.write_number(r, 3, (i % 7) as f64).unwrap();
+        ws.write_number(r, 4, 10.9 + (i % 300) as f64).unwrap();
+    }
+    wb.save(path).unwrap();
+}
+
+fn data_dir() -> PathBuf {
+    let d = std::env::temp_dir().join("yampi-sync-bench");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn case_csv(store_every: u64) {
+    let rows = CSV_ROWS;
+    let path = data_dir().join("feed-1m.csv");
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "(a) CSV: {rows} rows ({:.0} MB), store of {} SKUs",
+        size as f64 / 1e6,
+        rows / store_every
+    );
+    read_map_diff(&path, rows, store_every);
+}
+
+fn case_xlsx() {
+    let rows = XLSX_ROWS;
+    let path = data_dir().join("feed-100k.xlsx");
+    println!("(a) XLSX: {rows} rows, store of {rows} SKUs");
+    read_map_diff(&path, rows, 1);
+}
+
+fn case_e2e(window: Duration) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        let catalog = sim::sample_catalog(200, 3, 21);
+        let limits = SimLimits::default(); // 30 / 30 / 60 per window, as documented
+        let sim = Simulator::start(
+            SimConfig {
+                alias: "bench".into(),
+                user_token: "bench-token".into(),
+                user_secret_key: "bench-secret".into(),
+                window,
+                limits,
+                faults: Faults { latency: Duration::from_millis(5), ..Faults::default() },
+            },
+            catalog.clone(),
+        )
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("erp")).unwrap();
+        std::fs::write(dir.path().join("stock.toml"), MAPPING).unwrap();
+        let config = dir.path().join("yampi-sync.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "state_dir = \"{}\"\n[[store]]\nname = \"b\"\nalias = \"bench\"\nbase_url = \"{}\"\nuser_token = \"bench-token\"\nuser_secret_key = \"bench-secret\"\n[store.limits]\nwindow_ms = {}\n[[job]]\nname = \"estoque\"\nkind = \"stock\"\nsource = {{ path = \"erp/*.csv\", settle_ms = 0 }}\nmapping = \"stock.toml\"\nmax_zeroed_pct = 100\n",
+                dir.path().join("state").display(),
+                sim.base_url(),
+                window.as_millis()
+            ),
+        )
+        .unwrap();
+        let feed = |changed: &dyn Fn(u64) -> bool| {
+            let mut s = String::from("Código;Saldo Loja;Saldo CD\n");
+            for p in &catalog.products {
+                for k in &p.skus {
+                    let bump = if changed(k.id) { 100 } else { 0 };
+                    s.push_str(&format!("{};{};{}\n", k.sku, k.id % 11 + bump, k.id % 5));
+                }
+            }
+            s
+        };
+        let settings = yampi_sync::config::load(&config, None).unwrap();
+        let state = yampi_sync::state::StateStore::open(&settings.state_dir).unwrap();
+        let clients = pipeline::clients(&settings).unwrap();
+        std::fs::write(dir.path().join("erp/1.csv"), feed(&|_| false)).unwrap();
+        let first = pipeline::run_once(&settings, &state, &clients, &RunOptions::default()).await;
+        assert_eq!(first[0].exit_code, 0, "{}", first[0].summary_line());
+
+        // 150 of the 200 products change: 1 to 3 SKUs each.
+        let changed_products: Vec<u64> = catalog.products.iter().take(150).map(|p| p.id).collect();
+        let changed_skus: Vec<u64> = catalog
+            .products
+            .iter()
+            .take(150)
+            .flat_map(|p| p.skus.iter().take(1 + (p.id % 3) as usize).map(|s| s.id))
+            .collect();
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(dir.path().join("erp/2.csv"), feed(&|id| changed_skus.contains(&id))).unwrap();
+        sim.clear_requests();
+        let t0 = Instant::now();
+        let second = pipeline::run_once(&settings, &state, &clients, &RunOptions::default()).await;
+        let wall = t0.elapsed();
+        let r = &second[0];
+        assert_eq!(r.exit_code, 0, "{}", r.summary_line());
+        let writes = sim.count("POST", "/stocks/sync");
+        // Every request of the run in the writes' group (the general 60-per-window bucket).
+        let default_group = sim
+            .requests()
+            .iter()
+            .filter(|q| !(q.method == "GET" && (q.path.contains("/catalog/skus") || q.path.contains("/catalog/products"))))
+            .count() as u64;
+        let l = u64::from(limits.default);
+        // A fixed window admits `limit` requests at once: the fastest legal schedule needs
+        // ceil(R / limit) - 1 full windows.
+        let bound = window.mul_f64((default_group.div_ceil(l) - 1) as f64);
+        let throughput_bound = window.mul_f64(default_group as f64 / l as f64);
+        println!(
+            "(b) end-to-end: {} changed SKUs in {} products, limits {}/{}/{} per {:?} window",
+            changed_skus.len(),
+            changed_products.len(),
+            limits.get_skus,
+            limits.get_products,
+            limits.default,
+            window
+        );
+        println!(
+            "  {writes} stocks/sync requests → {:.2} write requests per changed product; {default_group} requests in the 60/window group",
+            writes as f64 / changed_products.len() as f64
+        );
+        println!(
+            "  wall {:.3} s; fixed-window lower bound {:.3} s → ratio {:.3}; (requests ÷ rate = {:.3} s → ratio {:.3}); 429s: {}",
+            wall.as_secs_f64(),
+            bound.as_secs_f64(),
+            wall.as_secs_f64() / bound.as_secs_f64(),
+            throughput_bound.as_secs_f64(),
+            wall.as_secs_f64() / throughput_bound.as_secs_f64(),
+            sim.count_status(429)
+        );
+        sim.shutdown().await;
+    });
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let window = Duration::from_millis(
+        arg("--window-ms")
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(1000),
+    );
+    if let Some(case) = arg("--case") {
+        match case.as_str() {
+            "csv" => case_csv(10),
+            "csv-all" => case_csv(1),
+            "xlsx" => case_xlsx(),
+            "e2e" => case_e2e(window),
+            other => eprintln!("unknown case {other}"),
+        }
+        return;
+    }
+    // Inputs are written here, so generating them does not count in a case's peak RSS.
+    let csv = data_dir().join("feed-1m.csv");
+    if !csv.exists() {
+        write_csv(&csv, CSV_ROWS);
+    }
+    let xlsx = data_dir().join("feed-100k.xlsx");
+    if !xlsx.exists() {
+        write_xlsx(&xlsx, XLSX_ROWS);
+    }
+    // Each case in its own process, so peak RSS is per case.
+    let exe = std::env::current_exe().unwrap();
+    for case in ["csv", "csv-all", "xlsx", "e2e"] {
+        let status = std::process::Command::new(&exe)
+            .args([
+                "--case",
+                case,
+                "--window-ms",
+                &window.as_millis().to_string(),
+            ])
+            .status()
+            .unwrap();
+        if !status.success() {
+            eprintln!("case {case} failed: {status}");
+        }
+    }
+}

@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::index::KeyMatch;
 use crate::mapping::{
@@ -20,8 +21,8 @@ use crate::source::{self, Cell, Format, SourceError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedRow {
     pub row: u64,
-    /// The key as written in the file (for reports).
-    pub key: String,
+    /// The key as written in the file (for reports; shared with every change row of the SKU).
+    pub key: Arc<str>,
     pub quantities: Vec<(StockTarget, i64)>,
     pub min_quantity: i64,
 }
@@ -167,14 +168,14 @@ pub fn read_stock_feed(
             }
             Some(_) => {
                 let prev = feed.rows.remove(&sku_id).expect("present");
-                conflicting.insert(sku_id, vec![(prev.row, prev.key), (row, key)]);
+                conflicting.insert(sku_id, vec![(prev.row, prev.key.to_string()), (row, key)]);
             }
             None => {
                 feed.rows.insert(
                     sku_id,
                     FeedRow {
                         row,
-                        key,
+                        key: Arc::from(key),
                         quantities,
                         min_quantity,
                     },

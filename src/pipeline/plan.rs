@@ -4,10 +4,11 @@
 //! the store's live value (sales the ERP has not seen yet are not undone), unless `full`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use crate::index::KeyMatch;
 use crate::mapping::{MatchField, Missing, StockMapping, StockTarget, normalize_key};
-use crate::report::ChangeRow;
+use crate::report::{ChangeRow, Field, Outcome};
 use crate::shop::model::IndexedSku;
 use crate::state::{Pushed, StockEntry};
 
@@ -43,7 +44,7 @@ pub struct PlanInput<'a> {
 }
 
 /// What one SKU should hold: (key as written, quantity per stock id, min quantity).
-type Desired = (String, Vec<(u64, i64)>, i64);
+type Desired = (Arc<str>, Vec<(u64, i64)>, i64);
 
 fn target_id(t: StockTarget, default_stock: u64) -> u64 {
     match t {
@@ -102,7 +103,7 @@ pub fn plan_stock(input: &PlanInput<'_>) -> StockPlan {
             desired.insert(
                 s.id,
                 (
-                    key.unwrap_or_default().to_string(),
+                    Arc::from(key.unwrap_or_default()),
                     targets.iter().map(|t| (*t, 0)).collect(),
                     min,
                 ),
@@ -150,10 +151,10 @@ pub fn plan_stock(input: &PlanInput<'_>) -> StockPlan {
                     key: key.clone(),
                     sku_id,
                     product_id: sku.product_id,
-                    field: format!("quantity (stock {stock_id})"),
-                    old: prev.map(|p| p.quantity.to_string()),
-                    new: quantity.to_string(),
-                    outcome: "planned".into(),
+                    field: Field::Quantity { stock_id },
+                    old: prev.map(|p| p.quantity),
+                    new: quantity,
+                    outcome: Outcome::Planned,
                 });
             }
             if let Some(p) = prev
@@ -163,10 +164,10 @@ pub fn plan_stock(input: &PlanInput<'_>) -> StockPlan {
                     key: key.clone(),
                     sku_id,
                     product_id: sku.product_id,
-                    field: format!("min_quantity (stock {stock_id})"),
-                    old: Some(p.min_quantity.to_string()),
-                    new: min.to_string(),
-                    outcome: "planned".into(),
+                    field: Field::MinQuantity { stock_id },
+                    old: Some(p.min_quantity),
+                    new: min,
+                    outcome: Outcome::Planned,
                 });
             }
         }

@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use crate::config::JobSettings;
 use crate::index::{self, SkuIndex};
 use crate::mapping::StockTarget;
-use crate::report::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_REJECTED, RunReport};
+use crate::report::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_REJECTED, Outcome, RunReport};
 use crate::shop::{ApiError, ShopClient};
 use crate::state::{StateError, StateStore, StockEntry};
 
@@ -259,7 +259,7 @@ async fn run_inner(
     );
     if opts.dry_run {
         for c in report.changes.iter_mut() {
-            c.outcome = "planned (dry run)".into();
+            c.outcome = Outcome::DryRun;
         }
         report.message = format!("dry run: {writes} stocks/sync requests planned");
         finish_code(report);
@@ -309,7 +309,7 @@ async fn send_plan(
     // Writes left in flight by a run that died: when the store already holds exactly those
     // values, checkpoint them instead of sending them again.
     let intents = state.intents_load(&job.name).map_err(state_err)?;
-    let mut outcomes: HashMap<u64, String> = HashMap::new();
+    let mut outcomes: HashMap<u64, Outcome> = HashMap::new();
     for (product, entries) in intents {
         if products.get(&product) == Some(&entries) {
             match client.product_stocks(product).await {
@@ -328,10 +328,7 @@ async fn send_plan(
                             .await
                             .map_err(state_err)?;
                         products.remove(&product);
-                        outcomes.insert(
-                            product,
-                            "already applied (checked after an interrupted run)".into(),
-                        );
+                        outcomes.insert(product, Outcome::AlreadyApplied);
                         report.products_written += 1;
                         continue;
                     }
@@ -410,11 +407,11 @@ async fn send_plan(
         match r {
             Ok(()) => {
                 report.products_written += 1;
-                outcomes.insert(product, "applied".into());
+                outcomes.insert(product, Outcome::Applied);
             }
             Err(msg) => {
                 failed += 1;
-                outcomes.insert(product, msg);
+                outcomes.insert(product, Outcome::Failed(Arc::from(msg)));
             }
         }
     }

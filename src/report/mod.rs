@@ -7,6 +7,7 @@ pub mod xlsx;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -31,15 +32,57 @@ pub fn worst_exit(codes: impl IntoIterator<Item = i32>) -> i32 {
         .unwrap_or(EXIT_OK)
 }
 
+/// Which value of a SKU a change is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Quantity { stock_id: u64 },
+    MinQuantity { stock_id: u64 },
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Field::Quantity { stock_id } => write!(f, "quantity (stock {stock_id})"),
+            Field::MinQuantity { stock_id } => write!(f, "min_quantity (stock {stock_id})"),
+        }
+    }
+}
+
+/// What happened to a change. Messages are shared by every change of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Planned,
+    DryRun,
+    Applied,
+    /// Sent by an interrupted run; the store already held it, so it was checkpointed, not resent.
+    AlreadyApplied,
+    Failed(Arc<str>),
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Planned => f.write_str("planned"),
+            Outcome::DryRun => f.write_str("planned (dry run)"),
+            Outcome::Applied => f.write_str("applied"),
+            Outcome::AlreadyApplied => {
+                f.write_str("already applied (checked after an interrupted run)")
+            }
+            Outcome::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+/// One changed value. Kept small: a full push of a big catalog has millions of them.
 #[derive(Debug, Clone)]
 pub struct ChangeRow {
-    pub key: String,
+    pub key: Arc<str>,
     pub sku_id: u64,
     pub product_id: u64,
-    pub field: String,
-    pub old: Option<String>,
-    pub new: String,
-    pub outcome: String,
+    pub field: Field,
+    pub old: Option<i64>,
+    pub new: i64,
+    pub outcome: Outcome,
 }
 
 #[derive(Debug, Clone)]

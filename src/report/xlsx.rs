@@ -125,13 +125,15 @@ fn build(r: &RunReport) -> Result<Workbook, XlsxError> {
     )?;
     for (i, c) in r.changes.iter().enumerate() {
         let row = i as u32 + 1;
-        ws.write_string(row, 0, &c.key)?;
+        ws.write_string(row, 0, c.key.as_ref())?;
         ws.write_number(row, 1, c.sku_id as f64)?;
         ws.write_number(row, 2, c.product_id as f64)?;
-        ws.write_string(row, 3, &c.field)?;
-        ws.write_string(row, 4, c.old.as_deref().unwrap_or(""))?;
-        ws.write_string(row, 5, &c.new)?;
-        ws.write_string(row, 6, &c.outcome)?;
+        ws.write_string(row, 3, c.field.to_string())?;
+        if let Some(old) = c.old {
+            ws.write_number(row, 4, old as f64)?;
+        }
+        ws.write_number(row, 5, c.new as f64)?;
+        ws.write_string(row, 6, c.outcome.to_string())?;
     }
 
     let ws = wb.add_worksheet().set_name("Rejected rows")?;
