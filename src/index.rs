@@ -93,14 +93,33 @@ pub async fn refresh(
         fetched = skus.len();
         state.index_store(&store, &skus, true)?;
     } else {
-        // Dates in the store's zone (Yampi answers in America/Sao_Paulo); a day of overlap on
-        // each side makes the zone and small clock differences irrelevant.
+        // Times in the store's zone (Yampi answers in America/Sao_Paulo), with ten minutes of
+        // overlap so clock differences cannot hide an update. Servers that only understand the
+        // legacy day form (`YYYY-MM-DD`) get that, with a day of overlap, after a 400/422.
         let tz = chrono_tz::America::Sao_Paulo;
-        let since = meta.last_refresh.unwrap_or(now) - ChronoDuration::days(1);
-        let until = now + ChronoDuration::days(1);
-        let from = since.with_timezone(&tz).format("%Y-%m-%d").to_string();
-        let to = until.with_timezone(&tz).format("%Y-%m-%d").to_string();
-        let skus = client.list_skus(Some((from, to)), on_page).await?;
+        let since = meta.last_refresh.unwrap_or(now);
+        let until = (now + ChronoDuration::days(1)).with_timezone(&tz);
+        let precise = (
+            (since - ChronoDuration::minutes(10))
+                .with_timezone(&tz)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string(),
+            until.format("%Y-%m-%d 23:59:59").to_string(),
+        );
+        let mut on_page = on_page;
+        let skus = match client.list_skus(Some(precise), &mut on_page).await {
+            Err(ApiError::Status {
+                status: 400 | 422, ..
+            }) => {
+                let from = (since - ChronoDuration::days(1)).with_timezone(&tz);
+                let days = (
+                    from.format("%Y-%m-%d").to_string(),
+                    until.format("%Y-%m-%d").to_string(),
+                );
+                client.list_skus(Some(days), &mut on_page).await?
+            }
+            other => other?,
+        };
         fetched = skus.len();
         state.index_store(&store, &skus, false)?;
     }

@@ -480,3 +480,119 @@ async fn index_refresh_is_incremental_and_sees_new_skus() {
     assert_eq!(env.sim.stock(999_001, 1), Some(4));
     assert!(report.unmatched.is_empty());
 }
+
+#[tokio::test]
+async fn incremental_refresh_reads_only_recent_updates_and_full_rescans_catch_deletions() {
+    let catalog = small_catalog();
+    let env = Env::start(catalog.clone()).await;
+    let config = env.write_config();
+    let settings = yampi_sync::config::load(&config, None).unwrap();
+    let state = yampi_sync::state::StateStore::open(&settings.state_dir).unwrap();
+    let clients = yampi_sync::pipeline::clients(&settings).unwrap();
+    let client = &clients["loja"];
+    let skus = all_skus(&catalog);
+
+    let first = yampi_sync::index::refresh(client, &state, false, |_, _| {})
+        .await
+        .unwrap();
+    assert!(first.was_full);
+    assert_eq!(first.fetched, skus.len());
+
+    env.sim
+        .update_sku(skus[3].1, |s| s.barcode = Some("7890000000001".into()));
+    env.sim.clear_requests();
+    let second = yampi_sync::index::refresh(client, &state, false, |_, _| {})
+        .await
+        .unwrap();
+    assert!(!second.was_full);
+    assert_eq!(
+        second.fetched, 1,
+        "only the SKU updated since the last refresh"
+    );
+    assert_eq!(
+        second.skus[&skus[3].1].barcode.as_deref(),
+        Some("7890000000001")
+    );
+    let q = &env.sim.requests()[0].query;
+    assert!(q.contains("updated_at"), "{q}");
+
+    env.sim.remove_sku(skus[5].1);
+    let third = yampi_sync::index::refresh(client, &state, true, |_, _| {})
+        .await
+        .unwrap();
+    assert!(third.was_full);
+    assert_eq!(
+        third.skus.len(),
+        skus.len() - 1,
+        "a full rescan drops deleted SKUs"
+    );
+    assert!(!third.skus.contains_key(&skus[5].1));
+}
+
+#[tokio::test]
+async fn keys_can_match_erp_id_or_barcode() {
+    let catalog = small_catalog();
+    for (field, pick) in [("erp_id", 0usize), ("barcode", 1)] {
+        let mut env = Env::start(catalog.clone()).await;
+        env.mapping = STOCK_MAPPING.replace("match = \"sku\"", &format!("match = \"{field}\""));
+        let mut feed = String::from("Código;Saldo Loja;Saldo CD\n");
+        for p in &catalog.products {
+            for s in &p.skus {
+                let key = [s.erp_id.clone().unwrap(), s.barcode.clone().unwrap()][pick].clone();
+                // Keys match trimmed and case-insensitively.
+                feed.push_str(&format!(" {} ;{};{}\n", key.to_lowercase(), s.id % 9, 1));
+            }
+        }
+        env.write_feed("estoque-1.csv", &feed);
+        let (code, report) = env.run_default().await;
+        assert_eq!(code, 0, "{field}: {}", report.summary_line());
+        assert!(report.unmatched.is_empty(), "{field}");
+        for (_, s, _) in all_skus(&catalog) {
+            assert_eq!(env.sim.stock(s, 1), Some((s % 9) as i64), "{field}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_product_the_store_refuses_is_reported_with_the_api_message() {
+    let catalog = small_catalog();
+    let env = Env::start(catalog.clone()).await;
+    env.write_feed("estoque-1.csv", &feed_for(&catalog, qty));
+    // The product's SKUs disappear between the index refresh and the write.
+    let (code, report) = {
+        let config = env.write_config();
+        let settings = yampi_sync::config::load(&config, None).unwrap();
+        let state = yampi_sync::state::StateStore::open(&settings.state_dir).unwrap();
+        let clients = yampi_sync::pipeline::clients(&settings).unwrap();
+        yampi_sync::index::refresh(&clients["loja"], &state, false, |_, _| {})
+            .await
+            .unwrap();
+        drop(state);
+        for s in &catalog.products[2].skus {
+            env.sim.remove_sku(s.id);
+        }
+        env.run_default().await
+    };
+    assert_eq!(code, 4, "{}", report.summary_line());
+    assert_eq!(report.products_failed, 1);
+    let failed: Vec<_> = report
+        .changes
+        .iter()
+        .filter(|c| c.product_id == catalog.products[2].id)
+        .map(|c| c.outcome.to_string())
+        .collect();
+    assert!(!failed.is_empty());
+    let path = format!("catalog/products/{}/stocks/sync", catalog.products[2].id);
+    assert!(
+        failed
+            .iter()
+            .all(|o| o.contains("HTTP 422") && o.contains("invalid") && o.contains(&path)),
+        "{failed:?}"
+    );
+    // Everything else landed.
+    let other = &catalog.products[3].skus[0];
+    assert_eq!(
+        env.sim.stock(other.id, 1),
+        Some(qty(other.product_id, other.id).0)
+    );
+}

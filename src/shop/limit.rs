@@ -65,7 +65,9 @@ struct WindowState {
     in_flight: u32,
     /// No request of this group leaves before this instant.
     hold_until: Option<Instant>,
-    /// Send time of the first request of the server window we are in, when known.
+    /// When the answer to the first request of the server's current window arrived. The
+    /// server opened that window when the request reached it, which is no later than this, so
+    /// `window_start + window` is never before the window's real end.
     window_start: Option<Instant>,
 }
 
@@ -97,14 +99,13 @@ pub struct QuotaAnswer {
 /// The right to send one request; give the answer back with `complete`.
 pub struct GroupPermit<'a> {
     group: &'a GroupLimiter,
-    pub sent_at: Instant,
     done: bool,
 }
 
 impl GroupPermit<'_> {
     pub fn complete(mut self, answer: QuotaAnswer) {
         self.done = true;
-        self.group.complete(self.sent_at, answer);
+        self.group.complete(answer);
     }
 }
 
@@ -112,7 +113,7 @@ impl Drop for GroupPermit<'_> {
     fn drop(&mut self) {
         if !self.done {
             // Cancelled or failed without an answer: the request may have counted.
-            self.group.complete(self.sent_at, QuotaAnswer::default());
+            self.group.complete(QuotaAnswer::default());
         }
     }
 }
@@ -180,12 +181,11 @@ impl GroupLimiter {
         gov.until_ready().await;
         GroupPermit {
             group: self,
-            sent_at: Instant::now(),
             done: false,
         }
     }
 
-    fn complete(&self, sent_at: Instant, answer: QuotaAnswer) {
+    fn complete(&self, answer: QuotaAnswer) {
         let mut st = self.state.lock().expect("limiter state");
         st.in_flight = st.in_flight.saturating_sub(1);
         let now = Instant::now();
@@ -215,7 +215,7 @@ impl GroupLimiter {
             let lim = answer.limit.unwrap_or(st.limit);
             if rem + 1 >= lim {
                 // The first request of a fresh server window.
-                st.window_start = Some(sent_at);
+                st.window_start = Some(now);
             }
             if rem == 0 {
                 let until = window_end(&st) + self.margin();

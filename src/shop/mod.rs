@@ -155,8 +155,9 @@ impl ShopClient {
         idempotent: bool,
     ) -> Result<Response, ApiError> {
         let group = RouteGroup::of(&method, path);
-        let route = route_label(path);
-        let label = format!("{method} {route}");
+        let label = format!("{method} {}", route_label(path));
+        // Errors name the real path (which product), counters the route.
+        let route = path.trim_start_matches('/').to_string();
         let mut delays = retry::backoff(
             self.store.max_retries,
             self.retry_min,

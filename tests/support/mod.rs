@@ -22,6 +22,8 @@ pub struct Env {
     pub job_extra: String,
     /// The mapping file's text.
     pub mapping: String,
+    /// The job's `source` table.
+    pub source: String,
 }
 
 pub fn fast_sim_config(limits: SimLimits, window: Duration) -> SimConfig {
@@ -73,6 +75,7 @@ impl Env {
             window,
             job_extra: String::new(),
             mapping: STOCK_MAPPING.to_string(),
+            source: r#"{ path = "erp/estoque-*.csv", settle_ms = 0 }"#.to_string(),
         }
     }
 
@@ -126,7 +129,7 @@ name = "estoque"
 store = "loja"
 kind = "stock"
 schedule = "*/10 * * * *"
-source = {{ path = "erp/estoque-*.csv", settle_ms = 0 }}
+source = {source}
 mapping = "stock.toml"
 {extra}
 "#,
@@ -137,6 +140,7 @@ mapping = "stock.toml"
             p = self.limits.get_products,
             w = self.window.as_millis(),
             extra = self.job_extra,
+            source = self.source,
         )
     }
 
