@@ -8,10 +8,10 @@ use support::*;
 use yampi_sync::mapping::{DecimalStyle, parse_quantity};
 use yampi_sync::source::{self, Cell};
 
-fn read(
-    path: &Path,
-    sheet: Option<&str>,
-) -> Vec<(u64, String, Result<i64, String>, Result<i64, String>)> {
+/// (row, key, store quantity, warehouse quantity)
+type Row = (u64, String, Result<i64, String>, Result<i64, String>);
+
+fn read(path: &Path, sheet: Option<&str>) -> Vec<Row> {
     let mut src = source::open(path, None, sheet).unwrap();
     let idx = src.resolve(&["codigo", "SALDO LOJA", "saldo cd"]).unwrap();
     let mut out = Vec::new();
