@@ -1,4 +1,4 @@
-//! Small formatting helpers shared by the commands.
+//! Small formatting helpers shared by the commands: durations and progress bars.
 
 /// "1 h 02 min", "3 min 05 s", "12 s".
 pub fn human_secs(secs: f64) -> String {
@@ -8,6 +8,19 @@ pub fn human_secs(secs: f64) -> String {
         60..=3599 => format!("{} min {:02} s", s / 60, s % 60),
         _ => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
     }
+}
+
+/// A progress bar on stderr: `[=====>   ] {what}, ETA`.
+pub fn progress_bar(len: u64, what: &str, message: String) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new(len);
+    let template = format!("{{msg}} [{{bar:40}}] {what}, ETA {{eta}}");
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(&template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(message);
+    pb
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use crate::state::{StateError, StateStore, StockEntry};
 use super::RunOptions;
 use super::feed::{StockFeed, check_columns, read_stock_feed};
 use super::plan::{PlanInput, StockPlan, plan_stock};
+use crate::util::progress_bar;
 
 pub const SYNC_ROUTE: &str = "POST catalog/products/{id}/stocks/sync";
 
@@ -159,9 +160,22 @@ async fn run_inner(
             ),
         ));
     }
-    let sku_index: SkuIndex = index::refresh(client, state, false, |_, _| {})
+    // A first full scan of a big catalog takes a while at 30 pages a minute: show it.
+    let pages = opts
+        .progress
+        .then(|| progress_bar(0, "page {pos}/{len}", format!("{}: SKU index", job.name)));
+    let on_page = |page: u64, total: Option<u64>| {
+        if let Some(pb) = &pages {
+            pb.set_length(total.unwrap_or(page).max(page));
+            pb.set_position(page);
+        }
+    };
+    let sku_index: SkuIndex = index::refresh(client, state, false, on_page)
         .await
         .map_err(|e| fail(EXIT_FAILED, format!("cannot refresh the SKU index: {e}")))?;
+    if let Some(pb) = pages {
+        pb.finish_and_clear();
+    }
     let lookup = Arc::new(sku_index.lookup(mapping.match_field));
 
     // 3. The feed, matched while it streams in.
@@ -342,16 +356,11 @@ async fn send_plan(
     }
 
     let progress = opts.progress.then(|| {
-        let pb = indicatif::ProgressBar::new(products.len() as u64);
-        pb.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:40}] {pos}/{len} products, ETA {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        pb.set_message(job.name.clone());
-        pb
+        progress_bar(
+            products.len() as u64,
+            "{pos}/{len} products",
+            job.name.clone(),
+        )
     });
 
     let stop: AtomicBool = AtomicBool::new(false);
