@@ -68,6 +68,52 @@ pub struct StockMapping {
     pub missing: Missing,
 }
 
+/// `round_to`: round a price up to the next value ending in these cents (`0.90` → x.90), or to
+/// the next whole unit (`1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoundTo {
+    Cents(Decimal),
+    Whole,
+}
+
+impl RoundTo {
+    pub fn parse(s: &str) -> Option<RoundTo> {
+        let t = s.trim();
+        if matches!(t, "1" | "1.00" | "1,00" | "whole" | "0" | "0.00") {
+            return Some(RoundTo::Whole);
+        }
+        let d: Decimal = t.replace(',', ".").parse().ok()?;
+        (d > Decimal::ZERO && d < Decimal::ONE && d.scale() <= 2).then_some(RoundTo::Cents(d))
+    }
+
+    /// The smallest price ≥ `p` that ends in the configured cents.
+    pub fn apply(self, p: Decimal) -> Decimal {
+        match self {
+            RoundTo::Whole => p.ceil(),
+            RoundTo::Cents(c) => {
+                let candidate = p.floor() + c;
+                if candidate >= p {
+                    candidate
+                } else {
+                    candidate + Decimal::ONE
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PriceMapping {
+    pub price_sale: String,
+    pub price_discount: Option<String>,
+    pub price_cost: Option<String>,
+    /// Multiplies sale and discount prices (not cost) before rounding.
+    pub markup: Decimal,
+    pub round_to: Option<RoundTo>,
+    /// A price moving more than this (vs the last pushed or the store's) is refused.
+    pub max_change_pct: Decimal,
+}
+
 #[derive(Debug, Clone)]
 pub struct Mapping {
     pub path: PathBuf,
@@ -75,6 +121,7 @@ pub struct Mapping {
     pub key: String,
     pub decimal: DecimalStyle,
     pub stock: Option<StockMapping>,
+    pub price: Option<PriceMapping>,
 }
 
 impl Mapping {
@@ -89,6 +136,17 @@ impl Mapping {
         }
         cols
     }
+
+    /// Every source column the price section reads, key first: sale, discount, cost.
+    pub fn price_columns(&self) -> Vec<String> {
+        let mut cols = vec![self.key.clone()];
+        if let Some(p) = &self.price {
+            cols.push(p.price_sale.clone());
+            cols.extend(p.price_discount.iter().cloned());
+            cols.extend(p.price_cost.iter().cloned());
+        }
+        cols
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,8 +156,17 @@ struct RawMapping {
     key: Option<String>,
     decimal: Option<DecimalStyle>,
     stock: Option<RawStock>,
-    /// Read by price jobs; accepted here so one mapping file can serve both kinds.
-    price: Option<toml::Table>,
+    price: Option<RawPrice>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawPrice {
+    price_sale: Option<String>,
+    price_discount: Option<String>,
+    price_cost: Option<String>,
+    markup: Option<Decimal>,
+    round_to: Option<toml::Value>,
+    max_change_pct: Option<Decimal>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,7 +198,6 @@ pub fn parse(text: &str, path: &Path, errors: &mut Vec<String>) -> Option<Mappin
     let raw: RawMapping = crate::config::parse_toml(text, path, false, errors)?;
     let file = path.display();
     let before = errors.len();
-    let _ = &raw.price;
     let key = match raw.key {
         Some(k) if !k.trim().is_empty() => k,
         _ => {
@@ -189,6 +255,43 @@ pub fn parse(text: &str, path: &Path, errors: &mut Vec<String>) -> Option<Mappin
             missing: s.missing.unwrap_or(Missing::Keep),
         }
     });
+    let price = raw.price.map(|p| {
+        let price_sale = p.price_sale.unwrap_or_else(|| {
+            errors.push(format!("{file}: [price] price_sale (the sale price column) is required"));
+            String::new()
+        });
+        let markup = p.markup.unwrap_or(Decimal::ONE);
+        if markup <= Decimal::ZERO {
+            errors.push(format!("{file}: [price] markup must be above 0"));
+        }
+        let round_to = p.round_to.and_then(|v| {
+            let text = match &v {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                other => other.to_string(),
+            };
+            let r = RoundTo::parse(&text);
+            if r.is_none() {
+                errors.push(format!(
+                    "{file}: [price] round_to \"{text}\" must be cents to end in (\"0.90\", \"0.99\") or \"1\" for whole units"
+                ));
+            }
+            r
+        });
+        let max_change_pct = p.max_change_pct.unwrap_or(Decimal::from(50));
+        if max_change_pct <= Decimal::ZERO {
+            errors.push(format!("{file}: [price] max_change_pct must be above 0"));
+        }
+        PriceMapping {
+            price_sale,
+            price_discount: p.price_discount,
+            price_cost: p.price_cost,
+            markup,
+            round_to,
+            max_change_pct,
+        }
+    });
     if errors.len() != before {
         return None;
     }
@@ -198,6 +301,7 @@ pub fn parse(text: &str, path: &Path, errors: &mut Vec<String>) -> Option<Mappin
         key,
         decimal: raw.decimal.unwrap_or(DecimalStyle::Dot),
         stock,
+        price,
     })
 }
 
@@ -256,6 +360,21 @@ pub fn parse_decimal_text(text: &str, style: DecimalStyle) -> Option<Decimal> {
         DecimalStyle::Dot => t.chars().filter(|c| *c != ',' && *c != ' ').collect(),
     };
     cleaned.parse::<Decimal>().ok()
+}
+
+/// A price cell: blank is `None` (leave the field alone, never 0); otherwise a decimal ≥ 0.
+pub fn parse_money(cell: &Cell<'_>, style: DecimalStyle) -> Result<Option<Decimal>, &'static str> {
+    let d = match cell {
+        Cell::Empty => return Ok(None),
+        Cell::Text(t) => parse_decimal_text(t, style).ok_or("not a number")?,
+        // A spreadsheet number: its shortest decimal text is the value the merchant typed.
+        Cell::Number(n) if n.is_finite() => n.to_string().parse::<Decimal>().map_err(|_| "not a number")?,
+        _ => return Err("not a number"),
+    };
+    if d < Decimal::ZERO {
+        return Err("negative price");
+    }
+    Ok(Some(d))
 }
 
 /// Why a quantity cell was refused.
@@ -329,6 +448,30 @@ mod tests {
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn money_cells() {
+        let c = DecimalStyle::Comma;
+        assert_eq!(parse_money(&Cell::Empty, c), Ok(None), "blank leaves the field alone");
+        assert_eq!(parse_money(&Cell::Text("1.234,5"), c), Ok(Some(d("1234.5"))));
+        assert_eq!(parse_money(&Cell::Number(19.9), c), Ok(Some(d("19.9"))));
+        assert_eq!(parse_money(&Cell::Text("-1"), c), Err("negative price"));
+        assert_eq!(parse_money(&Cell::Text("grátis"), c), Err("not a number"));
+    }
+
+    #[test]
+    fn rounding_up_to_cents_or_whole() {
+        let r90 = RoundTo::parse("0.90").unwrap();
+        assert_eq!(r90.apply(d("12.34")), d("12.90"));
+        assert_eq!(r90.apply(d("12.90")), d("12.90"));
+        assert_eq!(r90.apply(d("12.95")), d("13.90"));
+        let r99 = RoundTo::parse("0,99").unwrap();
+        assert_eq!(r99.apply(d("10.00")), d("10.99"));
+        let whole = RoundTo::parse("1").unwrap();
+        assert_eq!(whole.apply(d("12.01")), d("13"));
+        assert_eq!(whole.apply(d("12")), d("12"));
+        assert!(RoundTo::parse("1.5").is_none());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! problem at once: unknown keys, missing environment variables, bad cron expressions, bad
 //! values, mapping problems. Nothing here touches the network or the state store.
 
+pub mod edit;
 pub mod raw;
 pub mod secret;
 
@@ -130,6 +131,8 @@ pub struct JobSettings {
     pub mapping: Option<Mapping>,
     pub max_shrink_pct: Decimal,
     pub max_zeroed_pct: Decimal,
+    /// `batch_edit` jobs: the validated edit.
+    pub edit: Option<edit::BatchEdit>,
 }
 
 /// Reads and validates the config at `path`; `state_dir_override` is `--state-dir`.
@@ -522,12 +525,23 @@ fn validate_job(
             JobKind::Stock
         }
     };
-    if kind != JobKind::Stock && rj.kind.is_some() {
+    if kind == JobKind::Audit {
         errors.push(format!(
-            "{file}: job {label}: kind \"{}\" is not supported by this version yet (only \"stock\")",
-            kind.as_str()
+            "{file}: job {label}: kind \"audit\" is not supported by this version yet"
         ));
     }
+    let edit = match (&rj.edit, kind) {
+        (Some(e), JobKind::BatchEdit) => edit::validate(e, &format!("{file}: job {label}"), errors),
+        (None, JobKind::BatchEdit) => {
+            errors.push(format!("{file}: job {label}: a batch_edit job needs `edit = {{ ... }}`"));
+            None
+        }
+        (Some(_), _) => {
+            errors.push(format!("{file}: job {label}: `edit` is only for batch_edit jobs"));
+            None
+        }
+        (None, _) => None,
+    };
     let (schedule_text, schedule) = match &rj.schedule {
         Some(s) => match parse_schedule(s) {
             Ok(sched) => (Some(s.clone()), Some(sched)),
@@ -592,14 +606,19 @@ fn validate_job(
             let mapping = crate::mapping::load(&p, &mut mapping_errors);
             mapping_errors_len += mapping_errors.len();
             errors.extend(mapping_errors);
-            if let Some(mp) = &mapping
-                && kind == JobKind::Stock
-                && mp.stock.is_none()
-            {
-                errors.push(format!(
-                    "{}: job {label} is a stock job but the mapping has no [stock] section",
-                    p.display()
-                ));
+            if let Some(mp) = &mapping {
+                if kind == JobKind::Stock && mp.stock.is_none() {
+                    errors.push(format!(
+                        "{}: job {label} is a stock job but the mapping has no [stock] section",
+                        p.display()
+                    ));
+                }
+                if kind == JobKind::Price && mp.price.is_none() {
+                    errors.push(format!(
+                        "{}: job {label} is a price job but the mapping has no [price] section",
+                        p.display()
+                    ));
+                }
             }
             (Some(p), mapping)
         }
@@ -635,6 +654,7 @@ fn validate_job(
         mapping,
         max_shrink_pct,
         max_zeroed_pct,
+        edit,
     })
 }
 

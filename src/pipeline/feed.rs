@@ -1,5 +1,6 @@
-//! Reading a stock feed: ERP rows → validated quantities per store SKU, the rows refused, and
-//! the keys the store lacks.
+//! Reading a feed: ERP rows → validated values per store SKU, the rows refused, and the keys the
+//! store lacks. One generic reader (`read_feed`) does the matching, duplicate and reject
+//! bookkeeping; each job kind only says how to turn a row's cells into its values.
 //!
 //! Rows are matched against the SKU index while they stream in, so memory grows with the number
 //! of matched SKUs, not with the size of the ERP export. Pure apart from the file read; the
@@ -12,25 +13,24 @@ use std::sync::Arc;
 
 use crate::index::KeyMatch;
 use crate::mapping::{
-    Mapping, MatchField, MinQuantity, StockTarget, cell_key, cell_text, normalize_key,
-    parse_quantity,
+    DecimalStyle, Mapping, MatchField, MinQuantity, StockTarget, cell_key, cell_text,
+    normalize_key, parse_money, parse_quantity,
 };
 use crate::report::{RejectedRow, UnmatchedKey};
 use crate::source::{self, Cell, Format, SourceError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedRow {
+pub struct FeedRow<T> {
     pub row: u64,
     /// The key as written in the file (for reports; shared with every change row of the SKU).
     pub key: Arc<str>,
-    pub quantities: Vec<(StockTarget, i64)>,
-    pub min_quantity: i64,
+    pub value: T,
 }
 
-#[derive(Debug, Default)]
-pub struct StockFeed {
+#[derive(Debug)]
+pub struct Feed<T> {
     /// Store SKU id → the values of the row that names it.
-    pub rows: HashMap<u64, FeedRow>,
+    pub rows: HashMap<u64, FeedRow<T>>,
     pub rejected: Vec<RejectedRow>,
     /// Keys seen on a rejected row: never zeroed by `missing = "zero"`, never synced this run.
     pub rejected_keys: HashSet<String>,
@@ -41,95 +41,98 @@ pub struct StockFeed {
     pub rows_valid: u64,
 }
 
-/// Opens the source and checks that every mapped column exists, without reading rows.
+impl<T> Default for Feed<T> {
+    fn default() -> Self {
+        Self {
+            rows: HashMap::new(),
+            rejected: Vec::new(),
+            rejected_keys: HashSet::new(),
+            unmatched: Vec::new(),
+            rows_read: 0,
+            rows_valid: 0,
+        }
+    }
+}
+
+/// A stock row: quantity per target stock, and the min quantity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockValues {
+    pub quantities: Vec<(StockTarget, i64)>,
+    pub min_quantity: i64,
+}
+
+/// A price row as read: `None` is a blank cell, which leaves that field alone.
+pub type PriceValues = crate::state::PriceFields;
+
+pub type StockFeed = Feed<StockValues>;
+pub type PriceFeed = Feed<PriceValues>;
+
+/// A refused cell: (column, value as written, reason).
+pub type CellProblem = (String, String, String);
+
+/// Opens the source and checks that every column exists, without reading rows.
 pub fn check_columns(
     path: &Path,
     format: Option<Format>,
     sheet: Option<&str>,
-    mapping: &Mapping,
+    columns: &[String],
 ) -> Result<(), SourceError> {
-    let columns = mapping.stock_columns();
     let wanted: Vec<&str> = columns.iter().map(String::as_str).collect();
     source::open(path, format, sheet)?.resolve(&wanted)?;
     Ok(())
 }
 
-/// Reads `path` with the mapping's `[stock]` section, matching keys through `lookup`.
-pub fn read_stock_feed(
+/// Reads `path`: `columns[0]` is the key, `parse` turns the other cells into a value.
+pub fn read_feed<T: PartialEq>(
     path: &Path,
     format: Option<Format>,
     sheet: Option<&str>,
     mapping: &Mapping,
+    columns: &[String],
     lookup: &HashMap<String, KeyMatch>,
-) -> Result<StockFeed, SourceError> {
-    let stock = mapping
-        .stock
-        .as_ref()
-        .expect("validated: stock jobs have a [stock] mapping");
-    let columns = mapping.stock_columns();
+    parse: &dyn Fn(&[Cell<'_>]) -> Result<T, Vec<CellProblem>>,
+) -> Result<Feed<T>, SourceError> {
     let wanted: Vec<&str> = columns.iter().map(String::as_str).collect();
     let mut opened = source::open(path, format, sheet)?;
     let idx = opened.resolve(&wanted)?;
     let file = path.display().to_string();
-    let style = mapping.decimal;
-    let n_qty = stock.columns.len();
     let not_found: Cow<'static, str> = Cow::Borrowed(match mapping.match_field {
         MatchField::Sku => "no store SKU has this sku",
         MatchField::ErpId => "no store SKU has this erp_id",
         MatchField::Barcode => "no store SKU has this barcode",
     });
 
-    let mut feed = StockFeed::default();
+    let mut feed = Feed::<T>::default();
     // SKUs named by rows that disagree: every such row is rejected at the end.
     let mut conflicting: HashMap<u64, Vec<(u64, String)>> = HashMap::new();
     let rows_read = opened.for_each_row(&idx, &mut |row, cells: &[Cell<'_>]| {
-        let reject = |feed: &mut StockFeed, column: &str, value: String, reason: String| {
+        let Some(key) = cell_key(&cells[0]) else {
             feed.rejected.push(RejectedRow {
                 file: file.clone(),
                 row,
-                column: column.to_string(),
-                value,
-                reason,
+                column: mapping.key.clone(),
+                value: cell_text(&cells[0]),
+                reason: "empty key".into(),
             });
-        };
-        let Some(key) = cell_key(&cells[0]) else {
-            reject(
-                &mut feed,
-                &mapping.key,
-                cell_text(&cells[0]),
-                "empty key".into(),
-            );
             return;
-        };
-        let mut quantities = Vec::with_capacity(n_qty);
-        let mut bad = false;
-        for (i, (target, col)) in stock.columns.iter().enumerate() {
-            match parse_quantity(&cells[1 + i], style) {
-                Ok(q) => quantities.push((*target, q)),
-                Err(e) => {
-                    bad = true;
-                    let reason = format!("{} (key {key})", e.reason());
-                    reject(&mut feed, col, cell_text(&cells[1 + i]), reason);
-                }
-            }
-        }
-        let min_quantity = match &stock.min_quantity {
-            MinQuantity::Fixed(n) => *n,
-            MinQuantity::Column(col) => match parse_quantity(&cells[1 + n_qty], style) {
-                Ok(q) => q,
-                Err(e) => {
-                    bad = true;
-                    let reason = format!("{} (key {key})", e.reason());
-                    reject(&mut feed, col, cell_text(&cells[1 + n_qty]), reason);
-                    0
-                }
-            },
         };
         let norm = normalize_key(&key);
-        if bad {
-            feed.rejected_keys.insert(norm);
-            return;
-        }
+        let value = match parse(&cells[1..]) {
+            Ok(v) => v,
+            Err(problems) => {
+                for (column, value, reason) in problems {
+                    feed.rejected.push(RejectedRow {
+                        file: file.clone(),
+                        row,
+                        column,
+                        value,
+                        reason: format!("{reason} (key {key})"),
+                    });
+                }
+                feed.rejected_keys.insert(norm);
+                return;
+            }
+        };
         feed.rows_valid += 1;
         let sku_id = match lookup.get(&norm) {
             Some(KeyMatch::One(id)) => *id,
@@ -141,10 +144,7 @@ pub fn read_stock_feed(
                         "{} store SKUs share this {} (ids {}); not synced",
                         ids.len(),
                         mapping.match_field.as_str(),
-                        ids.iter()
-                            .map(u64::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        ids.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
                     )),
                 });
                 return;
@@ -163,9 +163,8 @@ pub fn read_stock_feed(
             return;
         }
         match feed.rows.get(&sku_id) {
-            Some(prev) if prev.quantities == quantities && prev.min_quantity == min_quantity => {
-                // An exact repeat is harmless.
-            }
+            // An exact repeat is harmless.
+            Some(prev) if prev.value == value => {}
             Some(_) => {
                 let prev = feed.rows.remove(&sku_id).expect("present");
                 conflicting.insert(sku_id, vec![(prev.row, prev.key.to_string()), (row, key)]);
@@ -176,8 +175,7 @@ pub fn read_stock_feed(
                     FeedRow {
                         row,
                         key: Arc::from(key),
-                        quantities,
-                        min_quantity,
+                        value,
                     },
                 );
             }
@@ -203,10 +201,111 @@ pub fn read_stock_feed(
     // A key with any refused row is not synced at all this run: which row is right is unknown.
     if !feed.rejected_keys.is_empty() {
         let keys = &feed.rejected_keys;
-        feed.rows
-            .retain(|_, r| !keys.contains(&normalize_key(&r.key)));
+        feed.rows.retain(|_, r| !keys.contains(&normalize_key(&r.key)));
     }
     feed.rejected.sort_by_key(|r| r.row);
     feed.rows_read = rows_read;
     Ok(feed)
+}
+
+/// Reads a stock feed with the mapping's `[stock]` section.
+pub fn read_stock_feed(
+    path: &Path,
+    format: Option<Format>,
+    sheet: Option<&str>,
+    mapping: &Mapping,
+    lookup: &HashMap<String, KeyMatch>,
+) -> Result<StockFeed, SourceError> {
+    let stock = mapping
+        .stock
+        .as_ref()
+        .expect("validated: stock jobs have a [stock] mapping");
+    let style = mapping.decimal;
+    let n_qty = stock.columns.len();
+    let parse = |cells: &[Cell<'_>]| -> Result<StockValues, Vec<CellProblem>> {
+        let mut problems = Vec::new();
+        let mut quantities = Vec::with_capacity(n_qty);
+        for (i, (target, col)) in stock.columns.iter().enumerate() {
+            match parse_quantity(&cells[i], style) {
+                Ok(q) => quantities.push((*target, q)),
+                Err(e) => problems.push((col.clone(), cell_text(&cells[i]), e.reason().into())),
+            }
+        }
+        let min_quantity = match &stock.min_quantity {
+            MinQuantity::Fixed(n) => *n,
+            MinQuantity::Column(col) => parse_quantity(&cells[n_qty], style).unwrap_or_else(|e| {
+                problems.push((col.clone(), cell_text(&cells[n_qty]), e.reason().into()));
+                0
+            }),
+        };
+        if problems.is_empty() {
+            Ok(StockValues {
+                quantities,
+                min_quantity,
+            })
+        } else {
+            Err(problems)
+        }
+    };
+    read_feed(
+        path,
+        format,
+        sheet,
+        mapping,
+        &mapping.stock_columns(),
+        lookup,
+        &parse,
+    )
+}
+
+/// Reads a price feed with the mapping's `[price]` section (values as written; the rules are
+/// applied by the planner).
+pub fn read_price_feed(
+    path: &Path,
+    format: Option<Format>,
+    sheet: Option<&str>,
+    mapping: &Mapping,
+    lookup: &HashMap<String, KeyMatch>,
+) -> Result<PriceFeed, SourceError> {
+    let price = mapping
+        .price
+        .as_ref()
+        .expect("validated: price jobs have a [price] mapping");
+    let style: DecimalStyle = mapping.decimal;
+    // Column order after the key: sale, then discount and cost when mapped.
+    let mut order: Vec<(&str, &String)> = vec![("price_sale", &price.price_sale)];
+    if let Some(c) = &price.price_discount {
+        order.push(("price_discount", c));
+    }
+    if let Some(c) = &price.price_cost {
+        order.push(("price_cost", c));
+    }
+    let parse = |cells: &[Cell<'_>]| -> Result<PriceValues, Vec<CellProblem>> {
+        let mut v = PriceValues::default();
+        let mut problems = Vec::new();
+        for (i, (field, col)) in order.iter().enumerate() {
+            match parse_money(&cells[i], style) {
+                Ok(m) => match *field {
+                    "price_sale" => v.sale = m,
+                    "price_discount" => v.discount = m,
+                    _ => v.cost = m,
+                },
+                Err(reason) => problems.push(((*col).clone(), cell_text(&cells[i]), reason.into())),
+            }
+        }
+        if problems.is_empty() {
+            Ok(v)
+        } else {
+            Err(problems)
+        }
+    };
+    read_feed(
+        path,
+        format,
+        sheet,
+        mapping,
+        &mapping.price_columns(),
+        lookup,
+        &parse,
+    )
 }

@@ -4,8 +4,11 @@
 //! different stores run concurrently. Each job ends with a report file, a run record in the
 //! state store and one summary line in the log, whatever happened.
 
+pub mod common;
 pub mod feed;
 pub mod plan;
+pub mod price;
+pub mod price_plan;
 pub mod stock;
 
 use std::collections::HashMap;

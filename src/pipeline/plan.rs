@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::index::KeyMatch;
 use crate::mapping::{MatchField, Missing, StockMapping, StockTarget, normalize_key};
-use crate::report::{ChangeRow, Field, Outcome};
+use crate::report::{ChangeRow, Field, Outcome, Value};
 use crate::shop::model::IndexedSku;
 use crate::state::{Pushed, StockEntry};
 
@@ -62,11 +62,12 @@ pub fn plan_stock(input: &PlanInput<'_>) -> StockPlan {
         .iter()
         .map(|(id, row)| {
             let values = row
+                .value
                 .quantities
                 .iter()
                 .map(|(t, q)| (target_id(*t, input.default_stock), (q - reserve).max(0)))
                 .collect();
-            (*id, (row.key.clone(), values, row.min_quantity))
+            (*id, (row.key.clone(), values, row.value.min_quantity))
         })
         .collect();
 
@@ -152,8 +153,8 @@ pub fn plan_stock(input: &PlanInput<'_>) -> StockPlan {
                     sku_id,
                     product_id: sku.product_id,
                     field: Field::Quantity { stock_id },
-                    old: prev.map(|p| p.quantity),
-                    new: quantity,
+                    old: prev.map(|p| Value::Qty(p.quantity)),
+                    new: Value::Qty(quantity),
                     outcome: Outcome::Planned,
                 });
             }
@@ -165,8 +166,8 @@ pub fn plan_stock(input: &PlanInput<'_>) -> StockPlan {
                     sku_id,
                     product_id: sku.product_id,
                     field: Field::MinQuantity { stock_id },
-                    old: Some(p.min_quantity),
-                    new: min,
+                    old: Some(Value::Qty(p.min_quantity)),
+                    new: Value::Qty(min),
                     outcome: Outcome::Planned,
                 });
             }

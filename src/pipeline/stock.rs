@@ -10,12 +10,13 @@ use rust_decimal::Decimal;
 use crate::config::JobSettings;
 use crate::index::{self, SkuIndex};
 use crate::mapping::StockTarget;
-use crate::report::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_REJECTED, Outcome, RunReport};
+use crate::report::{EXIT_FAILED, EXIT_INVALID, Outcome, RunReport};
 use crate::shop::{ApiError, ShopClient};
 use crate::state::{StateError, StateStore, StockEntry};
 
 use super::RunOptions;
-use super::feed::{StockFeed, check_columns, read_stock_feed};
+use super::common::{Fail, Source, fail, feed_guards, finish_code, open_source, refresh_index, state_fail};
+use super::feed::{StockFeed, read_stock_feed};
 use super::plan::{PlanInput, StockPlan, plan_stock};
 use crate::util::progress_bar;
 
@@ -38,12 +39,6 @@ pub async fn run(
     }
 }
 
-type Fail = (i32, String);
-
-fn fail(code: i32, message: impl Into<String>) -> Fail {
-    (code, message.into())
-}
-
 async fn run_inner(
     job: &JobSettings,
     client: &ShopClient,
@@ -63,56 +58,17 @@ async fn run_inner(
         .stock
         .clone()
         .ok_or_else(|| fail(EXIT_INVALID, "the mapping has no [stock] section"))?;
-    let state_err = |e: StateError| fail(EXIT_FAILED, e.to_string());
+    let state_err = state_fail;
 
     // 1. The source: newest stable file, skipped when already synced.
-    let picked = {
-        let pattern = source.path.clone();
-        let settle = source.settle;
-        tokio::task::spawn_blocking(move || crate::source::pick_newest(&pattern, settle))
-            .await
-            .map_err(|e| fail(EXIT_FAILED, format!("reading the source failed: {e}")))?
-            .map_err(|e| fail(EXIT_INVALID, e.to_string()))?
-    };
-    for p in &picked.skipped_unstable {
-        tracing::info!(job = %job.name, file = %p.display(), "Skipping a file that is still being written");
-    }
-    let Some(path) = picked.path else {
-        return Err(fail(
-            EXIT_INVALID,
-            format!("no finished file matches the source path {}", source.path),
-        ));
-    };
-    report.source_file = Some(path.clone());
-    let hash = {
-        let p = path.clone();
-        tokio::task::spawn_blocking(move || crate::source::content_hash(&p))
-            .await
-            .map_err(|e| fail(EXIT_FAILED, e.to_string()))?
-            .map_err(|e| fail(EXIT_INVALID, e.to_string()))?
-    };
-    report.source_hash = Some(hash.clone());
-    let mut record = state.job_record(&job.name).map_err(state_err)?;
-    if !opts.full && record.last_synced_hash.as_deref() == Some(hash.as_str()) {
-        report.message = format!(
-            "{} is unchanged since the last complete sync; nothing to do",
-            path.display()
-        );
-        report.exit_code = EXIT_OK;
-        report.skipped = true;
+    let Some(Source {
+        path,
+        hash,
+        mut record,
+    }) = open_source(job, &source, mapping.stock_columns(), state, opts, report).await?
+    else {
         return Ok(());
-    }
-
-    // Columns first: a source the mapping does not fit is exit 2 before any request.
-    {
-        let p = path.clone();
-        let m = mapping.clone();
-        let (format, sheet) = (source.format, source.sheet.clone());
-        tokio::task::spawn_blocking(move || check_columns(&p, format, sheet.as_deref(), &m))
-            .await
-            .map_err(|e| fail(EXIT_FAILED, format!("reading the source failed: {e}")))?
-            .map_err(|e| fail(EXIT_INVALID, e.to_string()))?;
-    }
+    };
 
     // 2. The store side: logistics stocks and the SKU index.
     let stocks = client
@@ -160,22 +116,7 @@ async fn run_inner(
             ),
         ));
     }
-    // A first full scan of a big catalog takes a while at 30 pages a minute: show it.
-    let pages = opts
-        .progress
-        .then(|| progress_bar(0, "page {pos}/{len}", format!("{}: SKU index", job.name)));
-    let on_page = |page: u64, total: Option<u64>| {
-        if let Some(pb) = &pages {
-            pb.set_length(total.unwrap_or(page).max(page));
-            pb.set_position(page);
-        }
-    };
-    let sku_index: SkuIndex = index::refresh(client, state, false, on_page)
-        .await
-        .map_err(|e| fail(EXIT_FAILED, format!("cannot refresh the SKU index: {e}")))?;
-    if let Some(pb) = pages {
-        pb.finish_and_clear();
-    }
+    let sku_index: SkuIndex = refresh_index(job, client, state, opts).await?;
     let lookup = Arc::new(sku_index.lookup(mapping.match_field));
 
     // 3. The feed, matched while it streams in.
@@ -194,35 +135,7 @@ async fn run_inner(
     report.rejected = feed.rejected.clone();
     report.unmatched = feed.unmatched.clone();
 
-    // Guards that need only the feed.
-    if feed.rows_valid == 0 {
-        return Err(fail(
-            EXIT_FAILED,
-            format!(
-                "guard: {} has no valid rows; nothing was sent",
-                path.display()
-            ),
-        ));
-    }
-    if let Some(last) = record.last_good_rows
-        && last > 0
-    {
-        let now = Decimal::from(feed.rows_valid);
-        let last_d = Decimal::from(last);
-        let shrink = (last_d - now) * Decimal::from(100) / last_d;
-        if shrink > job.max_shrink_pct {
-            return Err(fail(
-                EXIT_FAILED,
-                format!(
-                    "guard: the feed shrank {}% ({} valid rows, {} last time; max_shrink_pct = {}); nothing was sent",
-                    shrink.round_dp(1),
-                    feed.rows_valid,
-                    last,
-                    job.max_shrink_pct
-                ),
-            ));
-        }
-    }
+    feed_guards(job, &record, feed.rows_valid, &path)?;
     let pushed = state.pushed_load(&job.name).map_err(state_err)?;
 
     // 4. Plan.
@@ -295,18 +208,6 @@ async fn run_inner(
     Ok(())
 }
 
-fn finish_code(report: &mut RunReport) {
-    let refused = !report.rejected.is_empty() || report.products_failed > 0;
-    report.exit_code = if refused { EXIT_REJECTED } else { EXIT_OK };
-    if report.message.is_empty() {
-        report.message = if refused {
-            "done, with rejected items".into()
-        } else {
-            "done".into()
-        };
-    }
-}
-
 /// Sends every product's `stocks/sync`; returns how many failed. Stops early (exit 3) when
 /// the store refuses the credentials or stays unreachable.
 async fn send_plan(
@@ -317,7 +218,7 @@ async fn send_plan(
     plan: StockPlan,
     report: &mut RunReport,
 ) -> Result<u64, Fail> {
-    let state_err = |e: StateError| fail(EXIT_FAILED, e.to_string());
+    let state_err = state_fail;
     let mut products = plan.products;
 
     // Writes left in flight by a run that died: when the store already holds exactly those

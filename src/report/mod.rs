@@ -37,6 +37,9 @@ pub fn worst_exit(codes: impl IntoIterator<Item = i32>) -> i32 {
 pub enum Field {
     Quantity { stock_id: u64 },
     MinQuantity { stock_id: u64 },
+    PriceSale,
+    PriceDiscount,
+    PriceCost,
 }
 
 impl std::fmt::Display for Field {
@@ -44,6 +47,25 @@ impl std::fmt::Display for Field {
         match self {
             Field::Quantity { stock_id } => write!(f, "quantity (stock {stock_id})"),
             Field::MinQuantity { stock_id } => write!(f, "min_quantity (stock {stock_id})"),
+            Field::PriceSale => f.write_str("price_sale"),
+            Field::PriceDiscount => f.write_str("price_discount"),
+            Field::PriceCost => f.write_str("price_cost"),
+        }
+    }
+}
+
+/// A changed value: a quantity, or money (always shown with two decimals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Value {
+    Qty(i64),
+    Money(rust_decimal::Decimal),
+}
+
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Qty(q) => write!(f, "{q}"),
+            Value::Money(m) => write!(f, "{:.2}", m),
         }
     }
 }
@@ -80,8 +102,8 @@ pub struct ChangeRow {
     pub sku_id: u64,
     pub product_id: u64,
     pub field: Field,
-    pub old: Option<i64>,
-    pub new: i64,
+    pub old: Option<Value>,
+    pub new: Value,
     pub outcome: Outcome,
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
-use super::RunReport;
+use super::{RunReport, Value};
 
 /// `state_dir/reports/<job>/<UTC timestamp>.xlsx`
 pub fn report_path(state_dir: &Path, report: &RunReport) -> PathBuf {
@@ -129,10 +129,18 @@ fn build(r: &RunReport) -> Result<Workbook, XlsxError> {
         ws.write_number(row, 1, c.sku_id as f64)?;
         ws.write_number(row, 2, c.product_id as f64)?;
         ws.write_string(row, 3, c.field.to_string())?;
-        if let Some(old) = c.old {
-            ws.write_number(row, 4, old as f64)?;
+        // Quantities as numbers; money as its exact decimal text, never through a binary float.
+        for (col, v) in [(4u16, c.old), (5, Some(c.new))] {
+            match v {
+                Some(Value::Qty(q)) => {
+                    ws.write_number(row, col, q as f64)?;
+                }
+                Some(Value::Money(m)) => {
+                    ws.write_string(row, col, format!("{m:.2}"))?;
+                }
+                None => {}
+            }
         }
-        ws.write_number(row, 5, c.new as f64)?;
         ws.write_string(row, 6, c.outcome.to_string())?;
     }
 

@@ -37,13 +37,16 @@ pub enum ApiError {
         message: String,
         body: String,
     },
-    /// Transient failures until the retries ran out.
+    /// Transient failures until the retries ran out (or the first one, for a call that is
+    /// not retried). `maybe_applied`: the last attempt reached the server and its outcome is
+    /// unknown (a timeout, a dropped connection or a 5xx), as opposed to a refused connection.
     #[error("{method} {route} failed {attempts} times, the last time with: {last}")]
     Exhausted {
         method: String,
         route: String,
         attempts: u32,
         last: String,
+        maybe_applied: bool,
     },
     #[error("{method} {route} answered something that is not the expected JSON: {message}")]
     Decode {
@@ -252,6 +255,7 @@ impl ShopClient {
                             route,
                             attempts,
                             last: "HTTP 429 Too Many Requests every time".into(),
+                            maybe_applied: false,
                         });
                     }
                 }
@@ -263,17 +267,18 @@ impl ShopClient {
                             tokio::time::sleep(d).await;
                         }
                         None => {
-                            let last = match &outcome {
+                            let (last, maybe_applied) = match &outcome {
                                 Ok((_, _, _, _, text)) => {
-                                    format!("{reason}: {}", api_message(text))
+                                    (format!("{reason}: {}", api_message(text)), true)
                                 }
-                                Err(_) => reason,
+                                Err(e) => (reason, !e.is_connect()),
                             };
                             return Err(ApiError::Exhausted {
                                 method: method.to_string(),
                                 route,
                                 attempts,
                                 last,
+                                maybe_applied,
                             });
                         }
                     }
@@ -391,6 +396,48 @@ impl ShopClient {
             true,
         )
         .await?;
+        Ok(())
+    }
+}
+
+impl ShopClient {
+    /// `PUT /catalog/skus/{id}`: absolute values, so safe to retry.
+    pub async fn put_sku(&self, sku_id: u64, body: &Value) -> Result<(), ApiError> {
+        self.send(Method::PUT, &format!("catalog/skus/{sku_id}"), &[], Some(body), true)
+            .await?;
+        Ok(())
+    }
+
+    /// `PUT /catalog/products/{id}/skus/batch-update-skus`; returns the answer's `data`
+    /// (`type` sync or async, `status`).
+    pub async fn batch_update_skus(&self, product_id: u64, body: &Value) -> Result<Value, ApiError> {
+        let r = self
+            .send(
+                Method::PUT,
+                &format!("catalog/products/{product_id}/skus/batch-update-skus"),
+                &[],
+                Some(body),
+                true,
+            )
+            .await?;
+        Ok(r.body.get("data").cloned().unwrap_or(r.body))
+    }
+
+    /// `GET /catalog/products/{id}/skus/batch-update-skus-progress` → its `data`.
+    pub async fn batch_update_progress(&self, product_id: u64) -> Result<Value, ApiError> {
+        let body = self
+            .get(
+                &format!("catalog/products/{product_id}/skus/batch-update-skus-progress"),
+                &[("skipCache", "true".to_string())],
+            )
+            .await?;
+        Ok(body.get("data").cloned().unwrap_or(body))
+    }
+
+    /// `PUT /catalog/products/batch-edit`: relative, so never retried after it may have left.
+    pub async fn batch_edit(&self, body: &Value) -> Result<(), ApiError> {
+        self.send(Method::PUT, "catalog/products/batch-edit", &[], Some(body), false)
+            .await?;
         Ok(())
     }
 }

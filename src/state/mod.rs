@@ -7,6 +7,9 @@
 //! - `job/<name>`: a job's checkpoints. `p` + sku id + stock id (BE) → last pushed stock value;
 //!   `i` + product id → the write in flight for that product (an intent, recorded before sending).
 //!   Success writes the pushed values and removes the intent in one atomic batch.
+//!   `m` + sku id → the last pushed prices (JSON, per field); `k` + sku id → a price write in
+//!   flight for that SKU.
+//! - `edits/<name>`: scheduled occurrence → `EditRecord` (intent, then outcome) of a batch edit.
 //! - `runs/<name>`: `start time (i64 BE millis)` → JSON `RunRecord`, for `status`.
 //!
 //! Every value carries a `v` version so later releases can read what earlier ones wrote.
@@ -51,6 +54,42 @@ pub struct StockEntry {
     pub stock_id: u64,
     pub quantity: i64,
     pub min_quantity: i64,
+}
+
+/// Prices of one SKU, per field; `None` = not set / leave alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceFields {
+    pub sale: Option<rust_decimal::Decimal>,
+    pub discount: Option<rust_decimal::Decimal>,
+    pub cost: Option<rust_decimal::Decimal>,
+}
+
+impl PriceFields {
+    /// Takes every field `other` sets.
+    pub fn merge(&mut self, other: &PriceFields) {
+        self.sale = other.sale.or(self.sale);
+        self.discount = other.discount.or(self.discount);
+        self.cost = other.cost.or(self.cost);
+    }
+}
+
+/// Where a scheduled batch edit stands. `Sending` is written (and fsync'd) before the request
+/// leaves, so a crash after that point is found as `Sending` and treated as in doubt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EditState {
+    Sending,
+    Applied,
+    NotApplied,
+    InDoubt,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EditRecord {
+    pub v: u32,
+    pub state: EditState,
+    pub at: DateTime<Utc>,
+    pub message: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -344,6 +383,138 @@ impl StateStore {
         Ok(())
     }
 
+    // --- price checkpoints ---------------------------------------------------------------
+
+    /// Last pushed prices per SKU (fields never pushed are `None`).
+    pub fn prices_pushed_load(&self, job: &str) -> Result<HashMap<u64, PriceFields>, StateError> {
+        self.load_sku_json(job, b'm')
+    }
+
+    /// Price writes left in flight by a run that died, per SKU.
+    pub fn price_intents_load(&self, job: &str) -> Result<HashMap<u64, PriceFields>, StateError> {
+        self.load_sku_json(job, b'k')
+    }
+
+    fn load_sku_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        job: &str,
+        prefix: u8,
+    ) -> Result<HashMap<u64, T>, StateError> {
+        let tree = self.tree(&format!("job/{job}"))?;
+        let mut out = HashMap::new();
+        for item in tree.scan_prefix([prefix]) {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            if k.len() != 9 {
+                continue;
+            }
+            let sku = u64::from_be_bytes(k[1..9].try_into().unwrap_or_default());
+            if let Ok(x) = serde_json::from_slice::<T>(&v) {
+                out.insert(sku, x);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records the price writes about to be sent (durable before the request leaves).
+    pub async fn price_intent_record(
+        &self,
+        job: &str,
+        entries: &[(u64, PriceFields)],
+    ) -> Result<(), StateError> {
+        let tree = self.tree(&format!("job/{job}"))?;
+        let mut batch = sled::Batch::default();
+        for (sku, v) in entries {
+            let bytes = serde_json::to_vec(v).map_err(|e| self.err(e))?;
+            batch.insert(&sku_key(b'k', *sku)[..], bytes);
+        }
+        tree.apply_batch(batch).map_err(|e| self.err(e))?;
+        self.flush().await
+    }
+
+    pub fn price_intents_clear(&self, job: &str, skus: &[u64]) -> Result<(), StateError> {
+        let tree = self.tree(&format!("job/{job}"))?;
+        let mut batch = sled::Batch::default();
+        for sku in skus {
+            batch.remove(&sku_key(b'k', *sku)[..]);
+        }
+        tree.apply_batch(batch).map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The checkpoint: the sent fields merged into the last pushed prices, the intents removed,
+    /// and the SKU index updated (the next `PUT /catalog/skus/{id}` needs fresh prices), then
+    /// fsync'd.
+    pub async fn checkpoint_prices(
+        &self,
+        job: &str,
+        store: &str,
+        entries: &[(u64, PriceFields)],
+    ) -> Result<(), StateError> {
+        let tree = self.tree(&format!("job/{job}"))?;
+        let index = self.tree(&format!("index/{store}"))?;
+        let mut batch = sled::Batch::default();
+        for (sku, sent) in entries {
+            let key = sku_key(b'm', *sku);
+            let mut merged: PriceFields = match tree.get(key).map_err(|e| self.err(e))? {
+                Some(v) => serde_json::from_slice(&v).unwrap_or_default(),
+                None => PriceFields::default(),
+            };
+            merged.merge(sent);
+            let bytes = serde_json::to_vec(&merged).map_err(|e| self.err(e))?;
+            batch.insert(&key[..], bytes);
+            batch.remove(&sku_key(b'k', *sku)[..]);
+            if let Some(v) = index.get(sku.to_be_bytes()).map_err(|e| self.err(e))?
+                && let Ok(mut s) = serde_json::from_slice::<IndexedSku>(&v)
+            {
+                s.price_sale = sent.sale.or(s.price_sale);
+                s.price_discount = sent.discount.or(s.price_discount);
+                s.price_cost = sent.cost.or(s.price_cost);
+                let bytes = serde_json::to_vec(&s).map_err(|e| self.err(e))?;
+                index.insert(sku.to_be_bytes(), bytes).map_err(|e| self.err(e))?;
+            }
+        }
+        tree.apply_batch(batch).map_err(|e| self.err(e))?;
+        self.flush().await
+    }
+
+    // --- batch edit occurrences ----------------------------------------------------------
+
+    pub fn edit_record(&self, job: &str, occurrence: &str) -> Result<Option<EditRecord>, StateError> {
+        let tree = self.tree(&format!("edits/{job}"))?;
+        match tree.get(occurrence).map_err(|e| self.err(e))? {
+            Some(v) => Ok(serde_json::from_slice(&v).ok()),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes an occurrence's record and makes it durable before returning.
+    pub async fn set_edit_record(
+        &self,
+        job: &str,
+        occurrence: &str,
+        rec: &EditRecord,
+    ) -> Result<(), StateError> {
+        let tree = self.tree(&format!("edits/{job}"))?;
+        let bytes = serde_json::to_vec(rec).map_err(|e| self.err(e))?;
+        tree.insert(occurrence, bytes).map_err(|e| self.err(e))?;
+        self.flush().await
+    }
+
+    /// Occurrences whose outcome is unknown (sent, no answer).
+    pub fn edits_in_doubt(&self, job: &str) -> Result<Vec<(String, EditRecord)>, StateError> {
+        let tree = self.tree(&format!("edits/{job}"))?;
+        let mut out = Vec::new();
+        for item in tree.iter() {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            if let Ok(rec) = serde_json::from_slice::<EditRecord>(&v)
+                && matches!(rec.state, EditState::Sending | EditState::InDoubt)
+            {
+                out.push((String::from_utf8_lossy(&k).into_owned(), rec));
+            }
+        }
+        Ok(out)
+    }
+
     // --- job and run records -----------------------------------------------------------------
 
     pub fn job_record(&self, job: &str) -> Result<JobRecord, StateError> {
@@ -388,11 +559,15 @@ fn pushed_key(sku: u64, stock: u64) -> [u8; 17] {
     k
 }
 
-fn intent_key(product: u64) -> [u8; 9] {
+fn sku_key(prefix: u8, sku: u64) -> [u8; 9] {
     let mut k = [0u8; 9];
-    k[0] = b'i';
-    k[1..9].copy_from_slice(&product.to_be_bytes());
+    k[0] = prefix;
+    k[1..9].copy_from_slice(&sku.to_be_bytes());
     k
+}
+
+fn intent_key(product: u64) -> [u8; 9] {
+    sku_key(b'i', product)
 }
 
 #[cfg(test)]

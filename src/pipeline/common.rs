@@ -1,0 +1,155 @@
+//! Steps every file-driven job shares: pick and hash the source, check its columns, refresh the
+//! SKU index, the feed guards, and the final exit code.
+
+use std::path::PathBuf;
+
+use rust_decimal::Decimal;
+
+use crate::config::{JobSettings, SourceSettings};
+use crate::index::{self, SkuIndex};
+use crate::report::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_REJECTED, RunReport};
+use crate::shop::ShopClient;
+use crate::state::{JobRecord, StateError, StateStore};
+use crate::util::progress_bar;
+
+use super::RunOptions;
+use super::feed::check_columns;
+
+/// A job failure: the exit code and the one sentence for the report and the log.
+pub type Fail = (i32, String);
+
+pub fn fail(code: i32, message: impl Into<String>) -> Fail {
+    (code, message.into())
+}
+
+pub fn state_fail(e: StateError) -> Fail {
+    fail(EXIT_FAILED, e.to_string())
+}
+
+/// The file to read this run, its hash and the job's record; `None` when the newest file is the
+/// one already synced completely (and not `--full`): the run is then marked skipped.
+pub struct Source {
+    pub path: PathBuf,
+    pub hash: String,
+    pub record: JobRecord,
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::source::SourceError> + Send + 'static,
+) -> Result<T, Fail> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| fail(EXIT_FAILED, format!("reading the source failed: {e}")))?
+        .map_err(|e| fail(EXIT_INVALID, e.to_string()))
+}
+
+/// Picks the newest finished file, hashes it, skips it when already synced, and checks that
+/// `columns` exist, so a source the mapping does not fit is exit 2 before any request.
+pub async fn open_source(
+    job: &JobSettings,
+    source: &SourceSettings,
+    columns: Vec<String>,
+    state: &StateStore,
+    opts: &RunOptions,
+    report: &mut RunReport,
+) -> Result<Option<Source>, Fail> {
+    let (pattern, settle) = (source.path.clone(), source.settle);
+    let picked = blocking(move || crate::source::pick_newest(&pattern, settle)).await?;
+    for p in &picked.skipped_unstable {
+        tracing::info!(job = %job.name, file = %p.display(), "Skipping a file that is still being written");
+    }
+    let Some(path) = picked.path else {
+        return Err(fail(
+            EXIT_INVALID,
+            format!("no finished file matches the source path {}", source.path),
+        ));
+    };
+    report.source_file = Some(path.clone());
+    let p = path.clone();
+    let hash = blocking(move || crate::source::content_hash(&p)).await?;
+    report.source_hash = Some(hash.clone());
+    let record = state.job_record(&job.name).map_err(state_fail)?;
+    if !opts.full && record.last_synced_hash.as_deref() == Some(hash.as_str()) {
+        report.message = format!(
+            "{} is unchanged since the last complete sync; nothing to do",
+            path.display()
+        );
+        report.exit_code = EXIT_OK;
+        report.skipped = true;
+        return Ok(None);
+    }
+    let (p, format, sheet) = (path.clone(), source.format, source.sheet.clone());
+    blocking(move || check_columns(&p, format, sheet.as_deref(), &columns)).await?;
+    Ok(Some(Source { path, hash, record }))
+}
+
+/// Refreshes the SKU index, with a progress bar on a terminal (a first full scan of a big
+/// catalog takes a while at 30 pages a minute).
+pub async fn refresh_index(
+    job: &JobSettings,
+    client: &ShopClient,
+    state: &StateStore,
+    opts: &RunOptions,
+) -> Result<SkuIndex, Fail> {
+    let pages = opts
+        .progress
+        .then(|| progress_bar(0, "page {pos}/{len}", format!("{}: SKU index", job.name)));
+    let on_page = |page: u64, total: Option<u64>| {
+        if let Some(pb) = &pages {
+            pb.set_length(total.unwrap_or(page).max(page));
+            pb.set_position(page);
+        }
+    };
+    let idx = index::refresh(client, state, false, on_page)
+        .await
+        .map_err(|e| fail(EXIT_FAILED, format!("cannot refresh the SKU index: {e}")))?;
+    if let Some(pb) = pages {
+        pb.finish_and_clear();
+    }
+    Ok(idx)
+}
+
+/// The guards that need only the feed: empty, or shrunk more than `max_shrink_pct`.
+pub fn feed_guards(
+    job: &JobSettings,
+    record: &JobRecord,
+    rows_valid: u64,
+    path: &std::path::Path,
+) -> Result<(), Fail> {
+    if rows_valid == 0 {
+        return Err(fail(
+            EXIT_FAILED,
+            format!("guard: {} has no valid rows; nothing was sent", path.display()),
+        ));
+    }
+    if let Some(last) = record.last_good_rows
+        && last > 0
+    {
+        let last_d = Decimal::from(last);
+        let shrink = (last_d - Decimal::from(rows_valid)) * Decimal::from(100) / last_d;
+        if shrink > job.max_shrink_pct {
+            return Err(fail(
+                EXIT_FAILED,
+                format!(
+                    "guard: the feed shrank {}% ({rows_valid} valid rows, {last} last time; max_shrink_pct = {}); nothing was sent",
+                    shrink.round_dp(1),
+                    job.max_shrink_pct
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Exit 4 when anything was refused, else 0.
+pub fn finish_code(report: &mut RunReport) {
+    let refused = !report.rejected.is_empty() || report.products_failed > 0;
+    report.exit_code = if refused { EXIT_REJECTED } else { EXIT_OK };
+    if report.message.is_empty() {
+        report.message = if refused {
+            "done, with rejected items".into()
+        } else {
+            "done".into()
+        };
+    }
+}

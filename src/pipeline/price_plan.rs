@@ -1,0 +1,298 @@
+//! The price plan: feed × SKU index × last pushed prices → the fewest requests.
+//!
+//! Pure. Rules per SKU, in order: markup and rounding on sale and discount prices (cost is
+//! taken as is), two decimals; a discount not below the sale price refuses the row; a price
+//! moving more than `max_change_pct`, or a sale/discount price below the cost, refuses the SKU.
+//! Blank cells leave their field alone. A change is a value that differs from what this job last
+//! pushed (or every value, with `full`).
+//!
+//! Requests: within a product, changed SKUs that get the same new values for the same fields go
+//! in one `PUT /catalog/products/{id}/skus/batch-update-skus`; any other changed SKU gets its
+//! own `PUT /catalog/skus/{id}`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use rust_decimal::{Decimal, RoundingStrategy};
+
+use crate::mapping::PriceMapping;
+use crate::report::{ChangeRow, Field, Outcome, RejectedRow, Value};
+use crate::shop::model::IndexedSku;
+use crate::state::PriceFields;
+
+use super::feed::PriceFeed;
+
+/// One request of the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PriceOp {
+    /// The same `values` on every SKU in `sku_ids` (all of one product).
+    BatchUpdate {
+        product_id: u64,
+        sku_ids: Vec<u64>,
+        values: PriceFields,
+    },
+    /// One SKU's changed fields.
+    PutSku {
+        sku_id: u64,
+        product_id: u64,
+        values: PriceFields,
+    },
+}
+
+impl PriceOp {
+    pub fn product_id(&self) -> u64 {
+        match self {
+            PriceOp::BatchUpdate { product_id, .. } | PriceOp::PutSku { product_id, .. } => {
+                *product_id
+            }
+        }
+    }
+
+    /// (SKU, fields sent to it) for checkpoints.
+    pub fn entries(&self) -> Vec<(u64, PriceFields)> {
+        match self {
+            PriceOp::BatchUpdate { sku_ids, values, .. } => {
+                sku_ids.iter().map(|s| (*s, *values)).collect()
+            }
+            PriceOp::PutSku { sku_id, values, .. } => vec![(*sku_id, *values)],
+        }
+    }
+
+    pub fn route(&self) -> &'static str {
+        match self {
+            PriceOp::BatchUpdate { .. } => "PUT catalog/products/{id}/skus/batch-update-skus",
+            PriceOp::PutSku { .. } => "PUT catalog/skus/{id}",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct PricePlan {
+    pub ops: Vec<PriceOp>,
+    pub changes: Vec<ChangeRow>,
+    /// SKUs refused by a rule, as rows of the file.
+    pub refused: Vec<RejectedRow>,
+    pub matched_skus: u64,
+}
+
+pub struct PricePlanInput<'a> {
+    pub feed: &'a PriceFeed,
+    pub skus: &'a HashMap<u64, IndexedSku>,
+    pub pushed: &'a HashMap<u64, PriceFields>,
+    pub mapping: &'a PriceMapping,
+    pub file: &'a str,
+    pub full: bool,
+}
+
+fn two_places(d: Decimal) -> Decimal {
+    d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+}
+
+/// Markup, then rounding, then two decimals.
+pub fn sale_price(raw: Decimal, m: &PriceMapping) -> Decimal {
+    let p = two_places(raw * m.markup);
+    two_places(m.round_to.map_or(p, |r| r.apply(p)))
+}
+
+fn pct_change(old: Decimal, new: Decimal) -> Option<Decimal> {
+    (old > Decimal::ZERO).then(|| ((new - old).abs() * Decimal::from(100) / old).round_dp(1))
+}
+
+pub fn plan_prices(input: &PricePlanInput<'_>) -> PricePlan {
+    let m = input.mapping;
+    let mut plan = PricePlan::default();
+    // Product → [(sku, key, desired values, changed fields)]
+    type Wanted = (u64, Arc<str>, PriceFields, PriceFields);
+    let mut by_product: BTreeMap<u64, Vec<Wanted>> = BTreeMap::new();
+
+    let mut rows: Vec<_> = input.feed.rows.iter().collect();
+    rows.sort_by_key(|(_, r)| r.row);
+    for (sku_id, row) in rows {
+        let Some(sku) = input.skus.get(sku_id) else {
+            continue;
+        };
+        plan.matched_skus += 1;
+        let raw = row.value;
+        let want = PriceFields {
+            sale: raw.sale.map(|p| sale_price(p, m)),
+            discount: raw.discount.map(|p| sale_price(p, m)),
+            cost: raw.cost.map(two_places),
+        };
+        let pushed = input.pushed.get(sku_id).copied().unwrap_or_default();
+        let current = PriceFields {
+            sale: pushed.sale.or(sku.price_sale),
+            discount: pushed.discount.or(sku.price_discount),
+            cost: pushed.cost.or(sku.price_cost),
+        };
+        let refuse = |plan: &mut PricePlan, column: &str, value: Decimal, reason: String| {
+            plan.refused.push(RejectedRow {
+                file: input.file.to_string(),
+                row: row.row,
+                column: column.to_string(),
+                value: format!("{value:.2}"),
+                reason: format!("{reason} (key {})", row.key),
+            });
+        };
+        // A promotion price must be below the sale price it applies to.
+        if let Some(d) = want.discount
+            && let Some(s) = want.sale.or(current.sale)
+            && d >= s
+            && d > Decimal::ZERO
+        {
+            let col = m.price_discount.as_deref().unwrap_or("price_discount");
+            refuse(&mut plan, col, d, format!("discount price {d:.2} is not below the sale price {s:.2}"));
+            continue;
+        }
+        let mut refused = false;
+        for (new, old, col) in [
+            (want.sale, current.sale, m.price_sale.as_str()),
+            (want.discount, current.discount, m.price_discount.as_deref().unwrap_or("")),
+            (want.cost, current.cost, m.price_cost.as_deref().unwrap_or("")),
+        ] {
+            if let (Some(n), Some(o)) = (new, old)
+                && let Some(pct) = pct_change(o, n)
+                && pct > m.max_change_pct
+            {
+                refuse(
+                    &mut plan,
+                    col,
+                    n,
+                    format!("moves {pct}% from {o:.2} (max_change_pct = {})", m.max_change_pct),
+                );
+                refused = true;
+                break;
+            }
+        }
+        if refused {
+            continue;
+        }
+        if m.price_cost.is_some()
+            && let Some(cost) = want.cost.or(current.cost)
+        {
+            let below = [(want.sale, m.price_sale.as_str()), (want.discount.filter(|d| !d.is_zero()), m.price_discount.as_deref().unwrap_or(""))]
+                .into_iter()
+                .find_map(|(p, col)| p.filter(|p| *p < cost).map(|p| (p, col)));
+            if let Some((p, col)) = below {
+                refuse(&mut plan, col, p, format!("price {p:.2} is below the cost {cost:.2}"));
+                continue;
+            }
+        }
+        let differs = |new: Option<Decimal>, last: Option<Decimal>| {
+            new.filter(|n| input.full || last != Some(*n))
+        };
+        let changed = PriceFields {
+            sale: differs(want.sale, pushed.sale),
+            discount: differs(want.discount, pushed.discount),
+            cost: differs(want.cost, pushed.cost),
+        };
+        if changed == PriceFields::default() {
+            continue;
+        }
+        for (field, new, old) in [
+            (Field::PriceSale, changed.sale, current.sale),
+            (Field::PriceDiscount, changed.discount, current.discount),
+            (Field::PriceCost, changed.cost, current.cost),
+        ] {
+            if let Some(n) = new {
+                plan.changes.push(ChangeRow {
+                    key: row.key.clone(),
+                    sku_id: *sku_id,
+                    product_id: sku.product_id,
+                    field,
+                    old: old.map(Value::Money),
+                    new: Value::Money(n),
+                    outcome: Outcome::Planned,
+                });
+            }
+        }
+        by_product
+            .entry(sku.product_id)
+            .or_default()
+            .push((*sku_id, row.key.clone(), want, changed));
+    }
+
+    for (product_id, skus) in by_product {
+        // The fields any changed SKU of this product needs sent.
+        let union = PriceFields {
+            sale: skus.iter().find_map(|s| s.3.sale),
+            discount: skus.iter().find_map(|s| s.3.discount),
+            cost: skus.iter().find_map(|s| s.3.cost),
+        };
+        // SKUs that want exactly the same values for all of those fields share one request.
+        let tuple = |w: &PriceFields| -> Option<PriceFields> {
+            let pick = |u: Option<Decimal>, v: Option<Decimal>| match u {
+                Some(_) => v.map(Some),
+                None => Some(None),
+            };
+            Some(PriceFields {
+                sale: pick(union.sale, w.sale)?,
+                discount: pick(union.discount, w.discount)?,
+                cost: pick(union.cost, w.cost)?,
+            })
+        };
+        let mut groups: Vec<(PriceFields, Vec<u64>)> = Vec::new();
+        let mut singles: Vec<(u64, PriceFields)> = Vec::new();
+        for (sku_id, _, want, changed) in &skus {
+            match tuple(want) {
+                Some(t) => match groups.iter_mut().find(|(g, _)| *g == t) {
+                    Some((_, ids)) => ids.push(*sku_id),
+                    None => groups.push((t, vec![*sku_id])),
+                },
+                None => singles.push((*sku_id, *changed)),
+            }
+        }
+        for (values, ids) in groups {
+            if ids.len() >= 2 {
+                plan.ops.push(PriceOp::BatchUpdate {
+                    product_id,
+                    sku_ids: ids,
+                    values,
+                });
+            } else {
+                let changed = skus.iter().find(|s| s.0 == ids[0]).map(|s| s.3).unwrap_or(values);
+                singles.push((ids[0], changed));
+            }
+        }
+        singles.sort_by_key(|s| s.0);
+        for (sku_id, values) in singles {
+            plan.ops.push(PriceOp::PutSku {
+                sku_id,
+                product_id,
+                values,
+            });
+        }
+    }
+    plan
+}
+
+/// The fewest requests any planner could send for these changes, counting a product whose
+/// changed SKUs all share their new values once, and every SKU of any other product once.
+pub fn lower_bound(plan: &PricePlan) -> u64 {
+    let mut per_product: BTreeMap<u64, Vec<(u64, Value, Field)>> = BTreeMap::new();
+    for c in &plan.changes {
+        per_product.entry(c.product_id).or_default().push((c.sku_id, c.new, c.field));
+    }
+    per_product
+        .values()
+        .map(|changes| {
+            let mut skus: Vec<u64> = changes.iter().map(|c| c.0).collect();
+            skus.sort_unstable();
+            skus.dedup();
+            let values_of = |id: u64| {
+                let mut v: Vec<(String, String)> = changes
+                    .iter()
+                    .filter(|c| c.0 == id)
+                    .map(|c| (c.2.to_string(), c.1.to_string()))
+                    .collect();
+                v.sort();
+                v
+            };
+            let first = values_of(skus[0]);
+            if skus.iter().all(|s| values_of(*s) == first) {
+                1
+            } else {
+                skus.len() as u64
+            }
+        })
+        .sum()
+}
