@@ -14,6 +14,21 @@ pub async fn main(cli: Cli) -> i32 {
         Some(Command::Check) => check(&cli.config, cli.state_dir.as_deref()),
         Some(Command::Status { json }) => status(&cli.config, cli.state_dir.as_deref(), *json),
         Some(Command::Demo) => crate::demo::run(cli.state_dir.as_deref()).await,
+        Some(Command::Resolve {
+            job,
+            occurrence,
+            applied,
+            ..
+        }) => {
+            resolve(
+                &cli.config,
+                cli.state_dir.as_deref(),
+                job,
+                occurrence,
+                *applied,
+            )
+            .await
+        }
         None if cli.run_once => {
             let opts = RunOptions {
                 dry_run: cli.dry_run,
@@ -125,7 +140,10 @@ pub fn check(config_path: &Path, state_dir: Option<&Path>) -> i32 {
                     Some(path) => {
                         match crate::source::open(&path, src.format, src.sheet.as_deref()) {
                             Ok(opened) => {
-                                let cols = mapping.stock_columns();
+                                let cols = match job.kind {
+                                    crate::config::JobKind::Price => mapping.price_columns(),
+                                    _ => mapping.stock_columns(),
+                                };
                                 let wanted: Vec<&str> = cols.iter().map(String::as_str).collect();
                                 if let Err(e) = opened.resolve(&wanted) {
                                     problems.push(format!("job {}: {e}", job.name));
@@ -161,6 +179,43 @@ pub fn check(config_path: &Path, state_dir: Option<&Path>) -> i32 {
     }
 }
 
+pub async fn resolve(
+    config_path: &Path,
+    state_dir: Option<&Path>,
+    job: &str,
+    occurrence: &str,
+    applied: bool,
+) -> i32 {
+    let Some(settings) = load_settings(config_path, state_dir) else {
+        return EXIT_INVALID;
+    };
+    if !settings
+        .jobs
+        .iter()
+        .any(|j| j.name == job && j.kind == crate::config::JobKind::BatchEdit)
+    {
+        eprintln!(
+            "error: no batch_edit job named \"{job}\" in {}",
+            config_path.display()
+        );
+        return EXIT_INVALID;
+    }
+    let state = match open_state(&settings.state_dir) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match crate::pipeline::batch_edit::resolve(&state, job, occurrence, applied).await {
+        Ok(msg) => {
+            println!("{msg}");
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_INVALID
+        }
+    }
+}
+
 pub fn status(config_path: &Path, state_dir: Option<&Path>, json: bool) -> i32 {
     let Some(settings) = load_settings(config_path, state_dir) else {
         return EXIT_INVALID;
@@ -176,7 +231,19 @@ pub fn status(config_path: &Path, state_dir: Option<&Path>, json: bool) -> i32 {
             .schedule
             .as_ref()
             .and_then(|s| s.upcoming(settings.timezone).next().map(|t| t.to_rfc3339()));
-        let pending = state.intents_load(&job.name).map(|m| m.len()).unwrap_or(0);
+        let pending = state.intents_load(&job.name).map(|m| m.len()).unwrap_or(0)
+            + state
+                .price_intents_load(&job.name)
+                .map(|m| m.len())
+                .unwrap_or(0);
+        let in_doubt: Vec<serde_json::Value> = state
+            .edits_in_doubt(&job.name)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(occ, rec)| {
+                serde_json::json!({"occurrence": occ, "sent_at": rec.at, "message": rec.message})
+            })
+            .collect();
         rows.push(serde_json::json!({
             "job": job.name,
             "kind": job.kind.as_str(),
@@ -184,6 +251,7 @@ pub fn status(config_path: &Path, state_dir: Option<&Path>, json: bool) -> i32 {
             "last_run": last,
             "next_run": next,
             "writes_in_doubt": pending,
+            "edits_in_doubt": in_doubt,
         }));
     }
     if json {
@@ -211,6 +279,13 @@ pub fn status(config_path: &Path, state_dir: Option<&Path>, json: bool) -> i32 {
         }
         if let Some(n) = r["next_run"].as_str() {
             println!("  next run: {n}");
+        }
+        for d in r["edits_in_doubt"].as_array().into_iter().flatten() {
+            let occ = d["occurrence"].as_str().unwrap_or("?");
+            println!(
+                "  IN DOUBT: occurrence {occ} (sent {}) — check the store, then `yampi-sync resolve {job} {occ} --applied` or `--not-applied`",
+                d["sent_at"].as_str().unwrap_or("?")
+            );
         }
         if r["writes_in_doubt"].as_u64().unwrap_or(0) > 0 {
             println!(

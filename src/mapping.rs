@@ -368,7 +368,10 @@ pub fn parse_money(cell: &Cell<'_>, style: DecimalStyle) -> Result<Option<Decima
         Cell::Empty => return Ok(None),
         Cell::Text(t) => parse_decimal_text(t, style).ok_or("not a number")?,
         // A spreadsheet number: its shortest decimal text is the value the merchant typed.
-        Cell::Number(n) if n.is_finite() => n.to_string().parse::<Decimal>().map_err(|_| "not a number")?,
+        Cell::Number(n) if n.is_finite() => n
+            .to_string()
+            .parse::<Decimal>()
+            .map_err(|_| "not a number")?,
         _ => return Err("not a number"),
     };
     if d < Decimal::ZERO {
@@ -453,8 +456,15 @@ mod tests {
     #[test]
     fn money_cells() {
         let c = DecimalStyle::Comma;
-        assert_eq!(parse_money(&Cell::Empty, c), Ok(None), "blank leaves the field alone");
-        assert_eq!(parse_money(&Cell::Text("1.234,5"), c), Ok(Some(d("1234.5"))));
+        assert_eq!(
+            parse_money(&Cell::Empty, c),
+            Ok(None),
+            "blank leaves the field alone"
+        );
+        assert_eq!(
+            parse_money(&Cell::Text("1.234,5"), c),
+            Ok(Some(d("1234.5")))
+        );
         assert_eq!(parse_money(&Cell::Number(19.9), c), Ok(Some(d("19.9"))));
         assert_eq!(parse_money(&Cell::Text("-1"), c), Err("negative price"));
         assert_eq!(parse_money(&Cell::Text("grátis"), c), Err("not a number"));

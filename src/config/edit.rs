@@ -6,7 +6,12 @@ use serde_json::{Map, Value, json};
 const ATTRIBUTES: [&str; 4] = ["active", "price_sale", "price_discount", "all_prices"];
 const OPERATIONS: [&str; 2] = ["increment", "decrement"];
 const VALUE_TYPES: [&str; 2] = ["percent", "fixed"];
-const LISTS: [&str; 4] = ["products_ids", "brands_ids", "collections_ids", "categories_ids"];
+const LISTS: [&str; 4] = [
+    "products_ids",
+    "brands_ids",
+    "collections_ids",
+    "categories_ids",
+];
 
 /// A validated edit, ready to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,7 +34,9 @@ impl BatchEdit {
             s("operation_type"),
             s("value"),
             s("value_type"),
-            b.get("restrictions").map(Value::to_string).unwrap_or_default()
+            b.get("restrictions")
+                .map(Value::to_string)
+                .unwrap_or_default()
         )
         .replace("  ", " ")
     }
@@ -43,7 +50,15 @@ pub fn validate(edit: &toml::Value, label: &str, errors: &mut Vec<String>) -> Op
         return None;
     };
     for k in t.keys() {
-        if !["attribute", "operation_type", "value_type", "value", "restrictions"].contains(&k.as_str()) {
+        if ![
+            "attribute",
+            "operation_type",
+            "value_type",
+            "value",
+            "restrictions",
+        ]
+        .contains(&k.as_str())
+        {
             errors.push(format!("{label}: unknown key `edit.{k}`"));
         }
     }
@@ -89,16 +104,23 @@ pub fn validate(edit: &toml::Value, label: &str, errors: &mut Vec<String>) -> Op
         }
         (Some(toml::Value::Boolean(b)), Some("active")) => json!(b),
         (Some(_), Some("active")) => {
-            errors.push(format!("{label}: `edit.value` must be true or false for attribute active"));
+            errors.push(format!(
+                "{label}: `edit.value` must be true or false for attribute active"
+            ));
             Value::Null
         }
         (Some(toml::Value::Integer(i)), _) if *i > 0 => json!(i),
         (Some(toml::Value::Float(f)), _) if *f > 0.0 => json!(f),
-        (Some(toml::Value::String(s)), _) if s.parse::<rust_decimal::Decimal>().is_ok_and(|d| d > rust_decimal::Decimal::ZERO) => {
+        (Some(toml::Value::String(s)), _)
+            if s.parse::<rust_decimal::Decimal>()
+                .is_ok_and(|d| d > rust_decimal::Decimal::ZERO) =>
+        {
             json!(s)
         }
         (Some(other), _) => {
-            errors.push(format!("{label}: `edit.value` must be a number above 0, not {other}"));
+            errors.push(format!(
+                "{label}: `edit.value` must be a number above 0, not {other}"
+            ));
             Value::Null
         }
     };
@@ -153,7 +175,9 @@ fn restrictions(r: &toml::Value, label: &str, errors: &mut Vec<String>) -> Value
             continue;
         }
         let Some(lists) = lists.as_table() else {
-            errors.push(format!("{label}: `edit.restrictions.{side}` must be a table"));
+            errors.push(format!(
+                "{label}: `edit.restrictions.{side}` must be a table"
+            ));
             continue;
         };
         let mut side_out = Map::new();
@@ -165,9 +189,11 @@ fn restrictions(r: &toml::Value, label: &str, errors: &mut Vec<String>) -> Value
                 ));
                 continue;
             }
-            let ids: Option<Vec<i64>> = ids
-                .as_array()
-                .and_then(|a| a.iter().map(|v| v.as_integer().filter(|i| *i > 0)).collect());
+            let ids: Option<Vec<i64>> = ids.as_array().and_then(|a| {
+                a.iter()
+                    .map(|v| v.as_integer().filter(|i| *i > 0))
+                    .collect()
+            });
             match ids {
                 Some(ids) if !ids.is_empty() => {
                     side_out.insert(name.clone(), json!(ids));
@@ -219,8 +245,16 @@ mod tests {
         for needle in ["edit.typo", "edit.attribute", "edit.value", "brand_ids"] {
             assert!(all.contains(needle), "{needle} in {all}");
         }
-        let (_, errors) = check(r#"{ attribute = "price_sale", value = 5, restrictions = { exclude = { brands_ids = [5] } } }"#);
-        assert!(errors.iter().any(|e| e.contains("operation_type")), "{errors:?}");
-        assert!(errors.iter().any(|e| e.contains("value_type")), "{errors:?}");
+        let (_, errors) = check(
+            r#"{ attribute = "price_sale", value = 5, restrictions = { exclude = { brands_ids = [5] } } }"#,
+        );
+        assert!(
+            errors.iter().any(|e| e.contains("operation_type")),
+            "{errors:?}"
+        );
+        assert!(
+            errors.iter().any(|e| e.contains("value_type")),
+            "{errors:?}"
+        );
     }
 }

@@ -533,11 +533,15 @@ fn validate_job(
     let edit = match (&rj.edit, kind) {
         (Some(e), JobKind::BatchEdit) => edit::validate(e, &format!("{file}: job {label}"), errors),
         (None, JobKind::BatchEdit) => {
-            errors.push(format!("{file}: job {label}: a batch_edit job needs `edit = {{ ... }}`"));
+            errors.push(format!(
+                "{file}: job {label}: a batch_edit job needs `edit = {{ ... }}`"
+            ));
             None
         }
         (Some(_), _) => {
-            errors.push(format!("{file}: job {label}: `edit` is only for batch_edit jobs"));
+            errors.push(format!(
+                "{file}: job {label}: `edit` is only for batch_edit jobs"
+            ));
             None
         }
         (None, _) => None,

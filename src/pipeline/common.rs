@@ -119,7 +119,10 @@ pub fn feed_guards(
     if rows_valid == 0 {
         return Err(fail(
             EXIT_FAILED,
-            format!("guard: {} has no valid rows; nothing was sent", path.display()),
+            format!(
+                "guard: {} has no valid rows; nothing was sent",
+                path.display()
+            ),
         ));
     }
     if let Some(last) = record.last_good_rows

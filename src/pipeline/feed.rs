@@ -70,6 +70,9 @@ pub type PriceFeed = Feed<PriceValues>;
 /// A refused cell: (column, value as written, reason).
 pub type CellProblem = (String, String, String);
 
+/// Turns the cells after the key into a row's value, or says what is wrong with them.
+pub type RowParser<'a, T> = &'a dyn Fn(&[Cell<'_>]) -> Result<T, Vec<CellProblem>>;
+
 /// Opens the source and checks that every column exists, without reading rows.
 pub fn check_columns(
     path: &Path,
@@ -90,7 +93,7 @@ pub fn read_feed<T: PartialEq>(
     mapping: &Mapping,
     columns: &[String],
     lookup: &HashMap<String, KeyMatch>,
-    parse: &dyn Fn(&[Cell<'_>]) -> Result<T, Vec<CellProblem>>,
+    parse: RowParser<'_, T>,
 ) -> Result<Feed<T>, SourceError> {
     let wanted: Vec<&str> = columns.iter().map(String::as_str).collect();
     let mut opened = source::open(path, format, sheet)?;
@@ -144,7 +147,10 @@ pub fn read_feed<T: PartialEq>(
                         "{} store SKUs share this {} (ids {}); not synced",
                         ids.len(),
                         mapping.match_field.as_str(),
-                        ids.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+                        ids.iter()
+                            .map(u64::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )),
                 });
                 return;
@@ -201,7 +207,8 @@ pub fn read_feed<T: PartialEq>(
     // A key with any refused row is not synced at all this run: which row is right is unknown.
     if !feed.rejected_keys.is_empty() {
         let keys = &feed.rejected_keys;
-        feed.rows.retain(|_, r| !keys.contains(&normalize_key(&r.key)));
+        feed.rows
+            .retain(|_, r| !keys.contains(&normalize_key(&r.key)));
     }
     feed.rejected.sort_by_key(|r| r.row);
     feed.rows_read = rows_read;

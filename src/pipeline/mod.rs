@@ -4,6 +4,7 @@
 //! different stores run concurrently. Each job ends with a report file, a run record in the
 //! state store and one summary line in the log, whatever happened.
 
+pub mod batch_edit;
 pub mod common;
 pub mod feed;
 pub mod plan;
@@ -117,6 +118,10 @@ pub async fn run_job(
     );
     match job.kind {
         JobKind::Stock => stock::run(job, client, state, opts, &mut report).await,
+        JobKind::Price => price::run(job, client, state, opts, &mut report).await,
+        JobKind::BatchEdit => {
+            batch_edit::run(job, settings.timezone, client, state, opts, &mut report).await
+        }
         other => {
             report.exit_code = EXIT_INVALID;
             report.message = format!(

@@ -51,9 +51,9 @@ impl PriceOp {
     /// (SKU, fields sent to it) for checkpoints.
     pub fn entries(&self) -> Vec<(u64, PriceFields)> {
         match self {
-            PriceOp::BatchUpdate { sku_ids, values, .. } => {
-                sku_ids.iter().map(|s| (*s, *values)).collect()
-            }
+            PriceOp::BatchUpdate {
+                sku_ids, values, ..
+            } => sku_ids.iter().map(|s| (*s, *values)).collect(),
             PriceOp::PutSku { sku_id, values, .. } => vec![(*sku_id, *values)],
         }
     }
@@ -140,14 +140,27 @@ pub fn plan_prices(input: &PricePlanInput<'_>) -> PricePlan {
             && d > Decimal::ZERO
         {
             let col = m.price_discount.as_deref().unwrap_or("price_discount");
-            refuse(&mut plan, col, d, format!("discount price {d:.2} is not below the sale price {s:.2}"));
+            refuse(
+                &mut plan,
+                col,
+                d,
+                format!("discount price {d:.2} is not below the sale price {s:.2}"),
+            );
             continue;
         }
         let mut refused = false;
         for (new, old, col) in [
             (want.sale, current.sale, m.price_sale.as_str()),
-            (want.discount, current.discount, m.price_discount.as_deref().unwrap_or("")),
-            (want.cost, current.cost, m.price_cost.as_deref().unwrap_or("")),
+            (
+                want.discount,
+                current.discount,
+                m.price_discount.as_deref().unwrap_or(""),
+            ),
+            (
+                want.cost,
+                current.cost,
+                m.price_cost.as_deref().unwrap_or(""),
+            ),
         ] {
             if let (Some(n), Some(o)) = (new, old)
                 && let Some(pct) = pct_change(o, n)
@@ -157,7 +170,10 @@ pub fn plan_prices(input: &PricePlanInput<'_>) -> PricePlan {
                     &mut plan,
                     col,
                     n,
-                    format!("moves {pct}% from {o:.2} (max_change_pct = {})", m.max_change_pct),
+                    format!(
+                        "moves {pct}% from {o:.2} (max_change_pct = {})",
+                        m.max_change_pct
+                    ),
                 );
                 refused = true;
                 break;
@@ -169,11 +185,22 @@ pub fn plan_prices(input: &PricePlanInput<'_>) -> PricePlan {
         if m.price_cost.is_some()
             && let Some(cost) = want.cost.or(current.cost)
         {
-            let below = [(want.sale, m.price_sale.as_str()), (want.discount.filter(|d| !d.is_zero()), m.price_discount.as_deref().unwrap_or(""))]
-                .into_iter()
-                .find_map(|(p, col)| p.filter(|p| *p < cost).map(|p| (p, col)));
+            let below = [
+                (want.sale, m.price_sale.as_str()),
+                (
+                    want.discount.filter(|d| !d.is_zero()),
+                    m.price_discount.as_deref().unwrap_or(""),
+                ),
+            ]
+            .into_iter()
+            .find_map(|(p, col)| p.filter(|p| *p < cost).map(|p| (p, col)));
             if let Some((p, col)) = below {
-                refuse(&mut plan, col, p, format!("price {p:.2} is below the cost {cost:.2}"));
+                refuse(
+                    &mut plan,
+                    col,
+                    p,
+                    format!("price {p:.2} is below the cost {cost:.2}"),
+                );
                 continue;
             }
         }
@@ -205,10 +232,12 @@ pub fn plan_prices(input: &PricePlanInput<'_>) -> PricePlan {
                 });
             }
         }
-        by_product
-            .entry(sku.product_id)
-            .or_default()
-            .push((*sku_id, row.key.clone(), want, changed));
+        by_product.entry(sku.product_id).or_default().push((
+            *sku_id,
+            row.key.clone(),
+            want,
+            changed,
+        ));
     }
 
     for (product_id, skus) in by_product {
@@ -249,7 +278,11 @@ pub fn plan_prices(input: &PricePlanInput<'_>) -> PricePlan {
                     values,
                 });
             } else {
-                let changed = skus.iter().find(|s| s.0 == ids[0]).map(|s| s.3).unwrap_or(values);
+                let changed = skus
+                    .iter()
+                    .find(|s| s.0 == ids[0])
+                    .map(|s| s.3)
+                    .unwrap_or(values);
                 singles.push((ids[0], changed));
             }
         }
@@ -270,7 +303,10 @@ pub fn plan_prices(input: &PricePlanInput<'_>) -> PricePlan {
 pub fn lower_bound(plan: &PricePlan) -> u64 {
     let mut per_product: BTreeMap<u64, Vec<(u64, Value, Field)>> = BTreeMap::new();
     for c in &plan.changes {
-        per_product.entry(c.product_id).or_default().push((c.sku_id, c.new, c.field));
+        per_product
+            .entry(c.product_id)
+            .or_default()
+            .push((c.sku_id, c.new, c.field));
     }
     per_product
         .values()

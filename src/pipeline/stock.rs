@@ -15,7 +15,9 @@ use crate::shop::{ApiError, ShopClient};
 use crate::state::{StateError, StateStore, StockEntry};
 
 use super::RunOptions;
-use super::common::{Fail, Source, fail, feed_guards, finish_code, open_source, refresh_index, state_fail};
+use super::common::{
+    Fail, Source, fail, feed_guards, finish_code, open_source, refresh_index, state_fail,
+};
 use super::feed::{StockFeed, read_stock_feed};
 use super::plan::{PlanInput, StockPlan, plan_stock};
 use crate::util::progress_bar;

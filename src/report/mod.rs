@@ -204,7 +204,7 @@ impl RunReport {
     /// The one-line summary logged at the end of every run.
     pub fn summary_line(&self) -> String {
         let mut s = format!(
-            "job {}: {} — {} SKUs changed in {} products ({} failed), {} rows read, {} rejected, {} unmatched, {} requests, {} × 429, exit {}",
+            "job {}: {} — {} SKUs changed by {} writes ({} failed), {} rows read, {} rejected, {} unmatched, {} requests, {} × 429, exit {}",
             self.job,
             if self.message.is_empty() {
                 "done"

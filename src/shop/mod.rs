@@ -403,14 +403,24 @@ impl ShopClient {
 impl ShopClient {
     /// `PUT /catalog/skus/{id}`: absolute values, so safe to retry.
     pub async fn put_sku(&self, sku_id: u64, body: &Value) -> Result<(), ApiError> {
-        self.send(Method::PUT, &format!("catalog/skus/{sku_id}"), &[], Some(body), true)
-            .await?;
+        self.send(
+            Method::PUT,
+            &format!("catalog/skus/{sku_id}"),
+            &[],
+            Some(body),
+            true,
+        )
+        .await?;
         Ok(())
     }
 
     /// `PUT /catalog/products/{id}/skus/batch-update-skus`; returns the answer's `data`
     /// (`type` sync or async, `status`).
-    pub async fn batch_update_skus(&self, product_id: u64, body: &Value) -> Result<Value, ApiError> {
+    pub async fn batch_update_skus(
+        &self,
+        product_id: u64,
+        body: &Value,
+    ) -> Result<Value, ApiError> {
         let r = self
             .send(
                 Method::PUT,
@@ -436,8 +446,14 @@ impl ShopClient {
 
     /// `PUT /catalog/products/batch-edit`: relative, so never retried after it may have left.
     pub async fn batch_edit(&self, body: &Value) -> Result<(), ApiError> {
-        self.send(Method::PUT, "catalog/products/batch-edit", &[], Some(body), false)
-            .await?;
+        self.send(
+            Method::PUT,
+            "catalog/products/batch-edit",
+            &[],
+            Some(body),
+            false,
+        )
+        .await?;
         Ok(())
     }
 }

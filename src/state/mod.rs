@@ -470,7 +470,9 @@ impl StateStore {
                 s.price_discount = sent.discount.or(s.price_discount);
                 s.price_cost = sent.cost.or(s.price_cost);
                 let bytes = serde_json::to_vec(&s).map_err(|e| self.err(e))?;
-                index.insert(sku.to_be_bytes(), bytes).map_err(|e| self.err(e))?;
+                index
+                    .insert(sku.to_be_bytes(), bytes)
+                    .map_err(|e| self.err(e))?;
             }
         }
         tree.apply_batch(batch).map_err(|e| self.err(e))?;
@@ -479,7 +481,11 @@ impl StateStore {
 
     // --- batch edit occurrences ----------------------------------------------------------
 
-    pub fn edit_record(&self, job: &str, occurrence: &str) -> Result<Option<EditRecord>, StateError> {
+    pub fn edit_record(
+        &self,
+        job: &str,
+        occurrence: &str,
+    ) -> Result<Option<EditRecord>, StateError> {
         let tree = self.tree(&format!("edits/{job}"))?;
         match tree.get(occurrence).map_err(|e| self.err(e))? {
             Some(v) => Ok(serde_json::from_slice(&v).ok()),
