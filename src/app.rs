@@ -68,6 +68,16 @@ pub fn open_state(dir: &Path) -> Result<StateStore, i32> {
     })
 }
 
+/// The state store and one API client per store: what running jobs needs beyond the config.
+pub fn open_runtime(settings: &Settings) -> Result<(StateStore, pipeline::Clients), i32> {
+    let state = open_state(&settings.state_dir)?;
+    let clients = pipeline::clients(settings).map_err(|e| {
+        eprintln!("error: {e}");
+        EXIT_FAILED
+    })?;
+    Ok((state, clients))
+}
+
 pub async fn run_once(config_path: &Path, state_dir: Option<&Path>, opts: &RunOptions) -> i32 {
     let Some(settings) = load_settings(config_path, state_dir) else {
         return EXIT_INVALID;
@@ -83,16 +93,9 @@ pub async fn run_once(config_path: &Path, state_dir: Option<&Path>, opts: &RunOp
         }
         return EXIT_INVALID;
     }
-    let state = match open_state(&settings.state_dir) {
-        Ok(s) => s,
+    let (state, clients) = match open_runtime(&settings) {
+        Ok(x) => x,
         Err(code) => return code,
-    };
-    let clients = match pipeline::clients(&settings) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_FAILED;
-        }
     };
     let reports = pipeline::run_once(&settings, &state, &clients, opts).await;
     for r in &reports {

@@ -7,9 +7,9 @@ use std::path::Path;
 
 use chrono::Utc;
 
-use crate::app::{load_settings, open_state};
+use crate::app::{load_settings, open_runtime};
 use crate::pipeline::{self, RunOptions};
-use crate::report::{EXIT_FAILED, EXIT_INVALID, EXIT_OK};
+use crate::report::{EXIT_INVALID, EXIT_OK};
 
 pub async fn run(config_path: &Path, state_dir: Option<&Path>) -> i32 {
     let Some(settings) = load_settings(config_path, state_dir) else {
@@ -22,16 +22,9 @@ pub async fn run(config_path: &Path, state_dir: Option<&Path>) -> i32 {
         );
         return EXIT_INVALID;
     }
-    let state = match open_state(&settings.state_dir) {
-        Ok(s) => s,
+    let (state, clients) = match open_runtime(&settings) {
+        Ok(x) => x,
         Err(code) => return code,
-    };
-    let clients = match pipeline::clients(&settings) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_FAILED;
-        }
     };
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);

@@ -156,3 +156,99 @@ pub fn finish_code(report: &mut RunReport) {
         };
     }
 }
+
+/// Why one write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error(transparent)]
+    Api(#[from] crate::shop::ApiError),
+    #[error("cannot record the checkpoint: {0}")]
+    State(#[from] StateError),
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl SendError {
+    /// Nothing else in this run can succeed (credentials refused, store unreachable, state
+    /// store broken): stop sending.
+    pub fn stops_job(&self) -> bool {
+        match self {
+            SendError::Api(e) => e.is_fatal_for_store(),
+            SendError::State(_) => true,
+            SendError::Refused(_) => false,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            SendError::Api(e) => e.status(),
+            _ => None,
+        }
+    }
+}
+
+/// What `send_all` did.
+pub struct Sent<Op> {
+    pub results: Vec<(Op, Result<(), String>)>,
+    /// Set when a failure stopped the job; the ops after it were not sent.
+    pub stopped: Option<String>,
+    /// A write found a SKU or product gone (404/422): rescan the index next run.
+    pub stale_index: bool,
+}
+
+/// Sends every op with at most `concurrency` in flight, ticking `progress`; after a failure
+/// that stops the job, the remaining ops are reported as not sent. `send` owns the op while it
+/// runs and hands it back with the result.
+pub async fn send_all<Op, F, Fut>(
+    ops: Vec<Op>,
+    concurrency: usize,
+    progress: Option<&indicatif::ProgressBar>,
+    send: F,
+) -> Sent<Op>
+where
+    F: Fn(Op) -> Fut,
+    Fut: std::future::Future<Output = (Op, Result<(), SendError>)>,
+{
+    use futures::StreamExt;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let stop_reason: Mutex<Option<String>> = Mutex::new(None);
+    let stale = AtomicBool::new(false);
+    let results = futures::stream::iter(ops)
+        .map(|op| {
+            let (stop_reason, stale, send) = (&stop_reason, &stale, &send);
+            async move {
+                if let Some(why) = stop_reason.lock().expect("reason").clone() {
+                    return (op, Err(format!("not sent: the job stopped ({why})")));
+                }
+                let (op, r) = send(op).await;
+                if let Err(e) = &r {
+                    if e.stops_job() {
+                        stop_reason
+                            .lock()
+                            .expect("reason")
+                            .get_or_insert(e.to_string());
+                    }
+                    if matches!(e.status(), Some(404 | 422)) {
+                        stale.store(true, Ordering::SeqCst);
+                    }
+                }
+                if let Some(pb) = progress {
+                    pb.inc(1);
+                }
+                (op, r.map_err(|e| e.to_string()))
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    if let Some(pb) = progress {
+        pb.finish_and_clear();
+    }
+    Sent {
+        results,
+        stopped: stop_reason.into_inner().expect("reason"),
+        stale_index: stale.load(Ordering::SeqCst),
+    }
+}

@@ -34,7 +34,9 @@ pub struct RunOptions {
 }
 
 /// One HTTP client (and so one rate-limit budget) per store, shared by its jobs.
-pub fn clients(settings: &Settings) -> Result<HashMap<String, Arc<ShopClient>>, String> {
+pub type Clients = HashMap<String, Arc<ShopClient>>;
+
+pub fn clients(settings: &Settings) -> Result<Clients, String> {
     settings
         .stores
         .iter()
@@ -46,7 +48,7 @@ pub fn clients(settings: &Settings) -> Result<HashMap<String, Arc<ShopClient>>, 
 pub async fn run_once(
     settings: &Settings,
     state: &StateStore,
-    clients: &HashMap<String, Arc<ShopClient>>,
+    clients: &Clients,
     opts: &RunOptions,
 ) -> Vec<RunReport> {
     let selected: Vec<&JobSettings> = settings

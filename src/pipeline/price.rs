@@ -5,11 +5,9 @@
 //! SKUs against the freshly refreshed index before sending them again.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -17,12 +15,13 @@ use crate::config::JobSettings;
 use crate::report::{EXIT_FAILED, EXIT_INVALID, Outcome, RunReport};
 use crate::shop::model::IndexedSku;
 use crate::shop::{ApiError, ShopClient};
-use crate::state::{PriceFields, StateError, StateStore};
+use crate::state::{PriceFields, StateStore};
 use crate::util::progress_bar;
 
 use super::RunOptions;
 use super::common::{
-    Fail, Source, fail, feed_guards, finish_code, open_source, refresh_index, state_fail,
+    Fail, SendError, Source, fail, feed_guards, finish_code, open_source, refresh_index, send_all,
+    state_fail,
 };
 use super::feed::{PriceFeed, read_price_feed};
 use super::price_plan::{PriceOp, PricePlan, PricePlanInput, plan_prices};
@@ -214,44 +213,19 @@ async fn send_plan(
     let progress = opts
         .progress
         .then(|| progress_bar(ops.len() as u64, "{pos}/{len} requests", job.name.clone()));
-    let stop = AtomicBool::new(false);
-    let stop_reason: Mutex<Option<String>> = Mutex::new(None);
-    let results: Vec<(PriceOp, Result<(), String>)> = futures::stream::iter(ops)
-        .map(|op| {
-            let (stop, stop_reason, progress, store) = (&stop, &stop_reason, &progress, &store);
-            async move {
-                if stop.load(Ordering::SeqCst) {
-                    let why = stop_reason
-                        .lock()
-                        .expect("reason")
-                        .clone()
-                        .unwrap_or_default();
-                    return (op, Err(format!("not sent: the job stopped ({why})")));
-                }
-                let r = send_one(job, client, state, store, skus, &op).await;
-                if let Err(e) = &r
-                    && e.stops_job()
-                {
-                    stop.store(true, Ordering::SeqCst);
-                    stop_reason
-                        .lock()
-                        .expect("reason")
-                        .get_or_insert(e.to_string());
-                }
-                if let Some(pb) = progress {
-                    pb.inc(1);
-                }
-                (op, r.map_err(|e| e.to_string()))
-            }
-        })
-        .buffer_unordered(client.store().max_in_flight)
-        .collect()
-        .await;
-    if let Some(pb) = progress {
-        pb.finish_and_clear();
-    }
+    let store = &store;
+    let sent = send_all(
+        ops,
+        client.store().max_in_flight,
+        progress.as_ref(),
+        |op| async move {
+            let r = send_one(job, client, state, store, skus, &op).await;
+            (op, r)
+        },
+    )
+    .await;
     let mut failed = 0u64;
-    for (op, r) in results {
+    for (op, r) in sent.results {
         let outcome = match r {
             Ok(()) => {
                 report.products_written += 1;
@@ -272,31 +246,11 @@ async fn send_plan(
             c.outcome = o.clone();
         }
     }
-    if let Some(why) = stop_reason.into_inner().expect("reason") {
+    if let Some(why) = sent.stopped {
         report.exit_code = EXIT_FAILED;
         report.message = format!("stopped: {why}");
     }
     Ok(failed)
-}
-
-#[derive(Debug, thiserror::Error)]
-enum SendError {
-    #[error(transparent)]
-    Api(#[from] ApiError),
-    #[error("cannot record the checkpoint: {0}")]
-    State(#[from] StateError),
-    #[error("{0}")]
-    Other(String),
-}
-
-impl SendError {
-    fn stops_job(&self) -> bool {
-        match self {
-            SendError::Api(e) => e.is_fatal_for_store(),
-            SendError::State(_) => true,
-            SendError::Other(_) => false,
-        }
-    }
 }
 
 async fn send_one(
@@ -339,11 +293,11 @@ async fn send_one(
         } => {
             let sku = skus
                 .get(sku_id)
-                .ok_or_else(|| SendError::Other(format!("SKU {sku_id} is not in the index")))?;
+                .ok_or_else(|| SendError::Refused(format!("SKU {sku_id} is not in the index")))?;
             // `product_id` and `price_cost` are demanded even on a partial update; the current
             // values come from the index, which checkpoints keep fresh.
             let cost = values.cost.or(sku.price_cost).ok_or_else(|| {
-                SendError::Other(format!(
+                SendError::Refused(format!(
                     "SKU {sku_id} ({}): the store reported no price_cost, which this update requires; map price_cost",
                     sku.sku
                 ))

@@ -1,9 +1,9 @@
 //! The price plan: feed × SKU index × last pushed prices → the fewest requests.
 //!
 //! Pure. Rules per SKU, in order: markup and rounding on sale and discount prices (cost is
-//! taken as is), two decimals; a discount not below the sale price refuses the row; a price
-//! moving more than `max_change_pct`, or a sale/discount price below the cost, refuses the SKU.
-//! Blank cells leave their field alone. A change is a value that differs from what this job last
+//! taken as is), two decimals; a discount not below the sale price refuses the row; a
+//! sale/discount price below the cost, or a price moving more than `max_change_pct`, refuses
+//! the SKU. Blank cells leave their field alone. A change is a value that differs from what this job last
 //! pushed (or every value, with `full`).
 //!
 //! Requests: within a product, changed SKUs that get the same new values for the same fields go
@@ -148,6 +148,28 @@ pub fn plan_prices(input: &PricePlanInput<'_>) -> PricePlan {
             );
             continue;
         }
+        if m.price_cost.is_some()
+            && let Some(cost) = want.cost.or(current.cost)
+        {
+            let below = [
+                (want.sale, m.price_sale.as_str()),
+                (
+                    want.discount.filter(|d| !d.is_zero()),
+                    m.price_discount.as_deref().unwrap_or(""),
+                ),
+            ]
+            .into_iter()
+            .find_map(|(p, col)| p.filter(|p| *p < cost).map(|p| (p, col)));
+            if let Some((p, col)) = below {
+                refuse(
+                    &mut plan,
+                    col,
+                    p,
+                    format!("price {p:.2} is below the cost {cost:.2}"),
+                );
+                continue;
+            }
+        }
         let mut refused = false;
         for (new, old, col) in [
             (want.sale, current.sale, m.price_sale.as_str()),
@@ -181,28 +203,6 @@ pub fn plan_prices(input: &PricePlanInput<'_>) -> PricePlan {
         }
         if refused {
             continue;
-        }
-        if m.price_cost.is_some()
-            && let Some(cost) = want.cost.or(current.cost)
-        {
-            let below = [
-                (want.sale, m.price_sale.as_str()),
-                (
-                    want.discount.filter(|d| !d.is_zero()),
-                    m.price_discount.as_deref().unwrap_or(""),
-                ),
-            ]
-            .into_iter()
-            .find_map(|(p, col)| p.filter(|p| *p < cost).map(|p| (p, col)));
-            if let Some((p, col)) = below {
-                refuse(
-                    &mut plan,
-                    col,
-                    p,
-                    format!("price {p:.2} is below the cost {cost:.2}"),
-                );
-                continue;
-            }
         }
         let differs = |new: Option<Decimal>, last: Option<Decimal>| {
             new.filter(|n| input.full || last != Some(*n))

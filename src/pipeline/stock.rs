@@ -1,26 +1,25 @@
 //! A `kind = "stock"` run (SPEC §5): source → guards → index → plan → send → checkpoints → report.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use futures::StreamExt;
 use rust_decimal::Decimal;
 
 use crate::config::JobSettings;
 use crate::index::{self, SkuIndex};
 use crate::mapping::StockTarget;
 use crate::report::{EXIT_FAILED, EXIT_INVALID, Outcome, RunReport};
-use crate::shop::{ApiError, ShopClient};
-use crate::state::{StateError, StateStore, StockEntry};
+use crate::shop::ShopClient;
+use crate::state::{StateStore, StockEntry};
+use crate::util::progress_bar;
 
 use super::RunOptions;
 use super::common::{
-    Fail, Source, fail, feed_guards, finish_code, open_source, refresh_index, state_fail,
+    Fail, SendError, Source, fail, feed_guards, finish_code, open_source, refresh_index, send_all,
+    state_fail,
 };
 use super::feed::{StockFeed, read_stock_feed};
 use super::plan::{PlanInput, StockPlan, plan_stock};
-use crate::util::progress_bar;
 
 pub const SYNC_ROUTE: &str = "POST catalog/products/{id}/stocks/sync";
 
@@ -266,56 +265,22 @@ async fn send_plan(
         )
     });
 
-    let stop: AtomicBool = AtomicBool::new(false);
-    let stop_reason: Mutex<Option<String>> = Mutex::new(None);
-    let stale_index = AtomicBool::new(false);
-    let concurrency = client.store().max_in_flight;
-    let results: Vec<(u64, Result<(), String>)> = futures::stream::iter(products)
-        .map(|(product, entries)| {
-            let stop = &stop;
-            let stop_reason = &stop_reason;
-            let stale_index = &stale_index;
-            let progress = &progress;
-            async move {
-                if stop.load(Ordering::SeqCst) {
-                    let why = stop_reason
-                        .lock()
-                        .expect("reason")
-                        .clone()
-                        .unwrap_or_default();
-                    return (product, Err(format!("not sent: the job stopped ({why})")));
-                }
-                let r = send_one(job, client, state, product, &entries).await;
-                if let Err(e) = &r {
-                    if e.stops_job() {
-                        stop.store(true, Ordering::SeqCst);
-                        stop_reason
-                            .lock()
-                            .expect("reason")
-                            .get_or_insert(e.to_string());
-                    }
-                    if matches!(e.status(), Some(404 | 422)) {
-                        stale_index.store(true, Ordering::SeqCst);
-                    }
-                }
-                if let Some(pb) = progress {
-                    pb.inc(1);
-                }
-                (product, r.map_err(|e| e.to_string()))
-            }
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    if let Some(pb) = progress {
-        pb.finish_and_clear();
-    }
-    if stale_index.load(Ordering::SeqCst) {
+    let sent = send_all(
+        products.into_iter().collect(),
+        client.store().max_in_flight,
+        progress.as_ref(),
+        |(product, entries): (u64, Vec<StockEntry>)| async move {
+            let r = send_one(job, client, state, product, &entries).await;
+            ((product, entries), r)
+        },
+    )
+    .await;
+    if sent.stale_index {
         let _ = index::invalidate(state, &client.store().name);
     }
 
     let mut failed = 0u64;
-    for (product, r) in results {
+    for ((product, _), r) in sent.results {
         match r {
             Ok(()) => {
                 report.products_written += 1;
@@ -333,36 +298,11 @@ async fn send_plan(
             c.outcome = o.clone();
         }
     }
-    if let Some(why) = stop_reason.into_inner().expect("reason") {
+    if let Some(why) = sent.stopped {
         report.exit_code = EXIT_FAILED;
         report.message = format!("stopped: {why}");
     }
     Ok(failed)
-}
-
-#[derive(Debug, thiserror::Error)]
-enum SendError {
-    #[error(transparent)]
-    Api(#[from] ApiError),
-    #[error("cannot record the checkpoint: {0}")]
-    State(#[from] StateError),
-}
-
-impl SendError {
-    /// Nothing else in this run can succeed: stop sending.
-    fn stops_job(&self) -> bool {
-        match self {
-            SendError::Api(e) => e.is_fatal_for_store(),
-            SendError::State(_) => true,
-        }
-    }
-
-    fn status(&self) -> Option<u16> {
-        match self {
-            SendError::Api(e) => e.status(),
-            SendError::State(_) => None,
-        }
-    }
 }
 
 async fn send_one(

@@ -24,6 +24,8 @@ pub struct Env {
     pub mapping: String,
     /// The job's `source` table.
     pub source: String,
+    /// The job's kind.
+    pub kind: String,
 }
 
 pub fn fast_sim_config(limits: SimLimits, window: Duration) -> SimConfig {
@@ -76,6 +78,7 @@ impl Env {
             job_extra: String::new(),
             mapping: STOCK_MAPPING.to_string(),
             source: r#"{ path = "erp/estoque-*.csv", settle_ms = 0 }"#.to_string(),
+            kind: "stock".to_string(),
         }
     }
 
@@ -127,7 +130,7 @@ window_ms = {w}
 [[job]]
 name = "estoque"
 store = "loja"
-kind = "stock"
+kind = "{kind}"
 schedule = "*/10 * * * *"
 source = {source}
 mapping = "stock.toml"
@@ -141,6 +144,7 @@ mapping = "stock.toml"
             w = self.window.as_millis(),
             extra = self.job_extra,
             source = self.source,
+            kind = self.kind,
         )
     }
 
