@@ -7,11 +7,15 @@
 //!     lower bound. The window is 1 s instead of 60 s (`--window-ms` to change it); the ratio does
 //!     not depend on the window length.
 //!
-//! `cargo bench -- --case csv|csv-all|xlsx|e2e` runs one case.
+//! (c) price requests planned for N changed SKUs against the lower bound.
+//!
+//! `cargo bench -- --case csv|csv-all|xlsx|e2e|prices` runs one case.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use rust_decimal::Decimal;
 
 use yampi_sync::index::SkuIndex;
 use yampi_sync::mapping::{self, Mapping};
@@ -300,6 +304,80 @@ fn case_e2e(window: Duration) {
     });
 }
 
+/// Price requests planned for N changed SKUs, against the lower bound (a product whose changed
+/// SKUs share their new prices counts once, every SKU of any other product once).
+fn case_prices() {
+    use yampi_sync::pipeline::feed::read_price_feed;
+    use yampi_sync::pipeline::price_plan::{PricePlanInput, lower_bound, plan_prices};
+    let n: u64 = 30_000;
+    let index = SkuIndex {
+        skus: (0..n)
+            .map(|i| {
+                let mut s = sku(i);
+                s.price_sale = Some(Decimal::from(100));
+                s.price_cost = Some(Decimal::from(40));
+                (s.id, s)
+            })
+            .collect(),
+        ..SkuIndex::default()
+    };
+    // Products of 3 SKUs: a third share one new price, a third have three prices, a third have
+    // two SKUs sharing and one apart.
+    let path = data_dir().join("prices-30k.csv");
+    {
+        use std::io::Write;
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        writeln!(w, "Código;Preço").unwrap();
+        for i in 0..n {
+            let product = i / 3;
+            let price = match product % 3 {
+                0 => 110,
+                1 => 110 + i % 3,
+                _ => 110 + u64::from(i % 3 == 2),
+            };
+            writeln!(w, "SKU-{i:07};{price},00").unwrap();
+        }
+    }
+    let mut errors = Vec::new();
+    let m = mapping::parse(
+        "match = \"sku\"\nkey = \"Código\"\ndecimal = \"comma\"\n[price]\nprice_sale = \"Preço\"\n",
+        Path::new("bench.toml"),
+        &mut errors,
+    )
+    .expect("valid mapping");
+    let lookup = index.lookup(m.match_field);
+    let t0 = Instant::now();
+    let feed = read_price_feed(&path, None, None, &m, &lookup).expect("readable");
+    let plan = plan_prices(&PricePlanInput {
+        feed: &feed,
+        skus: &index.skus,
+        pushed: &HashMap::new(),
+        mapping: m.price.as_ref().unwrap(),
+        file: "prices.csv",
+        full: false,
+    });
+    let elapsed = t0.elapsed();
+    let bound = lower_bound(&plan);
+    let batch = plan
+        .ops
+        .iter()
+        .filter(|o| {
+            matches!(
+                o,
+                yampi_sync::pipeline::price_plan::PriceOp::BatchUpdate { .. }
+            )
+        })
+        .count();
+    println!("(c) prices: {n} changed SKUs in {} products", n / 3);
+    println!(
+        "  {} write requests ({batch} batch-update-skus, {} PUT skus) vs lower bound {bound} → ratio {:.3}; planned in {:.3} s",
+        plan.ops.len(),
+        plan.ops.len() - batch,
+        plan.ops.len() as f64 / bound as f64,
+        elapsed.as_secs_f64()
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| {
@@ -319,6 +397,7 @@ fn main() {
             "csv-all" => case_csv(1),
             "xlsx" => case_xlsx(),
             "e2e" => case_e2e(window),
+            "prices" => case_prices(),
             other => eprintln!("unknown case {other}"),
         }
         return;
@@ -334,7 +413,7 @@ fn main() {
     }
     // Each case in its own process, so peak RSS is per case.
     let exe = std::env::current_exe().unwrap();
-    for case in ["csv", "csv-all", "xlsx", "e2e"] {
+    for case in ["csv", "csv-all", "xlsx", "e2e", "prices"] {
         let status = std::process::Command::new(&exe)
             .args([
                 "--case",
