@@ -332,3 +332,179 @@ pub fn lower_bound(plan: &PricePlan) -> u64 {
         })
         .sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::RoundTo;
+    use crate::pipeline::feed::{FeedRow, PriceFeed};
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    fn sku(id: u64, product: u64) -> IndexedSku {
+        IndexedSku {
+            id,
+            product_id: product,
+            sku: format!("S{id}"),
+            erp_id: None,
+            barcode: None,
+            price_cost: Some(d("40")),
+            price_sale: Some(d("100")),
+            price_discount: Some(d("0")),
+            total_in_stock: None,
+            quantity_managed: None,
+            updated_at: None,
+        }
+    }
+
+    fn mapping() -> PriceMapping {
+        PriceMapping {
+            price_sale: "PRECO".into(),
+            price_discount: Some("PROMO".into()),
+            price_cost: Some("CUSTO".into()),
+            markup: Decimal::ONE,
+            round_to: None,
+            max_change_pct: d("50"),
+        }
+    }
+
+    fn plan(rows: &[(u64, u64, PriceFields)], m: &PriceMapping) -> PricePlan {
+        let skus: HashMap<u64, IndexedSku> =
+            rows.iter().map(|(id, p, _)| (*id, sku(*id, *p))).collect();
+        let mut feed = PriceFeed::default();
+        for (i, (id, _, v)) in rows.iter().enumerate() {
+            feed.rows.insert(
+                *id,
+                FeedRow {
+                    row: i as u64 + 2,
+                    key: Arc::from(format!("S{id}")),
+                    value: *v,
+                },
+            );
+        }
+        plan_prices(&PricePlanInput {
+            feed: &feed,
+            skus: &skus,
+            pushed: &HashMap::new(),
+            mapping: m,
+            file: "f.csv",
+            full: false,
+        })
+    }
+
+    fn sale(s: &str) -> PriceFields {
+        PriceFields {
+            sale: Some(d(s)),
+            ..PriceFields::default()
+        }
+    }
+
+    #[test]
+    fn markup_then_round_up_then_two_places() {
+        let mut m = mapping();
+        m.markup = d("1.37");
+        m.round_to = RoundTo::parse("0.99");
+        // 73.00 × 1.37 = 100.01 → 100.99
+        assert_eq!(sale_price(d("73"), &m), d("100.99"));
+        m.round_to = None;
+        // 10.005 → 10.01 (half away from zero)
+        m.markup = Decimal::ONE;
+        assert_eq!(sale_price(d("10.005"), &m), d("10.01"));
+    }
+
+    #[test]
+    fn shared_prices_are_one_batch_and_the_odd_one_out_a_sku_update() {
+        let p = plan(
+            &[
+                (1, 10, sale("110")),
+                (2, 10, sale("110")),
+                (3, 10, sale("120")),
+                (4, 11, sale("90")),
+            ],
+            &mapping(),
+        );
+        assert_eq!(
+            p.ops,
+            vec![
+                PriceOp::BatchUpdate {
+                    product_id: 10,
+                    sku_ids: vec![1, 2],
+                    values: sale("110")
+                },
+                PriceOp::PutSku {
+                    sku_id: 3,
+                    product_id: 10,
+                    values: sale("120")
+                },
+                PriceOp::PutSku {
+                    sku_id: 4,
+                    product_id: 11,
+                    values: sale("90")
+                },
+            ]
+        );
+        assert_eq!(
+            lower_bound(&p),
+            4,
+            "product 10 has differing prices: 3 SKUs, plus 1"
+        );
+    }
+
+    #[test]
+    fn rules_refuse_and_report() {
+        let p = plan(
+            &[
+                (1, 10, sale("151")), // +51 %
+                (
+                    2,
+                    10,
+                    PriceFields {
+                        sale: Some(d("90")),
+                        discount: Some(d("95")),
+                        cost: None,
+                    },
+                ), // promo ≥ sale
+                (
+                    3,
+                    10,
+                    PriceFields {
+                        sale: Some(d("39")),
+                        discount: None,
+                        cost: None,
+                    },
+                ), // below cost 40
+                (
+                    4,
+                    10,
+                    PriceFields {
+                        sale: None,
+                        discount: None,
+                        cost: Some(d("45")),
+                    },
+                ), // fine: cost only
+            ],
+            &mapping(),
+        );
+        let reasons: Vec<&str> = p.refused.iter().map(|r| r.reason.as_str()).collect();
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        assert!(reasons[0].contains("max_change_pct"), "{reasons:?}");
+        assert!(
+            reasons[1].contains("not below the sale price"),
+            "{reasons:?}"
+        );
+        assert!(reasons[2].contains("below the cost"), "{reasons:?}");
+        assert_eq!(
+            p.ops,
+            vec![PriceOp::PutSku {
+                sku_id: 4,
+                product_id: 10,
+                values: PriceFields {
+                    cost: Some(d("45")),
+                    ..PriceFields::default()
+                }
+            }]
+        );
+    }
+}
