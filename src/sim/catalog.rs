@@ -33,6 +33,11 @@ pub struct Product {
     pub id: u64,
     pub name: String,
     pub skus: Vec<Sku>,
+    /// For batch-edit restrictions (`brands_ids`, `categories_ids`, `collections_ids`).
+    pub brand_id: Option<u64>,
+    pub category_ids: Vec<u64>,
+    pub collection_ids: Vec<u64>,
+    pub active: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -150,10 +155,15 @@ pub fn sample_catalog(products: usize, skus_per_product: usize, seed: u64) -> Ca
             row_id += 2;
             seq += 1;
         }
+        let index = out.len() as u64;
         out.push(Product {
             id: product_id,
             name,
             skus,
+            brand_id: Some(1 + index % 4),
+            category_ids: vec![10 + index % 3],
+            collection_ids: Vec::new(),
+            active: true,
         });
     }
     Catalog {
@@ -180,7 +190,7 @@ pub(super) fn date_json(at: NaiveDateTime) -> Value {
 }
 
 /// Prices are JSON numbers rounded to cents (PHP's json_encode prints 12.3 for 12.30).
-fn money(d: Decimal) -> Value {
+pub(super) fn money(d: Decimal) -> Value {
     json!(d.round_dp(2).to_f64().unwrap_or(0.0))
 }
 
@@ -206,7 +216,12 @@ pub(super) fn sku_json(sku: &Sku, created_at: NaiveDateTime) -> Value {
 
 /// Product object; `skus` is only present with `include=skus`.
 pub(super) fn product_json(product: &Product, skus: Option<Vec<Value>>) -> Value {
-    let mut v = json!({ "id": product.id, "name": product.name });
+    let mut v = json!({
+        "id": product.id,
+        "name": product.name,
+        "brand_id": product.brand_id,
+        "active": product.active,
+    });
     if let Some(skus) = skus {
         v["skus"] = json!({ "data": skus });
     }

@@ -15,6 +15,7 @@ mod catalog;
 mod conn;
 mod faults;
 mod limits;
+mod prices;
 mod query;
 mod routes;
 mod store;
@@ -221,7 +222,39 @@ impl Simulator {
 
     /// Snapshot of the whole catalogue.
     pub fn catalog(&self) -> Catalog {
-        lock(&self.shared().state).catalog.clone()
+        let mut st = lock(&self.shared().state);
+        prices::settle(&mut st, Instant::now());
+        st.catalog.clone()
+    }
+
+    /// (price_cost, price_sale, price_discount) of a SKU.
+    pub fn sku_prices(
+        &self,
+        sku_id: u64,
+    ) -> Option<(
+        rust_decimal::Decimal,
+        rust_decimal::Decimal,
+        rust_decimal::Decimal,
+    )> {
+        let mut st = lock(&self.shared().state);
+        prices::settle(&mut st, Instant::now());
+        st.sku(sku_id)
+            .map(|s| (s.price_cost, s.price_sale, s.price_discount))
+    }
+
+    /// Batch updates selecting more SKUs than this answer `async` (default 10).
+    pub fn set_batch_async_threshold(&self, n: usize) {
+        lock(&self.shared().state).prices.async_threshold = n;
+    }
+
+    /// How long an asynchronous batch update takes to apply (default 300 ms).
+    pub fn set_batch_async_delay(&self, d: Duration) {
+        lock(&self.shared().state).prices.async_delay = d;
+    }
+
+    /// Batch-edit calls applied so far (each call applies again: the edit is relative).
+    pub fn batch_edits_applied(&self) -> usize {
+        lock(&self.shared().state).prices.edits_applied
     }
 
     /// Edits a SKU in place (as an admin would) and bumps its `updated_at` to now.

@@ -115,6 +115,7 @@ pub(super) fn process(shared: &Shared, req: &Req) -> Handled {
     let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
     let mut guard = lock(&shared.state);
     let st: &mut State = &mut guard;
+    super::prices::settle(st, Instant::now());
     let group = Group::of(&req.method, &segs);
     if st.faults.storm_429 {
         return Handled::reply(Reply::too_many(st.limiter.limit(group)));
@@ -214,6 +215,18 @@ fn route(cx: &mut Ctx) -> Reply {
         ["v2", "ping"] => only("GET", cx, |_| Reply::message(200, "pong")),
         ["v2", alias, rest @ ..] if *alias == cx.shared.alias => match rest {
             ["catalog", "skus"] => only("GET", cx, list_skus),
+            ["catalog", "skus", id] => with_id(id, |id| only("PUT", cx, |cx| put_sku(cx, id))),
+            ["catalog", "products", "batch-edit"] => only("PUT", cx, batch_edit),
+            ["catalog", "products", id, "skus", "batch-update-skus"] => {
+                with_id(id, |id| only("PUT", cx, |cx| batch_update(cx, id)))
+            }
+            [
+                "catalog",
+                "products",
+                id,
+                "skus",
+                "batch-update-skus-progress",
+            ] => with_id(id, |id| only("GET", cx, |cx| batch_progress(cx, id))),
             ["catalog", "skus", id, "stocks"] => {
                 with_id(id, |id| only("GET", cx, |cx| sku_stocks(cx, id)))
             }
@@ -396,6 +409,40 @@ fn show_logistics_stock(cx: &mut Ctx, id: u64) -> Reply {
         Some(stock) => Reply::new(200, json!({ "data": logistics_stock_json(stock) })),
         None => Reply::not_found(),
     }
+}
+
+/// Runs a price handler: JSON body required, 422 for validation errors, `applied` on success.
+fn write(
+    cx: &mut Ctx,
+    f: impl FnOnce(&mut State, &[u8]) -> Result<(u16, Value), BTreeMap<String, Vec<String>>>,
+) -> Reply {
+    if !is_json(&cx.req.headers) {
+        return Reply::message(400, "The Content-Type header must be application/json.");
+    }
+    match f(cx.st, &cx.req.body) {
+        Ok((status, body)) => {
+            cx.applied = (200..300).contains(&status);
+            Reply::new(status, body)
+        }
+        Err(errors) => Reply::invalid(errors),
+    }
+}
+
+fn put_sku(cx: &mut Ctx, id: u64) -> Reply {
+    write(cx, |st, body| super::prices::put_sku(st, id, body))
+}
+
+fn batch_update(cx: &mut Ctx, id: u64) -> Reply {
+    write(cx, |st, body| super::prices::batch_update(st, id, body))
+}
+
+fn batch_edit(cx: &mut Ctx) -> Reply {
+    write(cx, super::prices::batch_edit)
+}
+
+fn batch_progress(cx: &mut Ctx, id: u64) -> Reply {
+    let (status, body) = super::prices::batch_progress(cx.st, id);
+    Reply::new(status, body)
 }
 
 /// One validated `skus[]` entry of a stocks/sync body.

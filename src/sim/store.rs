@@ -45,6 +45,7 @@ pub(super) struct State {
     pub faults: Faults,
     pub rng: StdRng,
     pub limiter: RateLimiter,
+    pub prices: super::prices::PriceState,
 }
 
 impl State {
@@ -75,6 +76,7 @@ impl State {
             rng: StdRng::seed_from_u64(faults.seed),
             faults,
             limiter: RateLimiter::new(limits, window),
+            prices: super::prices::PriceState::default(),
         }
     }
 
@@ -131,6 +133,10 @@ impl State {
                 id: sku.product_id,
                 name: format!("Produto {}", sku.product_id),
                 skus: vec![sku],
+                brand_id: None,
+                category_ids: Vec::new(),
+                collection_ids: Vec::new(),
+                active: true,
             }),
         }
     }

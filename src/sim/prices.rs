@@ -1,0 +1,452 @@
+//! Price endpoints: `PUT /catalog/skus/{id}`, `PUT /catalog/products/{id}/skus/batch-update-skus`
+//! with its progress endpoint, and `PUT /catalog/products/batch-edit` (API-NOTES §6, seed doc).
+//!
+//! A batch update above the threshold is asynchronous: it is answered `queued` and applied when
+//! its delay has passed. The store runs synchronously under one lock, so due batches are applied
+//! lazily (`settle`) at the start of every request and every accessor, which is equivalent to a
+//! background worker for anything that can observe the store.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDateTime;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+use super::catalog::{date_json, sku_json, store_now};
+use super::store::State;
+
+/// Price-related state of the simulated store.
+#[derive(Debug)]
+pub(super) struct PriceState {
+    /// Above this many selected SKUs, a batch update is asynchronous.
+    pub async_threshold: usize,
+    pub async_delay: Duration,
+    /// Latest batch update per product.
+    pub batches: HashMap<u64, Batch>,
+    /// Batch-edit calls applied so far.
+    pub edits_applied: usize,
+}
+
+impl Default for PriceState {
+    fn default() -> Self {
+        Self {
+            async_threshold: 10,
+            async_delay: Duration::from_millis(300),
+            batches: HashMap::new(),
+            edits_applied: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Batch {
+    sku_ids: Vec<u64>,
+    values: Prices,
+    queued_at: Instant,
+    apply_at: Instant,
+    started_at: NaiveDateTime,
+    finished_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Prices {
+    cost: Option<Decimal>,
+    sale: Option<Decimal>,
+    discount: Option<Decimal>,
+}
+
+type Errors = BTreeMap<String, Vec<String>>;
+
+fn add(errors: &mut Errors, key: &str, msg: String) {
+    errors.entry(key.to_string()).or_default().push(msg);
+}
+
+/// A money field: a JSON number or numeric string ≥ 0, rounded to cents.
+fn money_field(body: &Value, key: &str, errors: &mut Errors) -> Option<Decimal> {
+    let v = body.get(key)?;
+    let d = match v {
+        Value::Null => return None,
+        Value::Number(n) => n
+            .to_string()
+            .parse::<Decimal>()
+            .ok()
+            .or_else(|| Decimal::from_scientific(&n.to_string()).ok()),
+        Value::String(s) => s.trim().parse::<Decimal>().ok(),
+        _ => None,
+    };
+    match d {
+        Some(d) if d >= Decimal::ZERO => Some(d.round_dp(2)),
+        Some(_) => {
+            add(
+                errors,
+                key,
+                format!("The {} must be at least 0.", key.replace('_', " ")),
+            );
+            None
+        }
+        None => {
+            add(
+                errors,
+                key,
+                format!("The {} must be a number.", key.replace('_', " ")),
+            );
+            None
+        }
+    }
+}
+
+fn apply(st: &mut State, sku_id: u64, p: Prices, now: NaiveDateTime) {
+    if let Some(sku) = st.sku_mut(sku_id) {
+        if let Some(c) = p.cost {
+            sku.price_cost = c;
+        }
+        if let Some(s) = p.sale {
+            sku.price_sale = s;
+        }
+        if let Some(d) = p.discount {
+            sku.price_discount = d;
+        }
+        sku.updated_at = now;
+    }
+}
+
+/// Applies asynchronous batches whose time has come.
+pub(super) fn settle(st: &mut State, now: Instant) {
+    let due: Vec<u64> = st
+        .prices
+        .batches
+        .iter()
+        .filter(|(_, b)| b.finished_at.is_none() && b.apply_at <= now)
+        .map(|(p, _)| *p)
+        .collect();
+    for product in due {
+        let Some(batch) = st.prices.batches.get(&product).cloned() else {
+            continue;
+        };
+        let stamp = store_now();
+        for id in &batch.sku_ids {
+            apply(st, *id, batch.values, stamp);
+        }
+        if let Some(b) = st.prices.batches.get_mut(&product) {
+            b.finished_at = Some(stamp);
+        }
+    }
+}
+
+/// `PUT /catalog/skus/{id}`: `product_id` and `price_cost` are required even for a partial
+/// update (as the community reports); omitted fields keep their value.
+pub(super) fn put_sku(st: &mut State, sku_id: u64, raw: &[u8]) -> Result<(u16, Value), Errors> {
+    let Some(sku) = st.sku(sku_id) else {
+        return Ok((404, json!({ "message": "Not Found." })));
+    };
+    let product_id = sku.product_id;
+    let body: Value = serde_json::from_slice(raw).unwrap_or(Value::Null);
+    let mut errors = Errors::new();
+    match body.get("product_id") {
+        None | Some(Value::Null) => add(
+            &mut errors,
+            "product_id",
+            "The product id field is required.".into(),
+        ),
+        Some(v) if v.as_u64() != Some(product_id) => add(
+            &mut errors,
+            "product_id",
+            "The selected product id is invalid.".into(),
+        ),
+        Some(_) => {}
+    }
+    if body.get("price_cost").is_none_or(Value::is_null) {
+        add(
+            &mut errors,
+            "price_cost",
+            "The price cost field is required.".into(),
+        );
+    }
+    let prices = Prices {
+        cost: money_field(&body, "price_cost", &mut errors),
+        sale: money_field(&body, "price_sale", &mut errors),
+        discount: money_field(&body, "price_discount", &mut errors),
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    apply(st, sku_id, prices, store_now());
+    let sku = st.sku(sku_id).expect("exists");
+    Ok((200, json!({ "data": sku_json(sku, st.created_at(sku)) })))
+}
+
+/// `PUT /catalog/products/{id}/skus/batch-update-skus`: the same values on every selected SKU.
+pub(super) fn batch_update(
+    st: &mut State,
+    product_id: u64,
+    raw: &[u8],
+) -> Result<(u16, Value), Errors> {
+    let Some(product) = st.product(product_id) else {
+        return Ok((404, json!({ "message": "Not Found." })));
+    };
+    let own: Vec<u64> = product.skus.iter().map(|s| s.id).collect();
+    let body: Value = serde_json::from_slice(raw).unwrap_or(Value::Null);
+    let mut errors = Errors::new();
+    match body.get("product_id") {
+        None | Some(Value::Null) => add(
+            &mut errors,
+            "product_id",
+            "The product id field is required.".into(),
+        ),
+        Some(v) if v.as_u64() != Some(product_id) => add(
+            &mut errors,
+            "product_id",
+            "The selected product id is invalid.".into(),
+        ),
+        Some(_) => {}
+    }
+    let update_all = body
+        .get("update_all")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let selected: Vec<u64> = if update_all {
+        own.clone()
+    } else {
+        match body.get("skus_id") {
+            Some(Value::Array(ids)) if !ids.is_empty() => {
+                let mut out = Vec::new();
+                for (i, v) in ids.iter().enumerate() {
+                    match v.as_u64().filter(|id| own.contains(id)) {
+                        Some(id) => out.push(id),
+                        None => add(
+                            &mut errors,
+                            &format!("skus_id.{i}"),
+                            format!("The selected skus_id.{i} is invalid."),
+                        ),
+                    }
+                }
+                out
+            }
+            _ => {
+                add(
+                    &mut errors,
+                    "skus_id",
+                    "The skus id field is required when update all is not present.".into(),
+                );
+                Vec::new()
+            }
+        }
+    };
+    let values = Prices {
+        cost: money_field(&body, "price_cost", &mut errors),
+        sale: money_field(&body, "price_sale", &mut errors),
+        discount: money_field(&body, "price_discount", &mut errors),
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let now = Instant::now();
+    let started = store_now();
+    if selected.len() <= st.prices.async_threshold {
+        for id in &selected {
+            apply(st, *id, values, started);
+        }
+        st.prices.batches.insert(
+            product_id,
+            Batch {
+                sku_ids: selected.clone(),
+                values,
+                queued_at: now,
+                apply_at: now,
+                started_at: started,
+                finished_at: Some(started),
+            },
+        );
+        return Ok((
+            200,
+            json!({ "data": { "type": "sync", "updated": selected.len(), "status": "finished" } }),
+        ));
+    }
+    let delay = st.prices.async_delay;
+    st.prices.batches.insert(
+        product_id,
+        Batch {
+            sku_ids: selected,
+            values,
+            queued_at: now,
+            apply_at: now + delay,
+            started_at: started,
+            finished_at: None,
+        },
+    );
+    Ok((
+        200,
+        json!({ "data": { "type": "async", "updated": 0, "status": "queued" } }),
+    ))
+}
+
+/// `GET /catalog/products/{product}/skus/batch-update-skus-progress`.
+pub(super) fn batch_progress(st: &State, product_id: u64) -> (u16, Value) {
+    let Some(b) = st.prices.batches.get(&product_id) else {
+        return (404, json!({ "message": "Not Found." }));
+    };
+    let now = Instant::now();
+    let total = b.sku_ids.len();
+    let (status, processed) = match b.finished_at {
+        Some(_) => ("finished", total),
+        None if now < b.queued_at + (b.apply_at - b.queued_at) / 2 => ("queued", 0),
+        None => ("processing", total / 2),
+    };
+    let updated = b.finished_at.unwrap_or(b.started_at);
+    (
+        200,
+        json!({ "data": {
+            "total": total,
+            "processed": processed,
+            "status": status,
+            "started_at": date_json(b.started_at),
+            "updated_at": date_json(updated),
+            "finished_at": b.finished_at.map(date_json),
+        }}),
+    )
+}
+
+/// Whether a product is in one restriction list's id.
+type Selects = fn(&super::catalog::Product, u64) -> bool;
+
+const LISTS: [(&str, Selects); 4] = [
+    ("products_ids", |p, id| p.id == id),
+    ("brands_ids", |p, id| p.brand_id == Some(id)),
+    ("collections_ids", |p, id| p.collection_ids.contains(&id)),
+    ("categories_ids", |p, id| p.category_ids.contains(&id)),
+];
+
+/// `PUT /catalog/products/batch-edit`: a relative change, applied again on every call.
+pub(super) fn batch_edit(st: &mut State, raw: &[u8]) -> Result<(u16, Value), Errors> {
+    let body: Value = serde_json::from_slice(raw).unwrap_or(Value::Null);
+    let mut errors = Errors::new();
+    let attribute = body.get("attribute").and_then(Value::as_str).unwrap_or("");
+    if !["active", "price_sale", "price_discount", "all_prices"].contains(&attribute) {
+        add(
+            &mut errors,
+            "attribute",
+            "The selected attribute is invalid.".into(),
+        );
+    }
+    let is_price = attribute != "active";
+    let op = body.get("operation_type").and_then(Value::as_str);
+    let vt = body.get("value_type").and_then(Value::as_str);
+    if is_price {
+        if !matches!(op, Some("increment" | "decrement")) {
+            add(
+                &mut errors,
+                "operation_type",
+                "The operation type field is required when attribute is a price.".into(),
+            );
+        }
+        if !matches!(vt, Some("percent" | "fixed")) {
+            add(
+                &mut errors,
+                "value_type",
+                "The value type field is required when attribute is a price.".into(),
+            );
+        }
+    }
+    let value = body.get("value");
+    let amount: Option<Decimal> = value.and_then(|v| match v {
+        Value::Number(n) => n.to_string().parse().ok(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    });
+    if is_price && amount.is_none_or(|a| a <= Decimal::ZERO) {
+        add(
+            &mut errors,
+            "value",
+            "The value must be a number greater than 0.".into(),
+        );
+    }
+    if !is_price && value.and_then(Value::as_bool).is_none() {
+        add(
+            &mut errors,
+            "value",
+            "The value field must be true or false.".into(),
+        );
+    }
+    let restrictions = body.get("restrictions");
+    if !restrictions.is_some_and(Value::is_object) {
+        add(
+            &mut errors,
+            "restrictions",
+            "The restrictions field is required.".into(),
+        );
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let r = restrictions.expect("validated");
+    let ids = |side: &str, list: &str| -> Vec<u64> {
+        r.get(side)
+            .and_then(|s| s.get(list))
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default()
+    };
+    let has_include = r
+        .get("include")
+        .is_some_and(|i| i.as_object().is_some_and(|o| !o.is_empty()));
+    let selected: Vec<u64> = st
+        .catalog
+        .products
+        .iter()
+        .filter(|p| {
+            let included = !has_include
+                || LISTS
+                    .iter()
+                    .any(|(name, hit)| ids("include", name).iter().any(|id| hit(p, *id)));
+            let excluded = LISTS
+                .iter()
+                .any(|(name, hit)| ids("exclude", name).iter().any(|id| hit(p, *id)));
+            included && !excluded
+        })
+        .map(|p| p.id)
+        .collect();
+    let now = store_now();
+    let change = |price: Decimal| -> Decimal {
+        if price.is_zero() {
+            return price;
+        }
+        let a = amount.unwrap_or_default();
+        let delta = if vt == Some("percent") {
+            price * a / Decimal::from(100)
+        } else {
+            a
+        };
+        let new = if op == Some("increment") {
+            price + delta
+        } else {
+            price - delta
+        };
+        new.max(Decimal::ZERO).round_dp(2)
+    };
+    for product in st
+        .catalog
+        .products
+        .iter_mut()
+        .filter(|p| selected.contains(&p.id))
+    {
+        if !is_price {
+            product.active = value.and_then(Value::as_bool).unwrap_or(product.active);
+            continue;
+        }
+        for sku in &mut product.skus {
+            if matches!(attribute, "price_sale" | "all_prices") {
+                sku.price_sale = change(sku.price_sale);
+            }
+            if matches!(attribute, "price_discount" | "all_prices") {
+                sku.price_discount = change(sku.price_discount);
+            }
+            sku.updated_at = now;
+        }
+    }
+    st.prices.edits_applied += 1;
+    Ok((
+        200,
+        json!({ "message": "Produtos atualizados com sucesso" }),
+    ))
+}
