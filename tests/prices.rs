@@ -438,3 +438,58 @@ async fn the_simulator_demands_product_id_and_price_cost_on_a_sku_update() {
         "omitted fields kept"
     );
 }
+
+#[tokio::test]
+async fn a_stock_job_and_a_price_job_share_one_file_and_one_mapping() {
+    let catalog = small_catalog();
+    let env = Env::start(catalog.clone()).await;
+    let mapping = r#"
+match = "sku"
+key = "Código"
+decimal = "comma"
+[stock]
+quantity = "Saldo"
+[price]
+price_sale = "Preço"
+max_change_pct = 5000
+"#;
+    std::fs::write(env.path("shared.toml"), mapping).unwrap();
+    let mut feed = String::from("Código;Saldo;Preço\n");
+    for (_, id, code) in all_skus(&catalog) {
+        feed.push_str(&format!("{code};{};{},50\n", id % 7, 300 + id % 5));
+    }
+    env.write_feed("estoque-1.csv", &feed);
+    let base = env.config_text(true);
+    let config = base.replace("mapping = \"stock.toml\"", "mapping = \"shared.toml\"")
+        + r#"
+[[job]]
+name = "precos"
+store = "loja"
+kind = "price"
+source = { path = "erp/estoque-*.csv", settle_ms = 0 }
+mapping = "shared.toml"
+"#;
+    let path = env.path("shared-config.toml");
+    std::fs::write(&path, config).unwrap();
+    let settings = yampi_sync::config::load(&path, None).unwrap();
+    let state = yampi_sync::state::StateStore::open(&settings.state_dir).unwrap();
+    let clients = yampi_sync::pipeline::clients(&settings).unwrap();
+    let reports = yampi_sync::pipeline::run_once(
+        &settings,
+        &state,
+        &clients,
+        &yampi_sync::pipeline::RunOptions::default(),
+    )
+    .await;
+    for r in &reports {
+        assert_eq!(r.exit_code, 0, "{}", r.summary_line());
+    }
+    for (_, id, _) in all_skus(&catalog) {
+        // The default stock is the one with the lowest priority number (stock 1).
+        assert_eq!(env.sim.stock(id, 1), Some((id % 7) as i64));
+        assert_eq!(
+            sku_prices(&env, id).1,
+            Decimal::from(300 + id % 5) + d("0.50")
+        );
+    }
+}
