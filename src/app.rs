@@ -30,15 +30,31 @@ pub async fn main(cli: Cli) -> i32 {
             .await
         }
         None if cli.run_once => {
+            // SIGTERM/SIGINT: requests in flight finish and are checkpointed, nothing new starts.
+            let cancel = tokio_util::sync::CancellationToken::new();
+            let on_signal = cancel.clone();
+            tokio::spawn(async move {
+                crate::daemon::shutdown_signal().await;
+                tracing::warn!(
+                    "Stopping: requests in flight finish, the rest waits for the next run"
+                );
+                on_signal.cancel();
+                crate::daemon::shutdown_signal().await;
+                std::process::exit(EXIT_FAILED);
+            });
             let opts = RunOptions {
                 dry_run: cli.dry_run,
                 full: cli.full,
                 jobs: cli.jobs.clone(),
                 progress: std::io::stderr().is_terminal(),
+                cancel: Some(cancel),
             };
             run_once(&cli.config, cli.state_dir.as_deref(), &opts).await
         }
-        None => crate::daemon::run(&cli.config, cli.state_dir.as_deref()).await,
+        None => {
+            let grace = std::time::Duration::from_secs(cli.grace_secs);
+            crate::daemon::run(&cli.config, cli.state_dir.as_deref(), grace).await
+        }
     }
 }
 
@@ -223,79 +239,40 @@ pub fn status(config_path: &Path, state_dir: Option<&Path>, json: bool) -> i32 {
     let Some(settings) = load_settings(config_path, state_dir) else {
         return EXIT_INVALID;
     };
-    let state = match open_state(&settings.state_dir) {
-        Ok(s) => s,
-        Err(code) => return code,
+    let (rows, note) = match StateStore::open(&settings.state_dir) {
+        Ok(state) => (crate::status::rows(&settings, &state), None),
+        // A daemon holds the store: read the picture it keeps up to date.
+        Err(crate::state::StateError::Locked { .. }) => {
+            match crate::status::read_snapshot(&settings.state_dir) {
+                Some(snap) => (
+                    snap["jobs"].as_array().cloned().unwrap_or_default(),
+                    Some(format!(
+                        "(from the running process {}, as of {})",
+                        snap["pid"],
+                        snap["generated_at"].as_str().unwrap_or("?")
+                    )),
+                ),
+                None => {
+                    eprintln!(
+                        "error: the state dir {} is in use and has no status snapshot yet",
+                        settings.state_dir.display()
+                    );
+                    return EXIT_FAILED;
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_FAILED;
+        }
     };
-    let mut rows = Vec::new();
-    for job in &settings.jobs {
-        let last = state.last_run(&job.name).ok().flatten();
-        let next = job
-            .schedule
-            .as_ref()
-            .and_then(|s| s.upcoming(settings.timezone).next().map(|t| t.to_rfc3339()));
-        let pending = state.intents_load(&job.name).map(|m| m.len()).unwrap_or(0)
-            + state
-                .price_intents_load(&job.name)
-                .map(|m| m.len())
-                .unwrap_or(0);
-        let in_doubt: Vec<serde_json::Value> = state
-            .edits_in_doubt(&job.name)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(occ, rec)| {
-                serde_json::json!({"occurrence": occ, "sent_at": rec.at, "message": rec.message})
-            })
-            .collect();
-        rows.push(serde_json::json!({
-            "job": job.name,
-            "kind": job.kind.as_str(),
-            "store": job.store,
-            "last_run": last,
-            "next_run": next,
-            "writes_in_doubt": pending,
-            "edits_in_doubt": in_doubt,
-        }));
-    }
     if json {
         println!("{}", serde_json::Value::Array(rows));
         return EXIT_OK;
     }
-    for r in rows {
-        let job = r["job"].as_str().unwrap_or_default();
-        match r.get("last_run").filter(|v| !v.is_null()) {
-            Some(l) => println!(
-                "{job}: last run {} ({} ms), exit {}, {} changed, {} rejected, {} unmatched — {}{}",
-                l["started_at"].as_str().unwrap_or("?"),
-                l["duration_ms"],
-                l["exit_code"],
-                l["changed"],
-                l["rejected"],
-                l["unmatched"],
-                l["message"].as_str().unwrap_or(""),
-                l["report"]
-                    .as_str()
-                    .map(|p| format!(", report {p}"))
-                    .unwrap_or_default()
-            ),
-            None => println!("{job}: never run"),
-        }
-        if let Some(n) = r["next_run"].as_str() {
-            println!("  next run: {n}");
-        }
-        for d in r["edits_in_doubt"].as_array().into_iter().flatten() {
-            let occ = d["occurrence"].as_str().unwrap_or("?");
-            println!(
-                "  IN DOUBT: occurrence {occ} (sent {}) — check the store, then `yampi-sync resolve {job} {occ} --applied` or `--not-applied`",
-                d["sent_at"].as_str().unwrap_or("?")
-            );
-        }
-        if r["writes_in_doubt"].as_u64().unwrap_or(0) > 0 {
-            println!(
-                "  {} write(s) interrupted; the next run checks them against the store",
-                r["writes_in_doubt"]
-            );
-        }
+    if let Some(n) = note {
+        println!("{n}");
     }
+    crate::status::print(&rows);
     EXIT_OK
 }

@@ -55,6 +55,11 @@ pub struct Cli {
     #[arg(long, requires = "run_once")]
     pub full: bool,
 
+    /// Daemon: after SIGTERM/SIGINT, how long runs in progress may take to finish their
+    /// requests in flight before the process exits anyway.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub grace_secs: u64,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -1,17 +1,34 @@
 //! Daemon mode: every job on its cron schedule, in the config's time zone, until SIGTERM/SIGINT.
 //!
-//! Runs are sequential, so a job never overlaps itself and ticks that pass while a run is going
-//! are skipped (the next tick is computed from the time the run ends), never replayed in a burst.
+//! - One task per job. A job's next run is computed after its previous one ends, so it never
+//!   overlaps itself; ticks that passed while it ran are skipped and logged, never replayed.
+//!   Jobs of one store share that store's client and so its rate-limit budget; stores (and
+//!   jobs) run concurrently. A failed run is simply run again at the next tick.
+//! - SIGTERM/SIGINT: no new run and no new request starts; requests in flight finish and are
+//!   checkpointed, reports are written, exit 0. A second signal, or `--grace-secs` passing,
+//!   exits at once (exit 3): every checkpoint already written is durable.
+//! - SIGHUP: the config and mappings are read again and validated; a valid one replaces the
+//!   running one between runs, an invalid one is logged and the old one keeps running.
+//! - systemd (`Type=notify`): READY once config, state and a health check pass, STATUS per phase,
+//!   WATCHDOG pings when `WatchdogSec` is set, STOPPING on shutdown.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::app::{load_settings, open_runtime};
-use crate::pipeline::{self, RunOptions};
-use crate::report::{EXIT_INVALID, EXIT_OK};
+use crate::config::{self, JobSettings, Settings};
+use crate::pipeline::{self, Clients, RunOptions};
+use crate::report::{EXIT_FAILED, EXIT_INVALID, EXIT_OK};
+use crate::shop::ShopClient;
+use crate::state::StateStore;
+use crate::systemd;
 
-pub async fn run(config_path: &Path, state_dir: Option<&Path>) -> i32 {
+pub async fn run(config_path: &Path, state_dir: Option<&Path>, grace: Duration) -> i32 {
     let Some(settings) = load_settings(config_path, state_dir) else {
         return EXIT_INVALID;
     };
@@ -26,56 +43,219 @@ pub async fn run(config_path: &Path, state_dir: Option<&Path>) -> i32 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
+    let state = Arc::new(state);
+    let shutdown = CancellationToken::new();
+    spawn_signal_handler(shutdown.clone());
+    if let Some(period) = systemd::watchdog_period() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                systemd::watchdog();
+            }
+        });
+    }
+
+    systemd::status("checking the stores");
+    if !health_check(&clients, &shutdown).await {
+        systemd::stopping();
+        return EXIT_OK;
+    }
+    crate::status::write_snapshot(&settings, &state);
+    systemd::ready(&format!("idle, {} job(s) scheduled", settings.jobs.len()));
     tracing::info!(config = %config_path.display(), jobs = settings.jobs.len(), "Daemon started");
+
+    let mut hup = hangup_stream();
+    let tracker = TaskTracker::new();
+    let mut settings = Arc::new(settings);
+    let mut clients = Arc::new(clients);
+    let mut generation = start_jobs(&tracker, &settings, &state, &clients, &shutdown);
     loop {
-        let now = Utc::now().with_timezone(&settings.timezone);
-        let next: Vec<(chrono::DateTime<chrono_tz::Tz>, String)> = settings
-            .jobs
-            .iter()
-            .filter_map(|j| {
-                j.schedule
-                    .as_ref()
-                    .and_then(|s| s.after(&now).next())
-                    .map(|t| (t, j.name.clone()))
-            })
-            .collect();
-        let Some(earliest) = next.iter().map(|(t, _)| *t).min() else {
-            tracing::warn!("No job has a future run; stopping");
-            return EXIT_OK;
-        };
-        let due: Vec<String> = next
-            .into_iter()
-            .filter(|(t, _)| *t == earliest)
-            .map(|(_, n)| n)
-            .collect();
-        tracing::info!(next_run = %earliest, jobs = ?due, "Idle");
-        let wait = (earliest.with_timezone(&Utc) - Utc::now())
-            .to_std()
-            .unwrap_or_default();
         tokio::select! {
-            _ = &mut shutdown => {
-                tracing::info!("Stopping");
-                return EXIT_OK;
+            _ = shutdown.cancelled() => break,
+            Some(()) = hup.recv() => {
+                systemd::reloading();
+                match config::load(config_path, state_dir) {
+                    Err(errors) => {
+                        tracing::error!("Reload refused, the running config stays:\n{errors}");
+                    }
+                    Ok(new) if new.state_dir != settings.state_dir => {
+                        tracing::error!(
+                            "Reload refused: state_dir cannot change while running ({} → {}); restart instead",
+                            settings.state_dir.display(),
+                            new.state_dir.display()
+                        );
+                    }
+                    Ok(new) => match pipeline::clients(&new) {
+                        Ok(c) => {
+                            // Jobs stop after their current run; the new ones take over.
+                            generation.cancel();
+                            settings = Arc::new(new);
+                            clients = Arc::new(c);
+                            generation = start_jobs(&tracker, &settings, &state, &clients, &shutdown);
+                            tracing::info!(jobs = settings.jobs.len(), "Config reloaded");
+                        }
+                        Err(e) => tracing::error!("Reload refused: {e}"),
+                    },
+                }
+                systemd::ready(&format!("idle, {} job(s) scheduled", settings.jobs.len()));
             }
-            _ = tokio::time::sleep(wait) => {}
         }
-        let opts = RunOptions {
-            jobs: due,
-            ..RunOptions::default()
-        };
-        tokio::select! {
-            _ = &mut shutdown => {
-                tracing::info!("Stopping; checkpoints already written are kept");
-                return EXIT_OK;
-            }
-            _ = pipeline::run_once(&settings, &state, &clients, &opts) => {}
-        }
+    }
+
+    systemd::stopping();
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "Stopping: requests in flight finish, nothing new starts"
+    );
+    tracker.close();
+    let finished = tokio::time::timeout(grace, tracker.wait()).await.is_ok();
+    crate::status::write_snapshot(&settings, &state);
+    let _ = state.flush().await;
+    if finished {
+        tracing::info!("Stopped");
+        EXIT_OK
+    } else {
+        tracing::error!(
+            "Runs still going after the grace period; exiting (checkpoints already written are kept)"
+        );
+        EXIT_FAILED
     }
 }
 
-async fn shutdown_signal() {
+/// First SIGTERM/SIGINT: cancel. Second: exit at once.
+fn spawn_signal_handler(shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        shutdown.cancel();
+        shutdown_signal().await;
+        tracing::error!("Second signal: exiting now");
+        std::process::exit(EXIT_FAILED);
+    });
+}
+
+fn hangup_stream() -> tokio::sync::mpsc::Receiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut hup) = signal(SignalKind::hangup()) {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    let _ = tx.try_send(());
+                }
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tx);
+    rx
+}
+
+/// Waits until every store answers `GET /ping` (retrying with backoff); false on shutdown.
+async fn health_check(clients: &Clients, shutdown: &CancellationToken) -> bool {
+    for (name, client) in clients.iter() {
+        let mut delay = Duration::from_secs(1);
+        loop {
+            match client.ping().await {
+                Ok(()) => break,
+                Err(e) => {
+                    let msg = format!("waiting for store {name}: {e}");
+                    tracing::warn!("{msg}");
+                    systemd::status(&msg);
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(60));
+        }
+    }
+    true
+}
+
+/// One task per scheduled job; returns the token that stops this generation of tasks.
+fn start_jobs(
+    tracker: &TaskTracker,
+    settings: &Arc<Settings>,
+    state: &Arc<StateStore>,
+    clients: &Arc<Clients>,
+    shutdown: &CancellationToken,
+) -> CancellationToken {
+    let generation = shutdown.child_token();
+    for (i, job) in settings.jobs.iter().enumerate() {
+        if job.schedule.is_none() {
+            continue;
+        }
+        let Some(client) = clients.get(&job.store).cloned() else {
+            continue;
+        };
+        let (settings, state) = (settings.clone(), state.clone());
+        let (generation, shutdown) = (generation.clone(), shutdown.clone());
+        tracker.spawn(async move {
+            let job = &settings.jobs[i];
+            job_loop(&settings, job, &state, &client, &generation, &shutdown).await;
+        });
+    }
+    generation
+}
+
+async fn job_loop(
+    settings: &Settings,
+    job: &JobSettings,
+    state: &StateStore,
+    client: &ShopClient,
+    generation: &CancellationToken,
+    shutdown: &CancellationToken,
+) {
+    let Some(schedule) = &job.schedule else {
+        return;
+    };
+    loop {
+        let now = Utc::now().with_timezone(&settings.timezone);
+        let Some(next) = schedule.after(&now).next() else {
+            tracing::info!(job = %job.name, "No future run in the schedule");
+            return;
+        };
+        tracing::debug!(job = %job.name, next_run = %next, "Waiting for the next run");
+        let wait = (next.with_timezone(&Utc) - Utc::now())
+            .to_std()
+            .unwrap_or_default();
+        tokio::select! {
+            _ = generation.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        systemd::status(&format!("job {} running", job.name));
+        let opts = RunOptions {
+            jobs: vec![job.name.clone()],
+            cancel: Some(shutdown.clone()),
+            ..RunOptions::default()
+        };
+        let report = pipeline::run_job(settings, state, client, job, &opts).await;
+        let after = Utc::now().with_timezone(&settings.timezone);
+        let skipped = schedule.after(&next).take_while(|t| *t < after).count();
+        if skipped > 0 {
+            tracing::warn!(
+                job = %job.name,
+                skipped,
+                "The run outlasted {skipped} tick(s) of its schedule; they were skipped, not queued"
+            );
+        }
+        let upcoming = schedule
+            .after(&after)
+            .next()
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default();
+        systemd::status(&format!(
+            "idle; job {} last exit {}, next run at {upcoming}",
+            job.name, report.exit_code
+        ));
+    }
+}
+
+/// SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -26,5 +26,7 @@ pub mod shop;
 pub mod sim;
 pub mod source;
 pub mod state;
+pub mod status;
+pub mod systemd;
 pub mod telemetry;
 pub mod util;

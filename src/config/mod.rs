@@ -45,6 +45,10 @@ pub struct Settings {
     pub path: PathBuf,
     pub state_dir: PathBuf,
     pub timezone: chrono_tz::Tz,
+    /// Reports and run records older than this are pruned.
+    pub retention_days: u32,
+    /// At most this many run records are kept per job, whatever their age.
+    pub max_run_records: u32,
     pub stores: Vec<Arc<StoreSettings>>,
     pub jobs: Vec<JobSettings>,
     /// Non-fatal findings (for example a literal token in a world-readable file).
@@ -368,6 +372,8 @@ pub fn from_str(
         path: path.to_path_buf(),
         state_dir,
         timezone,
+        retention_days: raw.retention_days.unwrap_or(30).max(1),
+        max_run_records: raw.max_run_records.unwrap_or(1000).max(1),
         stores,
         jobs,
         warnings,

@@ -203,6 +203,7 @@ pub async fn send_all<Op, F, Fut>(
     ops: Vec<Op>,
     concurrency: usize,
     progress: Option<&indicatif::ProgressBar>,
+    cancel: Option<&tokio_util::sync::CancellationToken>,
     send: F,
 ) -> Sent<Op>
 where
@@ -219,6 +220,12 @@ where
         .map(|op| {
             let (stop_reason, stale, send) = (&stop_reason, &stale, &send);
             async move {
+                if cancel.is_some_and(|c| c.is_cancelled()) {
+                    stop_reason
+                        .lock()
+                        .expect("reason")
+                        .get_or_insert_with(|| "shutting down; the next run sends the rest".into());
+                }
                 if let Some(why) = stop_reason.lock().expect("reason").clone() {
                     return (op, Err(format!("not sent: the job stopped ({why})")));
                 }

@@ -31,6 +31,8 @@ pub struct RunOptions {
     pub jobs: Vec<String>,
     /// Show progress bars (one-shot runs on a terminal).
     pub progress: bool,
+    /// Cancelled on shutdown: requests in flight finish and are checkpointed, no new one starts.
+    pub cancel: Option<tokio_util::sync::CancellationToken>,
 }
 
 /// One HTTP client (and so one rate-limit budget) per store, shared by its jobs.
@@ -170,6 +172,16 @@ pub async fn run_job(
     if let Err(e) = state.record_run(&rec) {
         tracing::error!(job = %job.name, "cannot record the run: {e}");
     }
+    // Housekeeping: old reports and run records go, so the state dir does not grow forever.
+    let keep_days = chrono::Duration::days(i64::from(settings.retention_days));
+    let cutoff = Utc::now() - keep_days;
+    if let Err(e) = state.prune_runs(&job.name, cutoff, settings.max_run_records as usize) {
+        tracing::warn!(job = %job.name, "cannot prune run records: {e}");
+    }
+    let cutoff_time = std::time::SystemTime::now()
+        - std::time::Duration::from_secs(u64::from(settings.retention_days) * 86_400);
+    report::xlsx::prune(&settings.state_dir, &job.name, cutoff_time);
+    crate::status::write_snapshot(settings, state);
     if let Err(e) = state.flush().await {
         tracing::error!(job = %job.name, "cannot flush the state store: {e}");
     }

@@ -218,6 +218,7 @@ async fn send_plan(
         ops,
         client.store().max_in_flight,
         progress.as_ref(),
+        opts.cancel.as_ref(),
         |op| async move {
             let r = send_one(job, client, state, store, skus, &op).await;
             (op, r)

@@ -269,6 +269,7 @@ async fn send_plan(
         products.into_iter().collect(),
         client.store().max_in_flight,
         progress.as_ref(),
+        opts.cancel.as_ref(),
         |(product, entries): (u64, Vec<StockEntry>)| async move {
             let r = send_one(job, client, state, product, &entries).await;
             ((product, entries), r)

@@ -30,6 +30,29 @@ fn sanitize(name: &str) -> String {
         .collect()
 }
 
+/// Deletes a job's reports last modified before `before`; returns how many.
+pub fn prune(state_dir: &Path, job: &str, before: std::time::SystemTime) -> usize {
+    let dir = state_dir.join("reports").join(sanitize(job));
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let path = e.path();
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t < before);
+        if old
+            && path.extension().is_some_and(|x| x == "xlsx")
+            && std::fs::remove_file(&path).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 pub fn write(path: &Path, report: &RunReport) -> Result<(), String> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)

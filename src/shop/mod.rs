@@ -401,6 +401,36 @@ impl ShopClient {
 }
 
 impl ShopClient {
+    /// `GET /v2/ping` (outside the store's alias): the health check before READY.
+    pub async fn ping(&self) -> Result<(), ApiError> {
+        let url = format!("{}/ping", self.store.base_url);
+        let r = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| ApiError::Exhausted {
+                method: "GET".into(),
+                route: "ping".into(),
+                attempts: 1,
+                last: retry::short_error(&e),
+                maybe_applied: false,
+            })?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap_or_default();
+            Err(ApiError::Status {
+                method: "GET".into(),
+                route: "ping".into(),
+                status,
+                message: api_message(&text),
+                body: truncate(&text, 300).to_string(),
+            })
+        }
+    }
+
     /// `PUT /catalog/skus/{id}`: absolute values, so safe to retry.
     pub async fn put_sku(&self, sku_id: u64, body: &Value) -> Result<(), ApiError> {
         self.send(

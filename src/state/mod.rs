@@ -541,6 +541,39 @@ impl StateStore {
         Ok(())
     }
 
+    /// Drops run records older than `before`, and beyond the newest `keep` of the job, so the
+    /// database does not grow with the number of runs. Returns how many were dropped.
+    pub fn prune_runs(
+        &self,
+        job: &str,
+        before: DateTime<Utc>,
+        keep: usize,
+    ) -> Result<usize, StateError> {
+        let tree = self.tree(&format!("runs/{job}"))?;
+        let cutoff = before.timestamp_millis().to_be_bytes();
+        let mut drop: Vec<sled::IVec> = Vec::new();
+        for k in tree.range(..cutoff.as_slice()).keys() {
+            drop.push(k.map_err(|e| self.err(e))?);
+        }
+        let remaining = tree.len().saturating_sub(drop.len());
+        if remaining > keep {
+            let mut extra = remaining - keep;
+            for k in tree.range(cutoff.as_slice()..).keys() {
+                if extra == 0 {
+                    break;
+                }
+                drop.push(k.map_err(|e| self.err(e))?);
+                extra -= 1;
+            }
+        }
+        let mut batch = sled::Batch::default();
+        for k in &drop {
+            batch.remove(k.clone());
+        }
+        tree.apply_batch(batch).map_err(|e| self.err(e))?;
+        Ok(drop.len())
+    }
+
     pub fn last_run(&self, job: &str) -> Result<Option<RunRecord>, StateError> {
         let tree = self.tree(&format!("runs/{job}"))?;
         match tree.last().map_err(|e| self.err(e))? {

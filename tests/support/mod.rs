@@ -26,6 +26,8 @@ pub struct Env {
     pub source: String,
     /// The job's kind.
     pub kind: String,
+    /// The job's schedule.
+    pub schedule: String,
 }
 
 pub fn fast_sim_config(limits: SimLimits, window: Duration) -> SimConfig {
@@ -79,6 +81,7 @@ impl Env {
             mapping: STOCK_MAPPING.to_string(),
             source: r#"{ path = "erp/estoque-*.csv", settle_ms = 0 }"#.to_string(),
             kind: "stock".to_string(),
+            schedule: "*/10 * * * *".to_string(),
         }
     }
 
@@ -131,7 +134,7 @@ window_ms = {w}
 name = "estoque"
 store = "loja"
 kind = "{kind}"
-schedule = "*/10 * * * *"
+schedule = "{schedule}"
 source = {source}
 mapping = "stock.toml"
 {extra}
@@ -145,6 +148,7 @@ mapping = "stock.toml"
             extra = self.job_extra,
             source = self.source,
             kind = self.kind,
+            schedule = self.schedule,
         )
     }
 
