@@ -691,3 +691,64 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod schedule_tests {
+    use super::parse_schedule;
+    use chrono::Utc;
+    use chrono_tz::America::{New_York, Sao_Paulo};
+
+    /// The next three runs after `utc` (RFC 3339), in UTC minutes.
+    fn next_after(expr: &str, tz: chrono_tz::Tz, utc: &str) -> Vec<String> {
+        let start = chrono::DateTime::parse_from_rfc3339(utc)
+            .unwrap()
+            .with_timezone(&tz);
+        parse_schedule(expr)
+            .unwrap()
+            .after(&start)
+            .take(3)
+            .map(|t| t.with_timezone(&Utc).format("%Y-%m-%dT%H:%M").to_string())
+            .collect()
+    }
+
+    #[test]
+    fn schedules_are_read_in_the_configured_zone() {
+        // 09:00 in São Paulo (UTC−3, no DST) is 12:00 UTC.
+        assert_eq!(
+            next_after("0 9 * * *", Sao_Paulo, "2026-11-22T00:00:00Z")[0],
+            "2026-11-22T12:00"
+        );
+        // Six fields: seconds first.
+        assert_eq!(
+            next_after("30 0 9 * * *", Sao_Paulo, "2026-11-22T00:00:00Z")[0],
+            "2026-11-22T12:00"
+        );
+    }
+
+    #[test]
+    fn daylight_saving_days() {
+        // New York springs forward on 2026-03-08: 09:00 local is 14:00 UTC before, 13:00 after.
+        assert_eq!(
+            next_after("0 9 * * *", New_York, "2026-03-07T00:00:00Z"),
+            ["2026-03-07T14:00", "2026-03-08T13:00", "2026-03-09T13:00"]
+        );
+        // 02:30 does not exist that day: the run is not invented at another hour, nor doubled.
+        let spring = next_after("30 2 * * *", New_York, "2026-03-07T12:00:00Z");
+        assert!(
+            !spring.contains(&"2026-03-08T06:30".to_string()),
+            "{spring:?}"
+        );
+        assert_eq!(
+            spring
+                .iter()
+                .filter(|t| t.starts_with("2026-03-09"))
+                .count(),
+            1,
+            "{spring:?}"
+        );
+        // On 2026-11-01 01:30 happens twice; the daemon's loop computes each next run after the
+        // previous one, so whatever the crate yields stays strictly increasing.
+        let fall = next_after("30 1 * * *", New_York, "2026-10-31T12:00:00Z");
+        assert!(fall.windows(2).all(|w| w[0] < w[1]), "{fall:?}");
+    }
+}
