@@ -8,8 +8,10 @@
 //!     not depend on the window length.
 //!
 //! (c) price requests planned for N changed SKUs against the lower bound.
+//! (d) an idle daemon with six jobs scheduled: RSS and CPU over a few minutes (`--minutes`).
+//! (e) the state dir's size over 3,000 runs of an unchanged feed (sampled every 1,000).
 //!
-//! `cargo bench -- --case csv|csv-all|xlsx|e2e|prices` runs one case.
+//! `cargo bench -- --case csv|csv-all|xlsx|e2e|prices|idle|runs` runs one case.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -378,6 +380,145 @@ fn case_prices() {
     );
 }
 
+/// Writes a config for `jobs` stock jobs against `base_url` into `dir`; returns its path.
+fn daemon_config(dir: &Path, base_url: &str, jobs: usize, schedule: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("erp")).unwrap();
+    std::fs::write(dir.join("stock.toml"), MAPPING).unwrap();
+    let mut text = format!(
+        "state_dir = \"{}\"\n[[store]]\nname = \"b\"\nalias = \"bench\"\nbase_url = \"{base_url}\"\nuser_token = \"bench-token\"\nuser_secret_key = \"bench-secret\"\n[store.limits]\nwindow_ms = 1000\n",
+        dir.join("state").display()
+    );
+    for j in 0..jobs {
+        text.push_str(&format!(
+            "[[job]]\nname = \"estoque-{j}\"\nkind = \"stock\"\nschedule = \"{schedule}\"\nsource = {{ path = \"erp/*.csv\", settle_ms = 0 }}\nmapping = \"stock.toml\"\n"
+        ));
+    }
+    let path = dir.join("yampi-sync.toml");
+    std::fs::write(&path, text).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    path
+}
+
+fn sim_config(window: Duration) -> SimConfig {
+    SimConfig {
+        alias: "bench".into(),
+        user_token: "bench-token".into(),
+        user_secret_key: "bench-secret".into(),
+        window,
+        limits: SimLimits::default(),
+        faults: Faults::default(),
+    }
+}
+
+/// (d) An idle daemon with several jobs scheduled: RSS and CPU over `minutes`.
+fn case_idle(minutes: u64) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        let catalog = sim::sample_catalog(100, 3, 7);
+        let sim = Simulator::start(sim_config(Duration::from_secs(1)), catalog.clone()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        // Six jobs, each once a day at midnight: the daemon sits idle between runs.
+        let config = daemon_config(dir.path(), &sim.base_url(), 6, "0 0 0 * * *");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_yampi-sync"))
+            .arg("--config")
+            .arg(&config)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let proc_file = |name: &str| std::fs::read_to_string(format!("/proc/{pid}/{name}")).unwrap_or_default();
+        let cpu_ticks = || {
+            let stat = proc_file("stat");
+            let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+            fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+                + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+        };
+        let rss_kb = || {
+            proc_file("status")
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let (t0, c0) = (Instant::now(), cpu_ticks());
+        let mut max_rss = 0;
+        while t0.elapsed() < Duration::from_secs(minutes * 60) {
+            max_rss = max_rss.max(rss_kb());
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+        let ticks = cpu_ticks() - c0;
+        let secs = t0.elapsed().as_secs_f64();
+        // Clock ticks are 1/100 s on Linux.
+        println!(
+            "(d) idle daemon, 6 jobs scheduled, {minutes} min: RSS {:.1} MB (max), CPU {:.3} % ({ticks} ticks in {secs:.0} s)",
+            max_rss as f64 / 1024.0,
+            ticks as f64 / 100.0 / secs * 100.0
+        );
+        let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let _ = child.wait();
+        sim.shutdown().await;
+    });
+}
+
+/// (e) The state dir after 1,000 runs of an unchanged feed.
+fn case_runs(n: usize) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        let catalog = sim::sample_catalog(100, 3, 7);
+        let sim = Simulator::start(sim_config(Duration::from_millis(100)), catalog.clone()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = daemon_config(dir.path(), &sim.base_url(), 1, "0 */10 * * * *");
+        let mut feed = String::from("Código;Saldo Loja;Saldo CD\n");
+        for p in &catalog.products {
+            for k in &p.skus {
+                feed.push_str(&format!("{};{};{}\n", k.sku, k.id % 9, 1));
+            }
+        }
+        std::fs::write(dir.path().join("erp/1.csv"), feed).unwrap();
+        let settings = yampi_sync::config::load(&config, None).unwrap();
+        let state = yampi_sync::state::StateStore::open(&settings.state_dir).unwrap();
+        let clients = pipeline::clients(&settings).unwrap();
+        let size = |p: &Path| -> u64 {
+            fn walk(p: &Path) -> u64 {
+                std::fs::read_dir(p)
+                    .map(|d| {
+                        d.flatten()
+                            .map(|e| {
+                                let m = e.metadata().unwrap();
+                                if m.is_dir() { walk(&e.path()) } else { m.len() }
+                            })
+                            .sum()
+                    })
+                    .unwrap_or(0)
+            }
+            walk(p)
+        };
+        let t0 = Instant::now();
+        let mut sizes = Vec::new();
+        for i in 1..=n {
+            let r = pipeline::run_once(&settings, &state, &clients, &RunOptions::default()).await;
+            assert!(r[0].exit_code == 0, "{}", r[0].summary_line());
+            if i == 1 || i % 1000 == 0 {
+                state.flush().await.unwrap();
+                sizes.push(format!("{i}: {:.2} MB", size(&settings.state_dir) as f64 / 1e6));
+            }
+        }
+        println!(
+            "(e) {n} runs of an unchanged feed in {:.1} s (max_run_records = {}): state dir after run {}",
+            t0.elapsed().as_secs_f64(),
+            settings.max_run_records,
+            sizes.join(", ")
+        );
+        sim.shutdown().await;
+    });
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| {
@@ -398,6 +539,8 @@ fn main() {
             "xlsx" => case_xlsx(),
             "e2e" => case_e2e(window),
             "prices" => case_prices(),
+            "idle" => case_idle(arg("--minutes").and_then(|m| m.parse().ok()).unwrap_or(3)),
+            "runs" => case_runs(arg("--runs").and_then(|n| n.parse().ok()).unwrap_or(3000)),
             other => eprintln!("unknown case {other}"),
         }
         return;
@@ -413,7 +556,7 @@ fn main() {
     }
     // Each case in its own process, so peak RSS is per case.
     let exe = std::env::current_exe().unwrap();
-    for case in ["csv", "csv-all", "xlsx", "e2e", "prices"] {
+    for case in ["csv", "csv-all", "xlsx", "e2e", "prices", "runs", "idle"] {
         let status = std::process::Command::new(&exe)
             .args([
                 "--case",

@@ -213,8 +213,7 @@ async fn job_loop(
         return;
     };
     loop {
-        let now = Utc::now().with_timezone(&settings.timezone);
-        let Some(next) = schedule.after(&now).next() else {
+        let Some(next) = next_run(schedule, settings.timezone, Utc::now()) else {
             tracing::info!(job = %job.name, "No future run in the schedule");
             return;
         };
@@ -233,8 +232,8 @@ async fn job_loop(
             ..RunOptions::default()
         };
         let report = pipeline::run_job(settings, state, client, job, &opts).await;
-        let after = Utc::now().with_timezone(&settings.timezone);
-        let skipped = schedule.after(&next).take_while(|t| *t < after).count();
+        let after = Utc::now();
+        let skipped = missed_ticks(schedule, next, after);
         if skipped > 0 {
             tracing::warn!(
                 job = %job.name,
@@ -252,6 +251,27 @@ async fn job_loop(
             job.name, report.exit_code
         ));
     }
+}
+
+/// The first scheduled time strictly after `now`, in the config's zone.
+pub fn next_run(
+    schedule: &cron::Schedule,
+    tz: chrono_tz::Tz,
+    now: chrono::DateTime<Utc>,
+) -> Option<chrono::DateTime<chrono_tz::Tz>> {
+    schedule.after(&now.with_timezone(&tz)).next()
+}
+
+/// Ticks after `tick` that passed before a run started at `tick` ended: skipped, not queued.
+pub fn missed_ticks(
+    schedule: &cron::Schedule,
+    tick: chrono::DateTime<chrono_tz::Tz>,
+    ended: chrono::DateTime<Utc>,
+) -> usize {
+    schedule
+        .after(&tick)
+        .take_while(|t| t.with_timezone(&Utc) < ended)
+        .count()
 }
 
 /// SIGTERM or SIGINT.
@@ -274,5 +294,48 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn utc(s: &str) -> chrono::DateTime<Utc> {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_long_run_skips_the_ticks_it_outlasted_and_resumes_after_it() {
+        let every_10 = crate::config::parse_schedule("*/10 * * * *").unwrap();
+        let tz = chrono_tz::America::Sao_Paulo;
+        let tick = next_run(&every_10, tz, utc("2026-11-22T12:03:00Z")).unwrap();
+        assert_eq!(tick.with_timezone(&Utc), utc("2026-11-22T12:10:00Z"));
+        // The run took 25 minutes: the 12:20 and 12:30 ticks are skipped, the next is 12:40.
+        let ended = utc("2026-11-22T12:35:00Z");
+        assert_eq!(missed_ticks(&every_10, tick, ended), 2);
+        assert_eq!(
+            next_run(&every_10, tz, ended).unwrap().with_timezone(&Utc),
+            utc("2026-11-22T12:40:00Z")
+        );
+        // A short run misses nothing.
+        assert_eq!(
+            missed_ticks(&every_10, tick, utc("2026-11-22T12:11:00Z")),
+            0
+        );
+    }
+
+    #[test]
+    fn next_run_is_strictly_after_now() {
+        let s = crate::config::parse_schedule("0 * * * *").unwrap();
+        let tz = chrono_tz::UTC;
+        let on_the_hour = Utc.with_ymd_and_hms(2026, 1, 1, 10, 0, 0).unwrap();
+        assert_eq!(
+            next_run(&s, tz, on_the_hour).unwrap().with_timezone(&Utc),
+            Utc.with_ymd_and_hms(2026, 1, 1, 11, 0, 0).unwrap()
+        );
     }
 }
