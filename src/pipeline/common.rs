@@ -15,6 +15,62 @@ use crate::util::progress_bar;
 use super::RunOptions;
 use super::feed::check_columns;
 
+/// The source and mapping every file-driven job needs (validation guarantees both).
+pub fn job_inputs(job: &JobSettings) -> Result<(SourceSettings, crate::mapping::Mapping), Fail> {
+    let source = job
+        .source
+        .clone()
+        .ok_or_else(|| fail(EXIT_INVALID, "the job has no source"))?;
+    let mapping = job
+        .mapping
+        .clone()
+        .ok_or_else(|| fail(EXIT_INVALID, "the job has no mapping"))?;
+    Ok((source, mapping))
+}
+
+/// A job's failure becomes the report's exit code and message.
+pub fn record_failure(report: &mut RunReport, result: Result<(), Fail>) {
+    if let Err((code, message)) = result {
+        report.exit_code = code;
+        report.message = message;
+    }
+}
+
+/// What a read feed puts in the report, whatever its kind.
+pub fn report_feed<T>(report: &mut RunReport, feed: &super::feed::Feed<T>) {
+    report.rows_read = feed.rows_read;
+    report.rows_valid = feed.rows_valid;
+    report.rejected = feed.rejected.clone();
+    report.unmatched = feed.unmatched.clone();
+}
+
+/// After sending: the file counts as synced only when nothing failed (so a rerun retries the
+/// rest), the record is saved, and the exit code set unless the job already failed as a whole.
+pub fn finish_run(
+    job: &JobSettings,
+    state: &StateStore,
+    source: Source,
+    failed: u64,
+    report: &mut RunReport,
+) -> Result<(), Fail> {
+    let Source {
+        path,
+        hash,
+        mut record,
+    } = source;
+    if failed == 0 {
+        record.last_synced_hash = Some(hash);
+        record.last_synced_file = Some(path.display().to_string());
+    }
+    state
+        .set_job_record(&job.name, &record)
+        .map_err(state_fail)?;
+    if report.exit_code != EXIT_FAILED {
+        finish_code(report);
+    }
+    Ok(())
+}
+
 /// A job failure: the exit code and the one sentence for the report and the log.
 pub type Fail = (i32, String);
 

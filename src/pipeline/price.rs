@@ -20,8 +20,8 @@ use crate::util::progress_bar;
 
 use super::RunOptions;
 use super::common::{
-    Fail, SendError, Source, fail, feed_guards, finish_code, open_source, refresh_index, send_all,
-    state_fail,
+    Fail, SendError, fail, feed_guards, finish_code, finish_run, job_inputs, open_source,
+    record_failure, refresh_index, report_feed, send_all, state_fail,
 };
 use super::feed::{PriceFeed, read_price_feed};
 use super::price_plan::{PriceOp, PricePlan, PricePlanInput, plan_prices};
@@ -36,10 +36,8 @@ pub async fn run(
     opts: &RunOptions,
     report: &mut RunReport,
 ) {
-    if let Err((code, message)) = run_inner(job, client, state, opts, report).await {
-        report.exit_code = code;
-        report.message = message;
-    }
+    let result = run_inner(job, client, state, opts, report).await;
+    record_failure(report, result);
 }
 
 /// A price as the API wants it: a JSON number with two decimals, written from the decimal text
@@ -59,45 +57,32 @@ async fn run_inner(
     opts: &RunOptions,
     report: &mut RunReport,
 ) -> Result<(), Fail> {
-    let source = job
-        .source
-        .clone()
-        .ok_or_else(|| fail(EXIT_INVALID, "the job has no source"))?;
-    let mapping = job
-        .mapping
-        .clone()
-        .ok_or_else(|| fail(EXIT_INVALID, "the job has no mapping"))?;
+    let (source, mapping) = job_inputs(job)?;
     let price_mapping = mapping
         .price
         .clone()
         .ok_or_else(|| fail(EXIT_INVALID, "the mapping has no [price] section"))?;
 
-    let Some(Source {
-        path,
-        hash,
-        mut record,
-    }) = open_source(job, &source, mapping.price_columns(), state, opts, report).await?
+    let Some(mut src) =
+        open_source(job, &source, mapping.price_columns(), state, opts, report).await?
     else {
         return Ok(());
     };
     let sku_index = refresh_index(job, client, state, opts).await?;
     let lookup = Arc::new(sku_index.lookup(mapping.match_field));
     let feed: PriceFeed = {
-        let (p, m, l) = (path.clone(), mapping.clone(), lookup.clone());
+        let (p, m, l) = (src.path.clone(), mapping.clone(), lookup.clone());
         let (format, sheet) = (source.format, source.sheet.clone());
         tokio::task::spawn_blocking(move || read_price_feed(&p, format, sheet.as_deref(), &m, &l))
             .await
             .map_err(|e| fail(EXIT_FAILED, format!("reading the source failed: {e}")))?
             .map_err(|e| fail(EXIT_INVALID, e.to_string()))?
     };
-    report.rows_read = feed.rows_read;
-    report.rows_valid = feed.rows_valid;
-    report.rejected = feed.rejected.clone();
-    report.unmatched = feed.unmatched.clone();
-    feed_guards(job, &record, feed.rows_valid, &path)?;
+    report_feed(report, &feed);
+    feed_guards(job, &src.record, feed.rows_valid, &src.path)?;
 
     let pushed = state.prices_pushed_load(&job.name).map_err(state_fail)?;
-    let file = path.display().to_string();
+    let file = src.path.display().to_string();
     let plan: PricePlan = plan_prices(&PricePlanInput {
         feed: &feed,
         skus: &sku_index.skus,
@@ -119,7 +104,7 @@ async fn run_inner(
     let writes = plan.ops.len() as u64;
     report.plan_eta_secs =
         (writes.saturating_sub(1) / u64::from(limits.default)) as f64 * limits.window.as_secs_f64();
-    record.last_good_rows = Some(feed.rows_valid);
+    src.record.last_good_rows = Some(feed.rows_valid);
     tracing::info!(
         job = %job.name,
         requests = writes,
@@ -142,17 +127,7 @@ async fn run_inner(
     }
 
     let failed = send_plan(job, client, state, &sku_index.skus, opts, plan, report).await?;
-    if failed == 0 {
-        record.last_synced_hash = Some(hash);
-        record.last_synced_file = Some(path.display().to_string());
-    }
-    state
-        .set_job_record(&job.name, &record)
-        .map_err(state_fail)?;
-    if report.exit_code != EXIT_FAILED {
-        finish_code(report);
-    }
-    Ok(())
+    finish_run(job, state, src, failed, report)
 }
 
 /// Sends every planned request; returns how many failed.

@@ -15,8 +15,8 @@ use crate::util::progress_bar;
 
 use super::RunOptions;
 use super::common::{
-    Fail, SendError, Source, fail, feed_guards, finish_code, open_source, refresh_index, send_all,
-    state_fail,
+    Fail, SendError, fail, feed_guards, finish_code, finish_run, job_inputs, open_source,
+    record_failure, refresh_index, report_feed, send_all, state_fail,
 };
 use super::feed::{StockFeed, read_stock_feed};
 use super::plan::{PlanInput, StockPlan, plan_stock};
@@ -31,13 +31,8 @@ pub async fn run(
     opts: &RunOptions,
     report: &mut RunReport,
 ) {
-    match run_inner(job, client, state, opts, report).await {
-        Ok(()) => {}
-        Err((code, message)) => {
-            report.exit_code = code;
-            report.message = message;
-        }
-    }
+    let result = run_inner(job, client, state, opts, report).await;
+    record_failure(report, result);
 }
 
 async fn run_inner(
@@ -47,14 +42,7 @@ async fn run_inner(
     opts: &RunOptions,
     report: &mut RunReport,
 ) -> Result<(), Fail> {
-    let source = job
-        .source
-        .clone()
-        .ok_or_else(|| fail(EXIT_INVALID, "the job has no source"))?;
-    let mapping = job
-        .mapping
-        .clone()
-        .ok_or_else(|| fail(EXIT_INVALID, "the job has no mapping"))?;
+    let (source, mapping) = job_inputs(job)?;
     let stock_mapping = mapping
         .stock
         .clone()
@@ -62,11 +50,8 @@ async fn run_inner(
     let state_err = state_fail;
 
     // 1. The source: newest stable file, skipped when already synced.
-    let Some(Source {
-        path,
-        hash,
-        mut record,
-    }) = open_source(job, &source, mapping.stock_columns(), state, opts, report).await?
+    let Some(mut src) =
+        open_source(job, &source, mapping.stock_columns(), state, opts, report).await?
     else {
         return Ok(());
     };
@@ -122,7 +107,7 @@ async fn run_inner(
 
     // 3. The feed, matched while it streams in.
     let feed: StockFeed = {
-        let p = path.clone();
+        let p = src.path.clone();
         let m = mapping.clone();
         let l = lookup.clone();
         let (format, sheet) = (source.format, source.sheet.clone());
@@ -131,12 +116,9 @@ async fn run_inner(
             .map_err(|e| fail(EXIT_FAILED, format!("reading the source failed: {e}")))?
             .map_err(|e| fail(EXIT_INVALID, e.to_string()))?
     };
-    report.rows_read = feed.rows_read;
-    report.rows_valid = feed.rows_valid;
-    report.rejected = feed.rejected.clone();
-    report.unmatched = feed.unmatched.clone();
+    report_feed(report, &feed);
 
-    feed_guards(job, &record, feed.rows_valid, &path)?;
+    feed_guards(job, &src.record, feed.rows_valid, &src.path)?;
     let pushed = state.pushed_load(&job.name).map_err(state_err)?;
 
     // 4. Plan.
@@ -176,7 +158,7 @@ async fn run_inner(
             ));
         }
     }
-    record.last_good_rows = Some(feed.rows_valid);
+    src.record.last_good_rows = Some(feed.rows_valid);
 
     tracing::info!(
         job = %job.name,
@@ -196,17 +178,7 @@ async fn run_inner(
 
     // 6. Send, checkpointing each success.
     let failed = send_plan(job, client, state, opts, plan, report).await?;
-    if failed == 0 {
-        record.last_synced_hash = Some(hash);
-        record.last_synced_file = Some(path.display().to_string());
-    }
-    state
-        .set_job_record(&job.name, &record)
-        .map_err(state_err)?;
-    if report.exit_code != EXIT_FAILED {
-        finish_code(report);
-    }
-    Ok(())
+    finish_run(job, state, src, failed, report)
 }
 
 /// Sends every product's `stocks/sync`; returns how many failed. Stops early (exit 3) when
