@@ -34,12 +34,13 @@ async fn killed_mid_run_then_rerun_sends_only_the_rest() {
     });
     env.write_feed("estoque-1.csv", &feed_for(&catalog, qty));
 
-    let mut child = env
-        .command(&["--run-once"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Running(
+        env.command(&["--run-once"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let started = Instant::now();
     while env.writes() < 12 {
         assert!(

@@ -4,7 +4,7 @@
 mod support;
 
 use std::os::unix::net::UnixDatagram;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -14,7 +14,7 @@ fn qty(_p: u64, sku: u64) -> (i64, i64) {
     ((sku % 11) as i64 + 2, (sku % 3) as i64)
 }
 
-fn signal(child: &Child, sig: &str) {
+fn signal(child: &Running, sig: &str) {
     let ok = std::process::Command::new("kill")
         .args([sig, &child.id().to_string()])
         .status()
@@ -33,7 +33,23 @@ async fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn wait_exit(child: &mut Child, secs: u64) -> Option<i32> {
+/// Waits for `needle` in the daemon's log; a timeout shows the log.
+async fn wait_for_log(env: &Env, needle: &str, secs: u64) {
+    let t0 = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(env.path("daemon.log")).unwrap_or_default();
+        if log.contains(needle) {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {needle:?} in the daemon's log:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn wait_exit(child: &mut Running, secs: u64) -> Option<i32> {
     let t0 = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -62,12 +78,13 @@ async fn sigterm_mid_run_exits_0_keeps_checkpoints_and_the_rerun_sends_only_the_
         ..Faults::default()
     });
     env.write_feed("estoque-1.csv", &feed_for(&catalog, qty));
-    let mut daemon = env
-        .command(&["--grace-secs", "20"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = Running(
+        env.command(&["--grace-secs", "20"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     wait_until("the first writes", 30, || env.writes() >= 8).await;
     signal(&daemon, "-TERM");
     assert_eq!(
@@ -103,12 +120,13 @@ async fn sighup_with_a_broken_config_keeps_the_old_one_and_a_good_one_is_taken()
     env.schedule = "* * * * * *".into();
     env.write_feed("estoque-1.csv", &feed_for(&catalog, qty));
     let log = std::fs::File::create(env.path("daemon.log")).unwrap();
-    let mut daemon = env
-        .command(&[])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let mut daemon = Running(
+        env.command(&[])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
     wait_until("the first sync", 20, || env.writes() >= 3).await;
     // Break the config and ask for a reload: refused, the daemon goes on with the old one.
     let config = env.path("yampi-sync.toml");
@@ -137,7 +155,7 @@ async fn sighup_with_a_broken_config_keeps_the_old_one_and_a_good_one_is_taken()
     // A good config is taken.
     std::fs::write(&config, good.replace("max_retries = 8", "max_retries = 7")).unwrap();
     signal(&daemon, "-HUP");
-    wait_until("the reload", 10, || log_text().contains("Config reloaded")).await;
+    wait_for_log(&env, "Config reloaded", 10).await;
     signal(&daemon, "-TERM");
     assert_eq!(wait_exit(&mut daemon, 20), Some(0));
 }
@@ -153,13 +171,14 @@ async fn status_while_running_a_second_instance_and_systemd_notifications() {
     socket
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
-    let mut daemon = env
-        .command(&[])
-        .env("NOTIFY_SOCKET", &socket_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = Running(
+        env.command(&[])
+            .env("NOTIFY_SOCKET", &socket_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut received = String::new();
     let mut buf = [0u8; 4096];
     while !received.contains("READY=1") {
@@ -213,12 +232,13 @@ async fn a_run_longer_than_the_schedule_never_overlaps_itself() {
     env.schedule = "* * * * * *".into();
     env.write_feed("estoque-1.csv", &feed_for(&catalog, qty));
     let log = std::fs::File::create(env.path("daemon.log")).unwrap();
-    let mut daemon = env
-        .command(&[])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let mut daemon = Running(
+        env.command(&[])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
     let log_text = || std::fs::read_to_string(env.path("daemon.log")).unwrap_or_default();
     wait_until("a skipped tick", 30, || {
         log_text().contains("skipped, not queued")

@@ -354,7 +354,7 @@ async fn a_kill_between_send_and_checkpoint_never_applies_twice() {
         latency: Duration::from_millis(800),
         ..Faults::default()
     });
-    let mut child = env.command(&["--run-once"]).spawn().unwrap();
+    let mut child = Running(env.command(&["--run-once"]).spawn().unwrap());
     let t0 = Instant::now();
     while env.sim.count("PUT", "/batch-edit") == 0 {
         assert!(t0.elapsed() < Duration::from_secs(20));

@@ -171,9 +171,15 @@ impl GroupLimiter {
                         _ = &mut notified => {}
                     }
                 }
-                // Waiting for an answer to arrive; the timeout is a safety net only.
+                // Waiting for an answer to arrive. If a whole window passes with nothing in
+                // flight and no answer, the budget we believed in is stale: probe again.
                 None => {
-                    let _ = tokio::time::timeout(self.window, notified).await;
+                    if tokio::time::timeout(self.window, notified).await.is_err() {
+                        let mut st = self.state.lock().expect("limiter state");
+                        if st.in_flight == 0 {
+                            st.remaining = None;
+                        }
+                    }
                 }
             }
         }
@@ -229,9 +235,14 @@ impl GroupLimiter {
                     _ => rem,
                 });
             }
-        } else if let Some(r) = st.remaining.as_mut() {
-            // No headers (transport failure): assume the request counted.
-            *r = r.saturating_sub(1);
+        } else {
+            // No headers (transport failure): assume the request counted; when that would
+            // spend the last of the budget, probe instead of waiting for an answer that will
+            // never come.
+            st.remaining = match st.remaining {
+                Some(r) if r > 1 => Some(r - 1),
+                _ => None,
+            };
         }
         drop(st);
         self.changed.notify_waiters();
@@ -333,6 +344,19 @@ mod tests {
             t0.elapsed()
         );
         c.complete(answer(10, 9));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_request_never_leaves_the_group_waiting_forever() {
+        let g = GroupLimiter::new(10, Duration::from_secs(60));
+        g.acquire().await.complete(answer(10, 1));
+        // The last request of the budget fails without an answer (dropped connection).
+        drop(g.acquire().await);
+        // The next one probes instead of waiting for an answer that will never come.
+        let t0 = Instant::now();
+        let p = tokio::time::timeout(Duration::from_secs(1), g.acquire()).await;
+        assert!(p.is_ok(), "stuck after a failed request");
+        assert!(t0.elapsed() < Duration::from_secs(1));
     }
 
     #[tokio::test(start_paused = true)]
