@@ -28,6 +28,14 @@ use crate::shop::ShopClient;
 use crate::state::StateStore;
 use crate::systemd;
 
+/// Where the scheduler reads the time: the wall clock in production; tests derive it from
+/// tokio's (pausable) clock so whole days of schedule pass in milliseconds.
+pub type Clock = Arc<dyn Fn() -> chrono::DateTime<Utc> + Send + Sync>;
+
+pub fn wall_clock() -> Clock {
+    Arc::new(Utc::now)
+}
+
 pub async fn run(config_path: &Path, state_dir: Option<&Path>, grace: Duration) -> i32 {
     let Some(settings) = load_settings(config_path, state_dir) else {
         return EXIT_INVALID;
@@ -69,7 +77,8 @@ pub async fn run(config_path: &Path, state_dir: Option<&Path>, grace: Duration) 
     let tracker = TaskTracker::new();
     let mut settings = Arc::new(settings);
     let mut clients = Arc::new(clients);
-    let mut generation = start_jobs(&tracker, &settings, &state, &clients, &shutdown);
+    let clock = wall_clock();
+    let mut generation = start_jobs(&tracker, &settings, &state, &clients, &shutdown, &clock);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -92,7 +101,8 @@ pub async fn run(config_path: &Path, state_dir: Option<&Path>, grace: Duration) 
                             generation.cancel();
                             settings = Arc::new(new);
                             clients = Arc::new(c);
-                            generation = start_jobs(&tracker, &settings, &state, &clients, &shutdown);
+                            generation =
+                                start_jobs(&tracker, &settings, &state, &clients, &shutdown, &clock);
                             tracing::info!(jobs = settings.jobs.len(), "Config reloaded");
                         }
                         Err(e) => tracing::error!("Reload refused: {e}"),
@@ -176,12 +186,13 @@ async fn health_check(clients: &Clients, shutdown: &CancellationToken) -> bool {
 }
 
 /// One task per scheduled job; returns the token that stops this generation of tasks.
-fn start_jobs(
+pub fn start_jobs(
     tracker: &TaskTracker,
     settings: &Arc<Settings>,
     state: &Arc<StateStore>,
     clients: &Arc<Clients>,
     shutdown: &CancellationToken,
+    clock: &Clock,
 ) -> CancellationToken {
     let generation = shutdown.child_token();
     for (i, job) in settings.jobs.iter().enumerate() {
@@ -192,10 +203,19 @@ fn start_jobs(
             continue;
         };
         let (settings, state) = (settings.clone(), state.clone());
-        let (generation, shutdown) = (generation.clone(), shutdown.clone());
+        let (generation, shutdown, clock) = (generation.clone(), shutdown.clone(), clock.clone());
         tracker.spawn(async move {
             let job = &settings.jobs[i];
-            job_loop(&settings, job, &state, &client, &generation, &shutdown).await;
+            job_loop(
+                &settings,
+                job,
+                &state,
+                &client,
+                &generation,
+                &shutdown,
+                &clock,
+            )
+            .await;
         });
     }
     generation
@@ -208,17 +228,18 @@ async fn job_loop(
     client: &ShopClient,
     generation: &CancellationToken,
     shutdown: &CancellationToken,
+    clock: &Clock,
 ) {
     let Some(schedule) = &job.schedule else {
         return;
     };
     loop {
-        let Some(next) = next_run(schedule, settings.timezone, Utc::now()) else {
+        let Some(next) = next_run(schedule, settings.timezone, clock()) else {
             tracing::info!(job = %job.name, "No future run in the schedule");
             return;
         };
         tracing::debug!(job = %job.name, next_run = %next, "Waiting for the next run");
-        let wait = (next.with_timezone(&Utc) - Utc::now())
+        let wait = (next.with_timezone(&Utc) - clock())
             .to_std()
             .unwrap_or_default();
         tokio::select! {
@@ -232,7 +253,7 @@ async fn job_loop(
             ..RunOptions::default()
         };
         let report = pipeline::run_job(settings, state, client, job, &opts).await;
-        let after = Utc::now();
+        let after = clock();
         let skipped = missed_ticks(schedule, next, after);
         if skipped > 0 {
             tracing::warn!(

@@ -10,7 +10,7 @@
 //!   `m` + sku id → the last pushed prices (JSON, per field); `k` + sku id → a price write in
 //!   flight for that SKU.
 //! - `edits/<name>`: scheduled occurrence → `EditRecord` (intent, then outcome) of a batch edit.
-//! - `runs/<name>`: `start time (i64 BE millis)` → JSON `RunRecord`, for `status`.
+//! - `runs/<name>`: `start time (i64 BE nanoseconds)` → JSON `RunRecord`, for `status`.
 //!
 //! Every value carries a `v` version so later releases can read what earlier ones wrote.
 
@@ -535,7 +535,7 @@ impl StateStore {
 
     pub fn record_run(&self, rec: &RunRecord) -> Result<(), StateError> {
         let tree = self.tree(&format!("runs/{}", rec.job))?;
-        let key = rec.started_at.timestamp_millis().to_be_bytes();
+        let key = run_key(rec.started_at);
         let v = serde_json::to_vec(rec).map_err(|e| self.err(e))?;
         tree.insert(key, v).map_err(|e| self.err(e))?;
         Ok(())
@@ -550,7 +550,7 @@ impl StateStore {
         keep: usize,
     ) -> Result<usize, StateError> {
         let tree = self.tree(&format!("runs/{job}"))?;
-        let cutoff = before.timestamp_millis().to_be_bytes();
+        let cutoff = run_key(before);
         let mut drop: Vec<sled::IVec> = Vec::new();
         for k in tree.range(..cutoff.as_slice()).keys() {
             drop.push(k.map_err(|e| self.err(e))?);
@@ -572,6 +572,19 @@ impl StateStore {
         }
         tree.apply_batch(batch).map_err(|e| self.err(e))?;
         Ok(drop.len())
+    }
+
+    /// Every run record of a job kept so far, oldest first.
+    pub fn runs(&self, job: &str) -> Result<Vec<RunRecord>, StateError> {
+        let tree = self.tree(&format!("runs/{job}"))?;
+        let mut out = Vec::new();
+        for item in tree.iter() {
+            let (_, v) = item.map_err(|e| self.err(e))?;
+            if let Ok(r) = serde_json::from_slice(&v) {
+                out.push(r);
+            }
+        }
+        Ok(out)
     }
 
     pub fn last_run(&self, job: &str) -> Result<Option<RunRecord>, StateError> {
@@ -596,6 +609,13 @@ fn pushed_key(sku: u64, stock: u64) -> [u8; 17] {
     k[1..9].copy_from_slice(&sku.to_be_bytes());
     k[9..17].copy_from_slice(&stock.to_be_bytes());
     k
+}
+
+/// Run records sort by start time (nanoseconds, so back-to-back runs never share a key).
+fn run_key(at: DateTime<Utc>) -> [u8; 8] {
+    at.timestamp_nanos_opt()
+        .unwrap_or_else(|| at.timestamp_millis().saturating_mul(1_000_000))
+        .to_be_bytes()
 }
 
 fn sku_key(prefix: u8, sku: u64) -> [u8; 9] {
