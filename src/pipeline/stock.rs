@@ -47,7 +47,6 @@ async fn run_inner(
         .stock
         .clone()
         .ok_or_else(|| fail(EXIT_INVALID, "the mapping has no [stock] section"))?;
-    let state_err = state_fail;
 
     // 1. The source: newest stable file, skipped when already synced.
     let Some(mut src) =
@@ -119,7 +118,7 @@ async fn run_inner(
     report_feed(report, &feed);
 
     feed_guards(job, &src.record, feed.rows_valid, &src.path)?;
-    let pushed = state.pushed_load(&job.name).map_err(state_err)?;
+    let pushed = state.pushed_load(&job.name).map_err(state_fail)?;
 
     // 4. Plan.
     let plan: StockPlan = plan_stock(&PlanInput {
@@ -191,12 +190,11 @@ async fn send_plan(
     plan: StockPlan,
     report: &mut RunReport,
 ) -> Result<u64, Fail> {
-    let state_err = state_fail;
     let mut products = plan.products;
 
     // Writes left in flight by a run that died: when the store already holds exactly those
     // values, checkpoint them instead of sending them again.
-    let intents = state.intents_load(&job.name).map_err(state_err)?;
+    let intents = state.intents_load(&job.name).map_err(state_fail)?;
     let mut outcomes: HashMap<u64, Outcome> = HashMap::new();
     for (product, entries) in intents {
         if products.get(&product) == Some(&entries) {
@@ -214,7 +212,7 @@ async fn send_plan(
                         state
                             .checkpoint_stock(&job.name, product, &entries)
                             .await
-                            .map_err(state_err)?;
+                            .map_err(state_fail)?;
                         products.remove(&product);
                         outcomes.insert(product, Outcome::AlreadyApplied);
                         report.products_written += 1;
@@ -226,7 +224,7 @@ async fn send_plan(
                 }
             }
         }
-        state.intent_clear(&job.name, product).map_err(state_err)?;
+        state.intent_clear(&job.name, product).map_err(state_fail)?;
     }
 
     let progress = opts.progress.then(|| {
