@@ -62,6 +62,23 @@ fn add(errors: &mut Errors, key: &str, msg: String) {
     errors.entry(key.to_string()).or_default().push(msg);
 }
 
+/// `product_id` is required and must be the SKU's (or the route's) product.
+fn require_product_id(body: &Value, product_id: u64, errors: &mut Errors) {
+    match body.get("product_id") {
+        None | Some(Value::Null) => add(
+            errors,
+            "product_id",
+            "The product id field is required.".into(),
+        ),
+        Some(v) if v.as_u64() != Some(product_id) => add(
+            errors,
+            "product_id",
+            "The selected product id is invalid.".into(),
+        ),
+        Some(_) => {}
+    }
+}
+
 /// A money field: a JSON number or numeric string ≥ 0, rounded to cents.
 fn money_field(body: &Value, key: &str, errors: &mut Errors) -> Option<Decimal> {
     let v = body.get(key)?;
@@ -143,19 +160,7 @@ pub(super) fn put_sku(st: &mut State, sku_id: u64, raw: &[u8]) -> Result<(u16, V
     let product_id = sku.product_id;
     let body: Value = serde_json::from_slice(raw).unwrap_or(Value::Null);
     let mut errors = Errors::new();
-    match body.get("product_id") {
-        None | Some(Value::Null) => add(
-            &mut errors,
-            "product_id",
-            "The product id field is required.".into(),
-        ),
-        Some(v) if v.as_u64() != Some(product_id) => add(
-            &mut errors,
-            "product_id",
-            "The selected product id is invalid.".into(),
-        ),
-        Some(_) => {}
-    }
+    require_product_id(&body, product_id, &mut errors);
     if body.get("price_cost").is_none_or(Value::is_null) {
         add(
             &mut errors,
@@ -188,19 +193,7 @@ pub(super) fn batch_update(
     let own: Vec<u64> = product.skus.iter().map(|s| s.id).collect();
     let body: Value = serde_json::from_slice(raw).unwrap_or(Value::Null);
     let mut errors = Errors::new();
-    match body.get("product_id") {
-        None | Some(Value::Null) => add(
-            &mut errors,
-            "product_id",
-            "The product id field is required.".into(),
-        ),
-        Some(v) if v.as_u64() != Some(product_id) => add(
-            &mut errors,
-            "product_id",
-            "The selected product id is invalid.".into(),
-        ),
-        Some(_) => {}
-    }
+    require_product_id(&body, product_id, &mut errors);
     let update_all = body
         .get("update_all")
         .and_then(Value::as_bool)
