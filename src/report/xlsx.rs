@@ -65,6 +65,40 @@ pub fn write(path: &Path, report: &RunReport) -> Result<(), String> {
         .map_err(|e| format!("cannot move the report into {}: {e}", path.display()))
 }
 
+/// Rows per sheet: Excel's 1,048,576 minus the header. Longer lists continue on "Name 2", …
+const ROWS_PER_SHEET: usize = 1_048_575;
+
+/// One list as one or more sheets, written in constant memory (rows stream to a temp file), so
+/// a run with millions of changes neither runs out of memory nor past Excel's row limit.
+fn item_sheets<T>(
+    wb: &mut Workbook,
+    name: &str,
+    rows_per_sheet: usize,
+    cols: &[(&str, f64)],
+    items: &[T],
+    bold: &Format,
+    write: impl Fn(&mut Worksheet, u32, &T) -> Result<(), XlsxError>,
+) -> Result<(), XlsxError> {
+    let chunks: Vec<&[T]> = if items.is_empty() {
+        vec![&[]]
+    } else {
+        items.chunks(rows_per_sheet.max(1)).collect()
+    };
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let ws = wb.add_worksheet_with_constant_memory()?;
+        if i == 0 {
+            ws.set_name(name)?;
+        } else {
+            ws.set_name(format!("{name} {}", i + 1))?;
+        }
+        header(ws, cols, bold)?;
+        for (j, item) in chunk.iter().enumerate() {
+            write(ws, j as u32 + 1, item)?;
+        }
+    }
+    Ok(())
+}
+
 fn header(ws: &mut Worksheet, cols: &[(&str, f64)], bold: &Format) -> Result<(), XlsxError> {
     for (i, (name, width)) in cols.iter().enumerate() {
         ws.write_string_with_format(0, i as u16, *name, bold)?;
@@ -132,9 +166,10 @@ fn build(r: &RunReport) -> Result<Workbook, XlsxError> {
         row += 1;
     }
 
-    let ws = wb.add_worksheet().set_name("Changes")?;
-    header(
-        ws,
+    item_sheets(
+        &mut wb,
+        "Changes",
+        ROWS_PER_SHEET,
         &[
             ("key", 20.0),
             ("sku id", 12.0),
@@ -144,32 +179,33 @@ fn build(r: &RunReport) -> Result<Workbook, XlsxError> {
             ("new", 12.0),
             ("outcome", 60.0),
         ],
+        &r.changes,
         &bold,
-    )?;
-    for (i, c) in r.changes.iter().enumerate() {
-        let row = i as u32 + 1;
-        ws.write_string(row, 0, c.key.as_ref())?;
-        ws.write_number(row, 1, c.sku_id as f64)?;
-        ws.write_number(row, 2, c.product_id as f64)?;
-        ws.write_string(row, 3, c.field.to_string())?;
-        // Quantities as numbers; money as its exact decimal text, never through a binary float.
-        for (col, v) in [(4u16, c.old), (5, Some(c.new))] {
-            match v {
-                Some(Value::Qty(q)) => {
-                    ws.write_number(row, col, q as f64)?;
+        |ws, row, c| {
+            ws.write_string(row, 0, c.key.as_ref())?;
+            ws.write_number(row, 1, c.sku_id as f64)?;
+            ws.write_number(row, 2, c.product_id as f64)?;
+            ws.write_string(row, 3, c.field.to_string())?;
+            // Quantities as numbers; money as its exact decimal text, never through a binary float.
+            for (col, v) in [(4u16, c.old), (5, Some(c.new))] {
+                match v {
+                    Some(Value::Qty(q)) => {
+                        ws.write_number(row, col, q as f64)?;
+                    }
+                    Some(Value::Money(m)) => {
+                        ws.write_string(row, col, format!("{m:.2}"))?;
+                    }
+                    None => {}
                 }
-                Some(Value::Money(m)) => {
-                    ws.write_string(row, col, format!("{m:.2}"))?;
-                }
-                None => {}
             }
-        }
-        ws.write_string(row, 6, c.outcome.to_string())?;
-    }
-
-    let ws = wb.add_worksheet().set_name("Rejected rows")?;
-    header(
-        ws,
+            ws.write_string(row, 6, c.outcome.to_string())?;
+            Ok(())
+        },
+    )?;
+    item_sheets(
+        &mut wb,
+        "Rejected rows",
+        ROWS_PER_SHEET,
         &[
             ("file", 40.0),
             ("row", 8.0),
@@ -177,24 +213,79 @@ fn build(r: &RunReport) -> Result<Workbook, XlsxError> {
             ("value", 16.0),
             ("reason", 60.0),
         ],
+        &r.rejected,
         &bold,
+        |ws, row, x| {
+            ws.write_string(row, 0, &x.file)?;
+            ws.write_number(row, 1, x.row as f64)?;
+            ws.write_string(row, 2, &x.column)?;
+            ws.write_string(row, 3, &x.value)?;
+            ws.write_string(row, 4, &x.reason)?;
+            Ok(())
+        },
     )?;
-    for (i, x) in r.rejected.iter().enumerate() {
-        let row = i as u32 + 1;
-        ws.write_string(row, 0, &x.file)?;
-        ws.write_number(row, 1, x.row as f64)?;
-        ws.write_string(row, 2, &x.column)?;
-        ws.write_string(row, 3, &x.value)?;
-        ws.write_string(row, 4, &x.reason)?;
-    }
-
-    let ws = wb.add_worksheet().set_name("Unmatched keys")?;
-    header(ws, &[("key", 24.0), ("row", 8.0), ("reason", 70.0)], &bold)?;
-    for (i, u) in r.unmatched.iter().enumerate() {
-        let row = i as u32 + 1;
-        ws.write_string(row, 0, &u.key)?;
-        ws.write_number(row, 1, u.row as f64)?;
-        ws.write_string(row, 2, u.reason.as_ref())?;
-    }
+    item_sheets(
+        &mut wb,
+        "Unmatched keys",
+        ROWS_PER_SHEET,
+        &[("key", 24.0), ("row", 8.0), ("reason", 70.0)],
+        &r.unmatched,
+        &bold,
+        |ws, row, u| {
+            ws.write_string(row, 0, &u.key)?;
+            ws.write_number(row, 1, u.row as f64)?;
+            ws.write_string(row, 2, u.reason.as_ref())?;
+            Ok(())
+        },
+    )?;
     Ok(wb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calamine::{Reader, Xlsx, open_workbook};
+
+    #[test]
+    fn long_lists_continue_on_further_sheets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.xlsx");
+        let mut wb = Workbook::new();
+        let bold = Format::new().set_bold();
+        let items: Vec<u32> = (0..5).collect();
+        item_sheets(
+            &mut wb,
+            "Changes",
+            2,
+            &[("n", 8.0)],
+            &items,
+            &bold,
+            |ws, row, n| {
+                ws.write_number(row, 0, *n as f64)?;
+                Ok(())
+            },
+        )
+        .unwrap();
+        item_sheets(
+            &mut wb,
+            "Unmatched keys",
+            2,
+            &[("n", 8.0)],
+            &[] as &[u32],
+            &bold,
+            |_, _, _| Ok(()),
+        )
+        .unwrap();
+        wb.save(&path).unwrap();
+        let mut book: Xlsx<_> = open_workbook(&path).unwrap();
+        assert_eq!(
+            book.sheet_names(),
+            ["Changes", "Changes 2", "Changes 3", "Unmatched keys"]
+        );
+        let heights: Vec<usize> = ["Changes", "Changes 2", "Changes 3"]
+            .iter()
+            .map(|s| book.worksheet_range(s).unwrap().height())
+            .collect();
+        assert_eq!(heights, [3, 3, 2], "a header plus at most two rows each");
+    }
 }
