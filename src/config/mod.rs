@@ -342,9 +342,22 @@ pub fn from_str(
         errors.push(format!("{file}: no [[store]] is configured"));
     }
     let world_readable = file_is_group_or_world_readable(path);
+    // Which stores write their token in the file itself rather than as `${VAR}`.
+    let literal_tokens: Vec<bool> = toml::from_str::<toml::Table>(text)
+        .ok()
+        .and_then(|t| t.get("store").and_then(|s| s.as_array()).cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|s| {
+            s.get("user_token")
+                .and_then(toml::Value::as_str)
+                .is_some_and(|t| !t.trim().is_empty() && !t.contains("${"))
+        })
+        .collect();
     let mut stores: Vec<Arc<StoreSettings>> = Vec::new();
     for (i, rs) in raw.store.iter().enumerate() {
-        if let Some(s) = validate_store(rs, i, &file, errors, &mut warnings, world_readable, text) {
+        let literal = world_readable && literal_tokens.get(i).copied().unwrap_or(false);
+        if let Some(s) = validate_store(rs, i, &file, errors, &mut warnings, literal) {
             if stores.iter().any(|o| o.name == s.name) {
                 errors.push(format!(
                     "{file}: two stores are named \"{}\"; store names must be unique",
@@ -401,8 +414,7 @@ fn validate_store(
     file: &str,
     errors: &mut Vec<String>,
     warnings: &mut Vec<String>,
-    world_readable: bool,
-    text: &str,
+    literal_token_readable_by_others: bool,
 ) -> Option<StoreSettings> {
     let label = rs.name.clone().unwrap_or_else(|| format!("#{}", i + 1));
     let mut ok = true;
@@ -420,7 +432,7 @@ fn validate_store(
     let alias = required(&rs.alias, "alias");
     let token = required(&rs.user_token, "user_token");
     let secret = required(&rs.user_secret_key, "user_secret_key");
-    if world_readable && !token.is_empty() && text.contains(&token) {
+    if literal_token_readable_by_others {
         warnings.push(format!(
             "{file} holds store {label}'s user_token literally and other users can read the file; use \"${{YAMPI_USER_TOKEN}}\" or chmod 600"
         ));
@@ -671,6 +683,33 @@ fn validate_job(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_literal_token_in_a_readable_file_is_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let config = |token: &str| {
+            format!(
+                "state_dir = \"s\"\n[[store]]\nname = \"m\"\nalias = \"a\"\nuser_token = \"{token}\"\nuser_secret_key = \"k\"\n"
+            )
+        };
+        // SAFETY: a variable name no other test uses.
+        unsafe { std::env::set_var("YS_TEST_TOKEN_LITERAL", "x") };
+        std::fs::write(&path, config("${YS_TEST_TOKEN_LITERAL}")).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        assert!(load(&path, None).unwrap().warnings.is_empty());
+        std::fs::write(&path, config("tok-literal")).unwrap();
+        let s = load(&path, None).unwrap();
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+        assert!(
+            !s.warnings[0].contains("tok-literal"),
+            "the warning never shows the token"
+        );
+    }
 
     #[test]
     fn five_and_six_field_schedules() {
