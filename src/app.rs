@@ -48,6 +48,7 @@ pub async fn main(cli: Cli) -> i32 {
                 jobs: cli.jobs.clone(),
                 progress: std::io::stderr().is_terminal(),
                 cancel: Some(cancel),
+                now: None,
             };
             run_once(&cli.config, cli.state_dir.as_deref(), &opts).await
         }
@@ -208,22 +209,35 @@ pub async fn resolve(
     let Some(settings) = load_settings(config_path, state_dir) else {
         return EXIT_INVALID;
     };
-    if !settings
+    let Some(job) = settings
         .jobs
         .iter()
-        .any(|j| j.name == job && j.kind == crate::config::JobKind::BatchEdit)
-    {
+        .find(|j| j.name == job && j.kind == crate::config::JobKind::BatchEdit)
+    else {
         eprintln!(
             "error: no batch_edit job named \"{job}\" in {}",
             config_path.display()
         );
         return EXIT_INVALID;
-    }
+    };
+    let alias = settings
+        .store(&job.store)
+        .map(|s| s.alias.clone())
+        .unwrap_or_default();
     let state = match open_state(&settings.state_dir) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    match crate::pipeline::batch_edit::resolve(&state, job, occurrence, applied).await {
+    match crate::pipeline::batch_edit::resolve(
+        &state,
+        job,
+        settings.timezone,
+        &alias,
+        occurrence,
+        applied,
+    )
+    .await
+    {
         Ok(msg) => {
             println!("{msg}");
             EXIT_OK

@@ -1,5 +1,5 @@
-//! What `status` shows: per job, the last run, the next run, interrupted writes and batch edits
-//! in doubt.
+//! What `status` shows: per job, the last run, the next run, interrupted writes, and batch edit
+//! occurrences in doubt or missed.
 //!
 //! The state store can be open in one process only, so every run also writes the same picture
 //! to `state_dir/status.json` (temporary file, then rename); `status` reads the store when it is
@@ -10,8 +10,8 @@ use std::path::Path;
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use crate::config::Settings;
-use crate::state::StateStore;
+use crate::config::{JobSettings, Settings};
+use crate::state::{EditRecord, EditState, StateStore};
 
 pub const SNAPSHOT: &str = "status.json";
 
@@ -32,14 +32,7 @@ pub fn rows(settings: &Settings, state: &StateStore) -> Vec<Value> {
                     .price_intents_load(&job.name)
                     .map(|m| m.len())
                     .unwrap_or(0);
-            let in_doubt: Vec<Value> = state
-                .edits_in_doubt(&job.name)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(occ, rec)| {
-                    json!({"occurrence": occ, "sent_at": rec.at, "message": rec.message})
-                })
-                .collect();
+            let (in_doubt, missed, edits_error) = edit_occurrences(settings, job, state);
             json!({
                 "job": job.name,
                 "kind": job.kind.as_str(),
@@ -49,9 +42,52 @@ pub fn rows(settings: &Settings, state: &StateStore) -> Vec<Value> {
                 "next_run": next,
                 "writes_in_doubt": pending,
                 "edits_in_doubt": in_doubt,
+                "edits_missed": missed,
+                "edits_error": edits_error,
             })
         })
         .collect()
+}
+
+/// A batch edit job's occurrences in doubt and missed (records are keyed by the edit's
+/// content, so a renamed job still finds its own), and why they could not be read, if so.
+fn edit_occurrences(
+    settings: &Settings,
+    job: &JobSettings,
+    state: &StateStore,
+) -> (Vec<Value>, Vec<Value>, Option<String>) {
+    let (mut in_doubt, mut missed) = (Vec::new(), Vec::new());
+    let alias = settings.store(&job.store).map(|s| s.alias.as_str());
+    let Some(prefix) = alias.and_then(|a| crate::pipeline::batch_edit::job_edit_key(job, a)) else {
+        return (in_doubt, missed, None);
+    };
+    let records = match state.edit_records(&prefix) {
+        Ok(r) => r,
+        Err(e) => return (in_doubt, missed, Some(e.to_string())),
+    };
+    let legacy = state.legacy_edits_in_doubt(&job.name).unwrap_or_default();
+    let occurrence = |key: &str, rec: &EditRecord| {
+        if rec.occurrence.is_empty() {
+            key.rsplit('@').next().unwrap_or(key).to_string()
+        } else {
+            rec.occurrence.clone()
+        }
+    };
+    for (key, rec) in &records {
+        let occ = occurrence(key, rec);
+        match rec.state {
+            EditState::Sending | EditState::InDoubt => {
+                in_doubt.push(json!({"occurrence": occ, "sent_at": rec.at, "message": rec.message}))
+            }
+            EditState::Missed => missed
+                .push(json!({"occurrence": occ, "recorded_at": rec.at, "message": rec.message})),
+            EditState::Applied | EditState::NotApplied => {}
+        }
+    }
+    for (occ, rec) in legacy {
+        in_doubt.push(json!({"occurrence": occ, "sent_at": rec.at, "message": rec.message}));
+    }
+    (in_doubt, missed, None)
 }
 
 /// Writes `status.json` for `status` to read while this process holds the store.
@@ -100,6 +136,16 @@ pub fn print(rows: &[Value]) {
                 "  IN DOUBT: occurrence {occ} (sent {}) — check the store, then `yampi-sync resolve {job} {occ} --applied` or `--not-applied`",
                 d["sent_at"].as_str().unwrap_or("?")
             );
+        }
+        for m in r["edits_missed"].as_array().into_iter().flatten() {
+            println!(
+                "  MISSED: occurrence {} (recorded {}) — not sent, and never will be",
+                m["occurrence"].as_str().unwrap_or("?"),
+                m["recorded_at"].as_str().unwrap_or("?")
+            );
+        }
+        if let Some(e) = r["edits_error"].as_str() {
+            println!("  BATCH EDIT RECORDS UNREADABLE: {e}");
         }
         if r["writes_in_doubt"].as_u64().unwrap_or(0) > 0 {
             println!(

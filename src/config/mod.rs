@@ -4,6 +4,7 @@
 //! problem at once: unknown keys, missing environment variables, bad cron expressions, bad
 //! values, mapping problems. Nothing here touches the network or the state store.
 
+pub mod duration;
 pub mod edit;
 pub mod raw;
 pub mod secret;
@@ -137,7 +138,13 @@ pub struct JobSettings {
     pub max_zeroed_pct: Decimal,
     /// `batch_edit` jobs: the validated edit.
     pub edit: Option<edit::BatchEdit>,
+    /// `batch_edit` jobs: an occurrence older than this when a run first sees it is missed,
+    /// never sent late.
+    pub max_lateness: Duration,
 }
+
+/// `max_lateness` when the job does not set it.
+pub const DEFAULT_MAX_LATENESS: Duration = Duration::from_secs(3_600);
 
 /// Reads and validates the config at `path`; `state_dir_override` is `--state-dir`.
 pub fn load(path: &Path, state_dir_override: Option<&Path>) -> Result<Settings, ConfigErrors> {
@@ -564,6 +571,28 @@ fn validate_job(
         }
         (None, _) => None,
     };
+    let max_lateness = match (&rj.max_lateness, kind) {
+        (None, _) => DEFAULT_MAX_LATENESS,
+        (Some(text), JobKind::BatchEdit) => match duration::parse_duration(text) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                errors.push(format!(
+                    "{file}: job {label}: `max_lateness` must be above zero (for example \"1h\")"
+                ));
+                DEFAULT_MAX_LATENESS
+            }
+            Err(e) => {
+                errors.push(format!("{file}: job {label}: `max_lateness` {e}"));
+                DEFAULT_MAX_LATENESS
+            }
+        },
+        (Some(_), _) => {
+            errors.push(format!(
+                "{file}: job {label}: `max_lateness` is only for batch_edit jobs"
+            ));
+            DEFAULT_MAX_LATENESS
+        }
+    };
     let (schedule_text, schedule) = match &rj.schedule {
         Some(s) => match parse_schedule(s) {
             Ok(sched) => (Some(s.clone()), Some(sched)),
@@ -677,6 +706,7 @@ fn validate_job(
         max_shrink_pct,
         max_zeroed_pct,
         edit,
+        max_lateness,
     })
 }
 

@@ -53,6 +53,8 @@ pub struct RawJob {
     pub max_shrink_pct: Option<rust_decimal::Decimal>,
     pub max_zeroed_pct: Option<rust_decimal::Decimal>,
     pub edit: Option<toml::Value>,
+    /// `batch_edit` jobs: a humane duration ("1h").
+    pub max_lateness: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,16 +1,30 @@
 //! A `kind = "batch_edit"` run: one scheduled relative edit (`PUT /catalog/products/batch-edit`),
-//! applied at most once per occurrence.
+//! applied at most once per occurrence, and only while the occurrence is fresh.
 //!
 //! An edit is not idempotent (increment 10 % twice is 21 %). Before the request leaves, the
-//! occurrence is recorded as `sending` and made durable; the answer turns it into `applied` or
-//! `not_applied`. When the answer never comes (timeout, dropped connection, 5xx, or a crash
-//! while sending), the occurrence is in doubt: it is never retried automatically, the job exits
-//! 3, and an operator settles it with `yampi-sync resolve JOB OCCURRENCE --applied|--not-applied`.
+//! occurrence is recorded as `sending` and made durable (journal and database, see `state`); the
+//! answer turns it into `applied` or `not_applied`. When the answer never comes (timeout, dropped
+//! connection, 5xx, or a crash while sending), the occurrence is in doubt: it is never retried
+//! automatically, the job exits 3, and an operator settles it with
+//! `yampi-sync resolve JOB OCCURRENCE --applied|--not-applied`.
+//!
+//! The current occurrence is the latest scheduled time not after now. One older than the job's
+//! `max_lateness` when a run first sees it (a service installed after Black Friday, a daemon that
+//! was down) is recorded as `missed` and never sent: that run exits 4 naming it, later runs say
+//! so and exit 0.
+//!
+//! Records are keyed by what the edit is, not by the job's name: a hash of the store alias and
+//! the canonical request body, `@`, the occurrence's UTC instant. Renaming the job or changing
+//! `timezone` (when the instant stays the same) does not make an applied occurrence look new.
 
-use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::Value;
 
 use crate::config::JobSettings;
-use crate::report::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, RunReport};
+use crate::config::duration::format_duration;
+use crate::report::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_REJECTED, RunReport};
 use crate::shop::{ApiError, ShopClient};
 use crate::state::{EditRecord, EditState, StateStore};
 
@@ -18,23 +32,141 @@ use super::RunOptions;
 
 pub const ROUTE: &str = "PUT catalog/products/batch-edit";
 
-/// The occurrence a run now applies: the latest scheduled time not after `now`, in the
-/// config's zone (RFC 3339), or `once` for a job without a schedule.
-pub fn current_occurrence(job: &JobSettings, tz: chrono_tz::Tz, now: DateTime<Utc>) -> String {
-    match &job.schedule {
-        Some(s) => {
-            let local = now.with_timezone(&tz);
-            match s.after(&local).next_back() {
-                Some(t) if t <= local => t.to_rfc3339(),
-                // No past occurrence: the first one to come is the current one.
-                _ => s
-                    .after(&local)
-                    .next()
-                    .map(|t| t.to_rfc3339())
-                    .unwrap_or_else(|| "once".into()),
-            }
+/// One occurrence of a batch edit: a scheduled instant, or the single run of a job without a
+/// schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Occurrence {
+    /// `None` for a job without a schedule (`once`).
+    pub at: Option<DateTime<Utc>>,
+    /// As messages and `status` show it (and `resolve` accepts): RFC 3339 in the config's zone.
+    pub shown: String,
+}
+
+impl Occurrence {
+    pub fn once() -> Self {
+        Self {
+            at: None,
+            shown: "once".into(),
         }
-        None => "once".into(),
+    }
+
+    fn at(t: DateTime<Utc>, tz: chrono_tz::Tz) -> Self {
+        Self {
+            at: Some(t),
+            shown: t.with_timezone(&tz).to_rfc3339(),
+        }
+    }
+
+    /// What `resolve` is given: an RFC 3339 instant in any offset, or `once`.
+    pub fn parse(text: &str, tz: chrono_tz::Tz) -> Result<Self, String> {
+        let t = text.trim();
+        if t.eq_ignore_ascii_case("once") {
+            return Ok(Self::once());
+        }
+        DateTime::parse_from_rfc3339(t)
+            .map(|d| Self::at(d.with_timezone(&Utc), tz))
+            .map_err(|e| {
+                format!(
+                    "occurrence \"{text}\" is not an RFC 3339 instant such as 2026-11-27T00:00:00-03:00 (as `status` and the log show it) nor `once` ({e})"
+                )
+            })
+    }
+
+    /// The instant part of the record key: UTC, whatever the zone it was scheduled in.
+    fn key_part(&self) -> String {
+        match self.at {
+            Some(t) => t.to_rfc3339_opts(SecondsFormat::Secs, true),
+            None => "once".into(),
+        }
+    }
+}
+
+/// The occurrence a run now applies: the latest scheduled time not after `now`, in the
+/// config's zone, or `once` for a job without a schedule; `None` when none has come yet.
+pub fn current_occurrence(
+    job: &JobSettings,
+    tz: chrono_tz::Tz,
+    now: DateTime<Utc>,
+) -> Option<Occurrence> {
+    match &job.schedule {
+        Some(s) => latest_due(s, tz, now).map(|t| Occurrence::at(t, tz)),
+        None => Some(Occurrence::once()),
+    }
+}
+
+/// The latest time of `schedule` (read in `tz`) not after `now`.
+fn latest_due(
+    schedule: &cron::Schedule,
+    tz: chrono_tz::Tz,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let local = now.with_timezone(&tz);
+    // A run that starts exactly on its tick applies that tick.
+    let on_tick = schedule
+        .after(&(local - chrono::Duration::seconds(1)))
+        .next()
+        .filter(|t| *t <= local);
+    // Walked backwards, `after(now)` yields the times before now, latest first.
+    on_tick
+        .or_else(|| schedule.after(&local).next_back().filter(|t| *t <= local))
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// What the edit is, independent of the job's name: a hash of the store alias and the request
+/// body with its keys in a canonical order.
+pub fn edit_key(alias: &str, body: &Value) -> String {
+    let mut canonical = String::new();
+    write_canonical(body, &mut canonical);
+    let hash = blake3::hash(format!("{alias}\n{canonical}").as_bytes());
+    hash.to_hex()[..32].to_string()
+}
+
+fn write_canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                write_canonical(&m[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(x, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// The key of one occurrence's record.
+pub fn record_key(edit: &str, occurrence: &Occurrence) -> String {
+    format!("{edit}@{}", occurrence.key_part())
+}
+
+/// The record of an occurrence: under its key, else where an earlier version kept it (job
+/// name and local occurrence).
+fn find_record(
+    state: &StateStore,
+    key: &str,
+    job: &str,
+    occurrence: &Occurrence,
+) -> Result<Option<EditRecord>, crate::state::StateError> {
+    match state.edit_record(key)? {
+        Some(r) => Ok(Some(r)),
+        None => state.legacy_edit_record(job, &occurrence.shown),
     }
 }
 
@@ -44,6 +176,35 @@ fn in_doubt_message(job: &str, occurrence: &str, rec: &EditRecord) -> String {
         rec.at.to_rfc3339(),
         rec.message
     )
+}
+
+fn missed_message(what: &str, late: chrono::Duration, max_lateness: Duration) -> String {
+    format!(
+        "{what} was missed: it was due {} ago, more than max_lateness ({}), so it was not sent and never will be (apply it by hand in Yampi if it is still wanted)",
+        human_age(late),
+        format_duration(max_lateness)
+    )
+}
+
+/// "3 min", "5 h 10 min", "4 days".
+fn human_age(d: chrono::Duration) -> String {
+    let s = d.num_seconds().max(0);
+    match s {
+        0..=3599 => format!("{} min", s / 60),
+        3600..=172_799 => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
+        _ => format!("{} days", s / 86_400),
+    }
+}
+
+fn record(state: EditState, job: &str, occurrence: &Occurrence, message: String) -> EditRecord {
+    EditRecord {
+        v: 1,
+        state,
+        at: Utc::now(),
+        message,
+        job: job.to_string(),
+        occurrence: occurrence.shown.clone(),
+    }
 }
 
 pub async fn run(
@@ -59,55 +220,101 @@ pub async fn run(
         report.message = "the job has no edit".into();
         return;
     };
-    let occurrence = current_occurrence(job, tz, Utc::now());
-    let what = format!("{} (occurrence {occurrence})", edit.describe());
-    report.plan = vec![(ROUTE.to_string(), 1)];
-    let record = match state.edit_record(&job.name, &occurrence) {
+    let now = opts.now.unwrap_or_else(Utc::now);
+    let Some(occurrence) = current_occurrence(job, tz, now) else {
+        report.skipped = true;
+        report.exit_code = EXIT_OK;
+        report.message = format!(
+            "{}: no occurrence of the schedule is due yet; nothing sent",
+            edit.describe()
+        );
+        return;
+    };
+    let shown = &occurrence.shown;
+    let what = format!("{} (occurrence {shown})", edit.describe());
+    let key = record_key(&edit_key(&client.store().alias, &edit.body), &occurrence);
+    let found = match find_record(state, &key, &job.name, &occurrence) {
         Ok(r) => r,
         Err(e) => {
             report.exit_code = EXIT_FAILED;
-            report.message = e.to_string();
+            report.message = format!("{what} was not sent: {e}");
             return;
         }
     };
-    match record.as_ref().map(|r| r.state) {
+    match found.as_ref().map(|r| r.state) {
         Some(EditState::Applied) => {
             report.skipped = true;
             report.exit_code = EXIT_OK;
             report.message = format!("{what} was already applied; nothing sent");
             return;
         }
+        Some(EditState::Missed) => {
+            report.skipped = true;
+            report.exit_code = EXIT_OK;
+            report.message = format!(
+                "{what} was missed (recorded {}); nothing sent",
+                found
+                    .as_ref()
+                    .map(|r| r.at.to_rfc3339())
+                    .unwrap_or_default()
+            );
+            return;
+        }
         Some(EditState::Sending | EditState::InDoubt) => {
-            let mut rec = record.expect("present");
+            let mut rec = found.expect("present");
             if rec.state == EditState::Sending {
                 // A run died after recording the intent: the request may have left.
                 rec.state = EditState::InDoubt;
                 rec.message = "the process stopped while sending".into();
-                let _ = state.set_edit_record(&job.name, &occurrence, &rec).await;
+                rec.job = job.name.clone();
+                rec.occurrence = shown.clone();
+                if let Err(e) = state.set_edit_record(&key, &rec).await {
+                    tracing::error!(job = %job.name, "cannot record the occurrence as in doubt: {e}");
+                }
             }
             report.exit_code = EXIT_FAILED;
-            report.message = in_doubt_message(&job.name, &occurrence, &rec);
+            report.message = in_doubt_message(&job.name, &rec.occurrence, &rec);
             return;
         }
         Some(EditState::NotApplied) | None => {}
     }
+    // Never late: an occurrence past `max_lateness` is missed, whether first seen now or left
+    // not applied by an earlier run.
+    if let Some(at) = occurrence.at {
+        let late = now - at;
+        let allowed = chrono::Duration::from_std(job.max_lateness).unwrap_or(chrono::Duration::MAX);
+        if late > allowed {
+            let message = missed_message(&what, late, job.max_lateness);
+            if opts.dry_run {
+                report.exit_code = EXIT_OK;
+                report.message = format!("dry run: {message}");
+                return;
+            }
+            let rec = record(EditState::Missed, &job.name, &occurrence, message.clone());
+            if let Err(e) = state.set_edit_record(&key, &rec).await {
+                report.exit_code = EXIT_FAILED;
+                report.message = format!("{message}; recording it failed: {e}");
+                return;
+            }
+            tracing::warn!(job = %job.name, occurrence = %shown, "{message}");
+            report.exit_code = EXIT_REJECTED;
+            report.message = message;
+            return;
+        }
+    }
+    report.plan = vec![(ROUTE.to_string(), 1)];
     if opts.dry_run {
         report.exit_code = EXIT_OK;
         report.message = format!("dry run: would apply {what}");
         return;
     }
-    let mut rec = EditRecord {
-        v: 1,
-        state: EditState::Sending,
-        at: Utc::now(),
-        message: String::new(),
-    };
-    if let Err(e) = state.set_edit_record(&job.name, &occurrence, &rec).await {
+    let mut rec = record(EditState::Sending, &job.name, &occurrence, String::new());
+    if let Err(e) = state.set_edit_record(&key, &rec).await {
         report.exit_code = EXIT_FAILED;
-        report.message = format!("not sent: {e}");
+        report.message = format!("{what} was not sent: {e}");
         return;
     }
-    tracing::info!(job = %job.name, occurrence = %occurrence, "Applying {}", edit.describe());
+    tracing::info!(job = %job.name, occurrence = %shown, "Applying {}", edit.describe());
     let result = client.batch_edit(&edit.body).await;
     let (state_now, code, message) = match &result {
         Ok(()) => (EditState::Applied, EXIT_OK, format!("applied {what}")),
@@ -130,12 +337,12 @@ pub async fn run(
     };
     rec.state = state_now;
     rec.message = message.clone();
-    if let Err(e) = state.set_edit_record(&job.name, &occurrence, &rec).await {
+    if let Err(e) = state.set_edit_record(&key, &rec).await {
         tracing::error!(job = %job.name, "cannot record the edit's outcome: {e}");
     }
     report.exit_code = code;
     report.message = if state_now == EditState::InDoubt {
-        in_doubt_message(&job.name, &occurrence, &rec)
+        in_doubt_message(&job.name, shown, &rec)
     } else {
         message
     };
@@ -144,48 +351,120 @@ pub async fn run(
     }
 }
 
-/// `resolve`: an operator's verdict on an occurrence in doubt.
+/// Where a job's edit is recorded: the key prefix of its occurrences.
+pub fn job_edit_key(job: &JobSettings, alias: &str) -> Option<String> {
+    job.edit
+        .as_ref()
+        .map(|e| format!("{}@", edit_key(alias, &e.body)))
+}
+
+/// `resolve`: an operator's verdict on an occurrence in doubt. `occurrence` is what `status` and
+/// the log show, or the same instant in any offset.
 pub async fn resolve(
     state: &StateStore,
-    job: &str,
+    job: &JobSettings,
+    tz: chrono_tz::Tz,
+    alias: &str,
     occurrence: &str,
     applied: bool,
 ) -> Result<String, String> {
-    let rec = state
-        .edit_record(job, occurrence)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("job {job} has no record of occurrence {occurrence}"))?;
+    let name = &job.name;
+    let occ = Occurrence::parse(occurrence, tz)?;
+    let Some(edit) = &job.edit else {
+        return Err(format!("job {name} has no edit"));
+    };
+    let key = record_key(&edit_key(alias, &edit.body), &occ);
+    // An earlier version keyed by the local time as it printed it: try what was typed too.
+    let rec = match find_record(state, &key, name, &occ).map_err(|e| e.to_string())? {
+        Some(r) => Some(r),
+        None => state
+            .legacy_edit_record(name, occurrence.trim())
+            .map_err(|e| e.to_string())?,
+    };
+    let rec = rec.ok_or_else(|| {
+        format!("job {name} has no record of occurrence {occurrence} of its current edit")
+    })?;
     if !matches!(rec.state, EditState::Sending | EditState::InDoubt) {
         return Err(format!(
-            "occurrence {occurrence} of job {job} is not in doubt (it is {:?}); nothing to settle",
+            "occurrence {occurrence} of job {name} is not in doubt (it is {:?}); nothing to settle",
             rec.state
         ));
     }
-    let new = EditRecord {
-        v: 1,
-        state: if applied {
+    let new = record(
+        if applied {
             EditState::Applied
         } else {
             EditState::NotApplied
         },
-        at: Utc::now(),
-        message: format!(
+        name,
+        &occ,
+        format!(
             "settled by the operator as {} (was in doubt: {})",
             if applied { "applied" } else { "not applied" },
             rec.message
         ),
-    };
+    );
     state
-        .set_edit_record(job, occurrence, &new)
+        .set_edit_record(&key, &new)
         .await
         .map_err(|e| e.to_string())?;
     Ok(if applied {
         format!(
-            "occurrence {occurrence} of job {job} is recorded as applied; it will not be sent again"
+            "occurrence {occurrence} of job {name} is recorded as applied; it will not be sent again"
         )
     } else {
         format!(
-            "occurrence {occurrence} of job {job} is recorded as not applied; the next run sends it"
+            "occurrence {occurrence} of job {name} is recorded as not applied; the next run sends it if it is still within max_lateness ({}), else records it as missed",
+            format_duration(job.max_lateness)
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_key_is_the_content_and_the_utc_instant() {
+        let a = json!({"attribute": "price_sale", "value": 10, "restrictions": {"include": {"brands_ids": [1]}}});
+        let b = json!({"restrictions": {"include": {"brands_ids": [1]}}, "value": 10, "attribute": "price_sale"});
+        assert_eq!(edit_key("loja", &a), edit_key("loja", &b));
+        assert_ne!(edit_key("loja", &a), edit_key("outra", &a));
+        let c = json!({"attribute": "price_sale", "value": 11, "restrictions": {"include": {"brands_ids": [1]}}});
+        assert_ne!(edit_key("loja", &a), edit_key("loja", &c));
+        let sp = chrono_tz::America::Sao_Paulo;
+        let x = Occurrence::parse("2026-11-27T00:00:00-03:00", sp).unwrap();
+        let y = Occurrence::parse("2026-11-27T03:00:00Z", chrono_tz::UTC).unwrap();
+        assert_eq!(record_key("e", &x), record_key("e", &y));
+        assert_eq!(record_key("e", &x), "e@2026-11-27T03:00:00Z");
+        assert_eq!(x.shown, "2026-11-27T00:00:00-03:00");
+        assert!(Occurrence::parse("27/11/2026", sp).is_err());
+        assert_eq!(Occurrence::parse("once", sp).unwrap(), Occurrence::once());
+    }
+
+    #[test]
+    fn the_due_occurrence_is_the_latest_not_after_now() {
+        let utc = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+        let bf = crate::config::parse_schedule("0 0 0 27 11 *").unwrap();
+        let sp = chrono_tz::America::Sao_Paulo;
+        let due = |now: &str| latest_due(&bf, sp, utc(now));
+        assert_eq!(
+            due("2026-12-01T12:00:00Z"),
+            Some(utc("2026-11-27T03:00:00Z"))
+        );
+        assert_eq!(
+            due("2026-11-27T03:00:00Z"),
+            Some(utc("2026-11-27T03:00:00Z"))
+        );
+        assert_eq!(
+            due("2026-11-27T02:59:59Z"),
+            Some(utc("2025-11-27T03:00:00Z"))
+        );
+        let every_10 = crate::config::parse_schedule("*/10 * * * *").unwrap();
+        assert_eq!(
+            latest_due(&every_10, sp, utc("2026-12-01T12:07:30Z")),
+            Some(utc("2026-12-01T12:00:00Z"))
+        );
+    }
 }

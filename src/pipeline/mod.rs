@@ -33,6 +33,9 @@ pub struct RunOptions {
     pub progress: bool,
     /// Cancelled on shutdown: requests in flight finish and are checkpointed, no new one starts.
     pub cancel: Option<tokio_util::sync::CancellationToken>,
+    /// The time the run takes as now (which batch-edit occurrence is due); `None` = the wall
+    /// clock. Tests and the daemon's clock set it.
+    pub now: Option<chrono::DateTime<Utc>>,
 }
 
 /// One HTTP client (and so one rate-limit budget) per store, shared by its jobs.

@@ -9,15 +9,23 @@
 //!   Success writes the pushed values and removes the intent in one atomic batch.
 //!   `m` + sku id → the last pushed prices (JSON, per field); `k` + sku id → a price write in
 //!   flight for that SKU.
-//! - `edits/<name>`: scheduled occurrence → `EditRecord` (intent, then outcome) of a batch edit.
+//! - `edits`: `<edit content hash>@<UTC instant>` → `EditRecord` (intent, then outcome) of a
+//!   batch edit occurrence; mirrored in the journal beside the database (`journal`), which wins.
+//!   `edits/<name>` (job name, local time) is where earlier versions kept them: read, never written.
 //! - `runs/<name>`: `start time (i64 BE nanoseconds)` → JSON `RunRecord`, for `status`.
 //!
+//! - `meta/generation`, `meta/identity`: see `identity` (a lost or replaced database is refused).
+//!
 //! Every value carries a `v` version so later releases can read what earlier ones wrote.
+
+pub mod identity;
+pub mod journal;
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -38,6 +46,10 @@ pub enum StateError {
     },
     #[error("the state database in {dir} cannot be used: {message}")]
     Db { dir: PathBuf, message: String },
+    /// The state dir has recorded runs but its database lost them (or a record cannot be read):
+    /// nothing may run, or it would send again what was already sent. `message` is the sentence.
+    #[error("{message}")]
+    Damaged { dir: PathBuf, message: String },
 }
 
 /// The last stock value this job pushed successfully for one SKU in one logistics stock.
@@ -82,6 +94,8 @@ pub enum EditState {
     Applied,
     NotApplied,
     InDoubt,
+    /// Older than the job's `max_lateness` when a run first saw it: never sent.
+    Missed,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -90,6 +104,12 @@ pub struct EditRecord {
     pub state: EditState,
     pub at: DateTime<Utc>,
     pub message: String,
+    /// The job that wrote it (for humans: records are keyed by the edit's content).
+    #[serde(default)]
+    pub job: String,
+    /// The occurrence as messages show it (RFC 3339 in the config's zone, or `once`).
+    #[serde(default)]
+    pub occurrence: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -129,6 +149,10 @@ pub struct StateStore {
     dir: PathBuf,
     db: sled::Db,
     meta: sled::Tree,
+    edits: sled::Tree,
+    journal: journal::Journal,
+    /// What `identity.json` says; the generation is bumped by `record_run`.
+    identity: Mutex<identity::Identity>,
     /// Held for the life of the process: the single-instance lock.
     _lock: File,
 }
@@ -177,19 +201,102 @@ impl StateStore {
         lock.rewind().map_err(io)?;
         write!(lock, "{}", std::process::id()).map_err(io)?;
         lock.flush().map_err(io)?;
-        let db = sled::Config::new()
-            .path(dir.join("db"))
-            .cache_capacity(32 * 1024 * 1024)
-            .open()
-            .map_err(|e| StateError::Db {
-                dir: dir.to_path_buf(),
-                message: e.to_string(),
-            })?;
-        let meta = db.open_tree("meta").map_err(|e| db_err(dir, e))?;
+        let known = identity::read(dir).map_err(|e| StateError::Damaged {
+            dir: dir.to_path_buf(),
+            message: format!(
+                "{e}, so this state dir cannot tell whether its database is the one it recorded runs in; nothing was run — if {} is intact, delete {} and the next run writes it again from the database, else restore the state dir from a backup",
+                dir.join("db").display(),
+                identity::path(dir).display()
+            ),
+        })?;
+        let recorded = known.as_ref().map_or(0, |k| k.generation);
+        let damaged = |what: String| StateError::Damaged {
+            dir: dir.to_path_buf(),
+            message: damaged_sentence(dir, &what),
+        };
+        // sled may panic on a damaged file instead of answering an error.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            sled::Config::new()
+                .path(dir.join("db"))
+                .cache_capacity(32 * 1024 * 1024)
+                .open()
+        }));
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            Ok(Err(e)) if recorded > 0 => return Err(damaged(format!("cannot be opened ({e})"))),
+            Ok(Err(e)) => return Err(db_err(dir, e)),
+            Err(_) if recorded > 0 => {
+                return Err(damaged("cannot be opened (it is corrupt)".into()));
+            }
+            Err(_) => return Err(db_err(dir, "it is corrupt (opening it failed)")),
+        };
+        let meta = db.open_tree("meta").map_err(|e| damaged(e.to_string()))?;
+        let edits = db.open_tree("edits").map_err(|e| damaged(e.to_string()))?;
+        let generation = match meta.get(GENERATION).map_err(|e| damaged(e.to_string()))? {
+            None => 0,
+            Some(v) => match <[u8; 8]>::try_from(v.as_ref()) {
+                Ok(b) => u64::from_be_bytes(b),
+                Err(_) => return Err(damaged("has an unreadable generation record".into())),
+            },
+        };
+        let db_id = meta
+            .get(IDENTITY)
+            .map_err(|e| damaged(e.to_string()))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned());
+        let ident = match known {
+            Some(k) => {
+                if let Some(id) = &db_id
+                    && *id != k.id
+                {
+                    return Err(damaged(format!(
+                        "belongs to another state dir (its identity is {id}, this dir's is {})",
+                        k.id
+                    )));
+                }
+                if generation < k.generation {
+                    return Err(damaged(if generation == 0 {
+                        format!(
+                            "opened empty although {} runs were recorded in it",
+                            k.generation
+                        )
+                    } else {
+                        format!(
+                            "has lost recent writes (it is at generation {generation}, {} says {})",
+                            identity::path(dir).display(),
+                            k.generation
+                        )
+                    }));
+                }
+                identity::Identity { generation, ..k }
+            }
+            // A new state dir, one written by an earlier version, or the file was removed: the
+            // database is all there is to go by.
+            None => identity::Identity {
+                id: db_id
+                    .clone()
+                    .unwrap_or_else(|| identity::Identity::new().id),
+                generation,
+                ..identity::Identity::new()
+            },
+        };
+        if db_id.is_none() {
+            meta.insert(IDENTITY, ident.id.as_bytes())
+                .map_err(|e| db_err(dir, e))?;
+            meta.insert(GENERATION, &generation.to_be_bytes())
+                .map_err(|e| db_err(dir, e))?;
+            db.flush().map_err(|e| db_err(dir, e))?;
+        }
+        if recorded != generation || !identity::path(dir).exists() {
+            identity::write(dir, &ident).map_err(io)?;
+        }
+        let journal = journal::Journal::open(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             db,
             meta,
+            edits,
+            journal,
+            identity: Mutex::new(ident),
             _lock: lock,
         })
     }
@@ -481,40 +588,77 @@ impl StateStore {
 
     // --- batch edit occurrences ----------------------------------------------------------
 
-    pub fn edit_record(
+    fn parse_edit(&self, key: &[u8], v: &[u8]) -> Result<EditRecord, StateError> {
+        serde_json::from_slice(v).map_err(|e| StateError::Damaged {
+            dir: self.dir.clone(),
+            message: format!(
+                "the batch edit record {} in {} cannot be read ({e}); the job stops rather than risk sending it twice — check the store, then settle it with `yampi-sync resolve`",
+                String::from_utf8_lossy(key),
+                self.dir.join("db").display()
+            ),
+        })
+    }
+
+    /// An occurrence's record (`key` = edit content hash `@` UTC instant): the journal's when it
+    /// says the edit may have left or must not leave, else the database's.
+    pub fn edit_record(&self, key: &str) -> Result<Option<EditRecord>, StateError> {
+        let journal = self.journal.load()?.remove(key);
+        let db = match self.edits.get(key).map_err(|e| self.err(e))? {
+            Some(v) => Some(self.parse_edit(key.as_bytes(), &v)?),
+            None => None,
+        };
+        Ok(newest_claim(journal, db))
+    }
+
+    /// Writes an occurrence's record, journal first, and makes both durable before returning.
+    pub async fn set_edit_record(&self, key: &str, rec: &EditRecord) -> Result<(), StateError> {
+        self.journal.append(key, rec)?;
+        let bytes = serde_json::to_vec(rec).map_err(|e| self.err(e))?;
+        self.edits.insert(key, bytes).map_err(|e| self.err(e))?;
+        self.flush().await
+    }
+
+    /// Every occurrence record whose key starts with `prefix` (one edit's content), by key.
+    pub fn edit_records(&self, prefix: &str) -> Result<Vec<(String, EditRecord)>, StateError> {
+        let mut journal = self.journal.load()?;
+        journal.retain(|k, _| k.starts_with(prefix));
+        let mut out = std::collections::BTreeMap::new();
+        for item in self.edits.scan_prefix(prefix) {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            let key = String::from_utf8_lossy(&k).into_owned();
+            let rec = self.parse_edit(&k, &v)?;
+            out.insert(key.clone(), newest_claim(journal.remove(&key), Some(rec)));
+        }
+        for (k, rec) in journal {
+            out.insert(k, Some(rec));
+        }
+        Ok(out.into_iter().filter_map(|(k, r)| Some((k, r?))).collect())
+    }
+
+    /// A record written by an earlier version (keyed by job name and local occurrence).
+    pub fn legacy_edit_record(
         &self,
         job: &str,
         occurrence: &str,
     ) -> Result<Option<EditRecord>, StateError> {
         let tree = self.tree(&format!("edits/{job}"))?;
         match tree.get(occurrence).map_err(|e| self.err(e))? {
-            Some(v) => Ok(serde_json::from_slice(&v).ok()),
+            Some(v) => Ok(Some(self.parse_edit(occurrence.as_bytes(), &v)?)),
             None => Ok(None),
         }
     }
 
-    /// Writes an occurrence's record and makes it durable before returning.
-    pub async fn set_edit_record(
+    /// Occurrences an earlier version left in doubt (sent, no answer), by local occurrence.
+    pub fn legacy_edits_in_doubt(
         &self,
         job: &str,
-        occurrence: &str,
-        rec: &EditRecord,
-    ) -> Result<(), StateError> {
-        let tree = self.tree(&format!("edits/{job}"))?;
-        let bytes = serde_json::to_vec(rec).map_err(|e| self.err(e))?;
-        tree.insert(occurrence, bytes).map_err(|e| self.err(e))?;
-        self.flush().await
-    }
-
-    /// Occurrences whose outcome is unknown (sent, no answer).
-    pub fn edits_in_doubt(&self, job: &str) -> Result<Vec<(String, EditRecord)>, StateError> {
+    ) -> Result<Vec<(String, EditRecord)>, StateError> {
         let tree = self.tree(&format!("edits/{job}"))?;
         let mut out = Vec::new();
         for item in tree.iter() {
             let (k, v) = item.map_err(|e| self.err(e))?;
-            if let Ok(rec) = serde_json::from_slice::<EditRecord>(&v)
-                && matches!(rec.state, EditState::Sending | EditState::InDoubt)
-            {
+            let rec = self.parse_edit(&k, &v)?;
+            if matches!(rec.state, EditState::Sending | EditState::InDoubt) {
                 out.push((String::from_utf8_lossy(&k).into_owned(), rec));
             }
         }
@@ -533,12 +677,24 @@ impl StateStore {
         self.put_meta(&format!("job/{job}"), &r)
     }
 
+    /// Records a run and bumps the generation: in the database first (flushed), then in
+    /// `identity.json`, so a database that later loses this run is recognised at open.
     pub fn record_run(&self, rec: &RunRecord) -> Result<(), StateError> {
         let tree = self.tree(&format!("runs/{}", rec.job))?;
         let key = run_key(rec.started_at);
         let v = serde_json::to_vec(rec).map_err(|e| self.err(e))?;
         tree.insert(key, v).map_err(|e| self.err(e))?;
-        Ok(())
+        let mut ident = self.identity.lock().unwrap_or_else(|p| p.into_inner());
+        let next = ident.generation + 1;
+        self.meta
+            .insert(GENERATION, &next.to_be_bytes())
+            .map_err(|e| self.err(e))?;
+        self.db.flush().map_err(|e| self.err(e))?;
+        ident.generation = next;
+        identity::write(&self.dir, &ident).map_err(|source| StateError::Io {
+            dir: self.dir.clone(),
+            source,
+        })
     }
 
     /// Drops run records older than `before`, and beyond the newest `keep` of the job, so the
@@ -593,6 +749,34 @@ impl StateStore {
             Some((_, v)) => Ok(serde_json::from_slice(&v).ok()),
             None => Ok(None),
         }
+    }
+}
+
+/// `meta` keys of the state dir's identity (see `identity`).
+const GENERATION: &str = "generation";
+const IDENTITY: &str = "identity";
+
+/// What to do about a database that lost what this state dir recorded, as one sentence.
+fn damaged_sentence(dir: &Path, what: &str) -> String {
+    let db = dir.join("db");
+    let ident = identity::path(dir);
+    format!(
+        "the state database {} {what}, so it no longer knows what was already sent; nothing was run — restore {} from a backup (then delete {} so the restored copy is accepted), or, knowing that every stock and price value will be sent again, move {} and {} aside (keep {}: it stops batch edits already sent from being sent again)",
+        db.display(),
+        db.display(),
+        ident.display(),
+        db.display(),
+        ident.display(),
+        dir.join(journal::FILE).display()
+    )
+}
+
+/// Of the journal's and the database's record of an occurrence, the one to believe: the
+/// journal whenever it says the edit may have left or must not leave.
+fn newest_claim(journal: Option<EditRecord>, db: Option<EditRecord>) -> Option<EditRecord> {
+    match journal {
+        Some(j) if j.state != EditState::NotApplied => Some(j),
+        j => db.or(j),
     }
 }
 
