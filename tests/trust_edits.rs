@@ -475,3 +475,23 @@ async fn an_unreadable_journal_line_stops_the_edit_and_a_torn_one_does_not() {
     );
     assert_eq!(edits_sent(&env), 1);
 }
+
+// The binary runs while this test's runtime serves the simulator: two worker threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_identity_file_stops_the_run() {
+    let (env, _) = stock_env_with_two_runs().await;
+    let before = store_writes(&env);
+    std::fs::write(
+        env.state_dir().join("identity.json"),
+        b"{\"v\":1,\"id\":\"ab",
+    )
+    .unwrap();
+    let out = env.run_binary(&["--run-once"]);
+    let text = output(&out);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("identity.json is unreadable") && text.contains("nothing was run"),
+        "{text}"
+    );
+    assert_eq!(store_writes(&env), before);
+}

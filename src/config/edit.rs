@@ -1,5 +1,5 @@
 //! The `edit` of a `batch_edit` job, validated against the documented values of
-//! `PUT /catalog/products/batch-edit` (seed doc; API-NOTES §6) and turned into its request body.
+//! `PUT /catalog/products/batch-edit` in Yampi's API documentation and turned into its request body.
 
 use serde_json::{Map, Value, json};
 
