@@ -20,8 +20,8 @@ use crate::util::progress_bar;
 
 use super::RunOptions;
 use super::common::{
-    Fail, SendError, fail, feed_guards, finish_code, finish_run, job_inputs, open_source,
-    record_failure, refresh_index, report_feed, send_all, state_fail,
+    Fail, SendError, begin_writes, fail, feed_guards, finish_code, finish_run, job_inputs,
+    match_guard, open_source, record_failure, refresh_index, report_feed, send_all, state_fail,
 };
 use super::feed::{PriceFeed, read_price_feed};
 use super::price_plan::{PriceOp, PricePlan, PricePlanInput, plan_prices};
@@ -80,6 +80,7 @@ async fn run_inner(
     };
     report_feed(report, &feed);
     feed_guards(job, &src.record, feed.rows_valid, &src.path)?;
+    match_guard(&mapping, &feed, &src.path)?;
 
     let pushed = state.prices_pushed_load(&job.name).map_err(state_fail)?;
     let file = src.path.display().to_string();
@@ -126,6 +127,7 @@ async fn run_inner(
         return Ok(());
     }
 
+    begin_writes(job, state, &mut src).await?;
     let failed = send_plan(job, client, state, &sku_index.skus, opts, plan, report).await?;
     finish_run(job, state, src, failed, report)
 }

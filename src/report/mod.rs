@@ -155,6 +155,9 @@ pub struct RunReport {
     pub exit_code: i32,
     pub message: String,
     pub report_path: Option<PathBuf>,
+    /// Writes an interrupted run left in flight that the store was found to hold already:
+    /// checkpointed, not sent again, and not counted as writes.
+    pub already_applied: u64,
 }
 
 impl RunReport {
@@ -186,6 +189,7 @@ impl RunReport {
             exit_code: EXIT_OK,
             message: String::new(),
             report_path: None,
+            already_applied: 0,
         }
     }
 
@@ -199,6 +203,15 @@ impl RunReport {
 
     pub fn total_requests(&self) -> u64 {
         self.requests.values().sum()
+    }
+
+    /// Write requests sent (every attempt of every method but GET).
+    pub fn writes_sent(&self) -> u64 {
+        self.requests
+            .iter()
+            .filter(|(route, _)| !route.starts_with("GET "))
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// The one-line summary logged at the end of every run.
@@ -221,6 +234,12 @@ impl RunReport {
             self.rate_limited,
             self.exit_code,
         );
+        if self.already_applied > 0 {
+            s.push_str(&format!(
+                ", {} interrupted writes found already applied",
+                self.already_applied
+            ));
+        }
         if self.dry_run {
             s.push_str(" (dry run: nothing sent)");
         }
