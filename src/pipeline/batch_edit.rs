@@ -273,7 +273,7 @@ pub async fn run(
                 }
             }
             report.exit_code = EXIT_FAILED;
-            report.message = in_doubt_message(&job.name, &rec.occurrence, &rec);
+            report.message = in_doubt_message(&job.name, shown, &rec);
             return;
         }
         Some(EditState::NotApplied) | None => {}

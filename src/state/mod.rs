@@ -862,6 +862,82 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn the_journal_wins_when_the_database_forgot_or_disagrees() {
+        let rec = |state| EditRecord {
+            v: 1,
+            state,
+            at: Utc::now(),
+            message: String::new(),
+            job: "bf".into(),
+            occurrence: "once".into(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = StateStore::open(dir.path()).unwrap();
+            s.set_edit_record("e@once", &rec(EditState::Sending))
+                .await
+                .unwrap();
+            // The database alone says the opposite (a write the journal never saw).
+            s.edits
+                .insert(
+                    "e@once",
+                    serde_json::to_vec(&rec(EditState::NotApplied)).unwrap(),
+                )
+                .unwrap();
+            assert_eq!(
+                s.edit_record("e@once").unwrap().unwrap().state,
+                EditState::Sending
+            );
+        }
+        // The database and the identity are lost; the journal is left.
+        std::fs::remove_dir_all(dir.path().join("db")).unwrap();
+        std::fs::remove_file(identity::path(dir.path())).unwrap();
+        let s = StateStore::open(dir.path()).unwrap();
+        assert_eq!(
+            s.edit_record("e@once").unwrap().unwrap().state,
+            EditState::Sending
+        );
+        assert_eq!(s.edit_records("e@").unwrap().len(), 1);
+        assert!(s.edit_records("f@").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_recorded_run_bumps_the_generation_in_the_db_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunRecord {
+            v: 1,
+            job: "j".into(),
+            started_at: Utc::now(),
+            duration_ms: 1,
+            exit_code: 0,
+            changed: 0,
+            rejected: 0,
+            unmatched: 0,
+            requests: 0,
+            message: String::new(),
+            report: None,
+        };
+        {
+            let s = StateStore::open(dir.path()).unwrap();
+            s.record_run(&run).unwrap();
+            s.record_run(&RunRecord {
+                started_at: Utc::now() + chrono::Duration::seconds(1),
+                ..run.clone()
+            })
+            .unwrap();
+        }
+        assert_eq!(identity::read(dir.path()).unwrap().unwrap().generation, 2);
+        drop(StateStore::open(dir.path()).unwrap());
+        std::fs::remove_dir_all(dir.path().join("db")).unwrap();
+        let err = StateStore::open(dir.path()).unwrap_err();
+        assert!(matches!(err, StateError::Damaged { .. }), "{err}");
+        assert!(
+            err.to_string().contains("opened empty although 2 runs"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn second_open_is_refused_with_pid() {
         let dir = tempfile::tempdir().unwrap();
