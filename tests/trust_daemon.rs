@@ -435,3 +435,55 @@ async fn check_refuses_numbers_that_cannot_work_naming_the_key_and_its_range() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_largest_accepted_numbers_run_without_a_panic() {
+    let catalog = sample_catalog(3, 1, 2);
+    let env = Env::start(catalog.clone()).await;
+    env.write_feed("estoque-1.csv", &feed_for(&catalog, qty));
+    let top = "timezone = \"America/Sao_Paulo\"";
+    let text = env
+        .config_text(true)
+        .replace(
+            top,
+            &format!("{top}\nretention_days = 3650\nmax_run_records = 1000000"),
+        )
+        .replace("timeout_secs = 5", "timeout_secs = 3600")
+        .replace(
+            "max_retries = 8",
+            "max_retries = 100\nindex_full_rescan_hours = 8760\nmax_in_flight = 16",
+        )
+        .replace("default = 1000", "default = 100000")
+        .replace("get_skus = 1000", "get_skus = 100000")
+        .replace("get_products = 1000", "get_products = 100000")
+        .replace("window_ms = 500", "window_ms = 3600000");
+    env.write_config();
+    let path = env.path("max.toml");
+    std::fs::write(&path, &text).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_yampi-sync"))
+            .arg("--config")
+            .arg(&path)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["check"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = run(&["--run-once"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (p, s, _) in all_skus(&catalog) {
+        assert_eq!(env.sim.stock(s, 1), Some(qty(p, s).0));
+    }
+}
