@@ -325,16 +325,19 @@ async fn health_check(
     Health::Up
 }
 
+/// One job's lock; it holds when that job's last run ended.
+pub type JobLock = Arc<AsyncMutex<Option<DateTime<Utc>>>>;
+
 /// Locks that outlive reloads: one per job (holding when its last run ended) and one per
 /// store, keyed by API root and alias so a renamed store is still the same store.
 #[derive(Default)]
 pub struct RunLocks {
-    jobs: Mutex<HashMap<String, Arc<AsyncMutex<Option<DateTime<Utc>>>>>>,
+    jobs: Mutex<HashMap<String, JobLock>>,
     stores: Mutex<HashMap<String, Arc<AsyncMutex<()>>>>,
 }
 
 impl RunLocks {
-    pub fn job(&self, name: &str) -> Arc<AsyncMutex<Option<DateTime<Utc>>>> {
+    pub fn job(&self, name: &str) -> JobLock {
         let mut map = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(name.to_string()).or_default().clone()
     }
@@ -439,7 +442,7 @@ struct JobTask {
     index: usize,
     state: Arc<StateStore>,
     client: Arc<ShopClient>,
-    job_lock: Arc<AsyncMutex<Option<DateTime<Utc>>>>,
+    job_lock: JobLock,
     store_lock: Arc<AsyncMutex<()>>,
     generation: CancellationToken,
     shutdown: CancellationToken,
