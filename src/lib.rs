@@ -20,6 +20,7 @@ pub mod daemon;
 pub mod demo;
 pub mod index;
 pub mod mapping;
+pub mod panics;
 pub mod pipeline;
 pub mod report;
 pub mod shop;

@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use yampi_sync::daemon::{Clock, start_jobs};
+use yampi_sync::daemon::{Clock, Scheduler};
 
 #[tokio::test(start_paused = true)]
 async fn jobs_run_at_each_tick_of_their_schedule() {
@@ -53,16 +52,15 @@ mapping = "m.toml"
     let start = tokio::time::Instant::now();
     let clock: Clock =
         Arc::new(move || base + chrono::Duration::from_std(start.elapsed()).unwrap_or_default());
-    let tracker = TaskTracker::new();
     let shutdown = CancellationToken::new();
-    start_jobs(&tracker, &settings, &state, &clients, &shutdown, &clock);
+    let mut scheduler = Scheduler::new(state.clone(), shutdown.clone(), clock);
+    scheduler.start(&settings, &clients);
     // One hour of virtual time, a second at a time.
     for _ in 0..3600 {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     shutdown.cancel();
-    tracker.close();
-    tracker.wait().await;
+    assert!(scheduler.stop(Duration::from_secs(60)).await);
 
     // 12:10, 12:20, 12:30, 12:40, 12:50 and 13:00 local; the daily job at 13:00 local
     // (16:00 UTC), once.

@@ -127,7 +127,7 @@ pub fn validate(edit: &toml::Value, label: &str, errors: &mut Vec<String>) -> Op
     if is_price
         && operation.as_deref() == Some("decrement")
         && value_type.as_deref() == Some("percent")
-        && value.as_f64().is_some_and(|v| v >= 100.0)
+        && as_decimal(&value).is_some_and(|v| v >= rust_decimal::Decimal::ONE_HUNDRED)
     {
         errors.push(format!(
             "{label}: a percent decrement of 100 or more would make prices zero or negative"
@@ -213,6 +213,18 @@ fn restrictions(r: &toml::Value, label: &str, errors: &mut Vec<String>) -> Value
     Value::Object(out)
 }
 
+/// The edit's `value` as a decimal, whichever of the accepted forms (integer, float, text) it had.
+fn as_decimal(value: &Value) -> Option<rust_decimal::Decimal> {
+    let text = match value {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.trim().to_string(),
+        _ => return None,
+    };
+    text.parse()
+        .ok()
+        .or_else(|| rust_decimal::Decimal::from_scientific(&text).ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +245,20 @@ mod tests {
         let body = e.unwrap().body;
         assert_eq!(body["restrictions"]["include"]["brands_ids"], json!([3]));
         assert_eq!(body["value"], json!(20));
+    }
+
+    #[test]
+    fn a_percent_decrement_of_100_or_more_is_refused_in_every_form() {
+        for value in ["100", "100.0", "\"100\"", "\"150.5\"", "1e3"] {
+            let (e, errors) = check(&format!(
+                r#"{{ attribute = "price_sale", operation_type = "decrement", value_type = "percent", value = {value}, restrictions = {{ include = {{ brands_ids = [3] }} }} }}"#
+            ));
+            assert!(e.is_none(), "{value}");
+            assert!(
+                errors.iter().any(|e| e.contains("100 or more")),
+                "{value}: {errors:?}"
+            );
+        }
     }
 
     #[test]

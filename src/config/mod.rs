@@ -62,7 +62,8 @@ impl Settings {
     }
 }
 
-#[derive(Debug)]
+/// Equal settings mean the same client and rate-limit budget can serve them (kept across reloads).
+#[derive(Debug, PartialEq)]
 pub struct StoreSettings {
     pub name: String,
     pub alias: String,
@@ -392,12 +393,68 @@ pub fn from_str(
         path: path.to_path_buf(),
         state_dir,
         timezone,
-        retention_days: raw.retention_days.unwrap_or(30).max(1),
-        max_run_records: raw.max_run_records.unwrap_or(1000).max(1),
+        retention_days: in_range(
+            raw.retention_days,
+            30,
+            ranges::RETENTION_DAYS,
+            &format!("{file}: `retention_days`"),
+            errors,
+        ),
+        max_run_records: in_range(
+            raw.max_run_records,
+            1000,
+            ranges::MAX_RUN_RECORDS,
+            &format!("{file}: `max_run_records`"),
+            errors,
+        ),
         stores,
         jobs,
         warnings,
     })
+}
+
+/// The accepted range of every numeric key: wide enough for any real setup, narrow enough that
+/// no later arithmetic (instants, durations, dates, allocations) can overflow or panic.
+pub mod ranges {
+    use std::ops::RangeInclusive;
+
+    pub const RETENTION_DAYS: RangeInclusive<u32> = 1..=3_650;
+    pub const MAX_RUN_RECORDS: RangeInclusive<u32> = 1..=1_000_000;
+    pub const MAX_IN_FLIGHT: RangeInclusive<u32> = 1..=16;
+    pub const TIMEOUT_SECS: RangeInclusive<u64> = 1..=3_600;
+    pub const MAX_RETRIES: RangeInclusive<u32> = 0..=100;
+    /// 0: a full rescan every run.
+    pub const INDEX_FULL_RESCAN_HOURS: RangeInclusive<u64> = 0..=8_760;
+    /// Requests per window, per route group.
+    pub const LIMIT: RangeInclusive<u32> = 1..=100_000;
+    pub const WINDOW_MS: RangeInclusive<u64> = 1..=3_600_000;
+    pub const SETTLE_MS: RangeInclusive<u64> = 0..=3_600_000;
+}
+
+/// `value` (or `default` when unset) if it lies in `range`; otherwise one error naming the key
+/// (`what` already holds the file and the key) and the range, and the default.
+fn in_range<T>(
+    value: Option<T>,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+    what: &str,
+    errors: &mut Vec<String>,
+) -> T
+where
+    T: PartialOrd + Copy + std::fmt::Display,
+{
+    match value {
+        None => default,
+        Some(v) if range.contains(&v) => v,
+        Some(v) => {
+            errors.push(format!(
+                "{what} must be between {} and {}, not {v}",
+                range.start(),
+                range.end()
+            ));
+            default
+        }
+    }
 }
 
 fn file_is_group_or_world_readable(path: &Path) -> bool {
@@ -456,36 +513,57 @@ fn validate_store(
         ));
         ok = false;
     }
+    let key = |k: &str| format!("{file}: store {label}: `{k}`");
     let mut limits = Limits::default();
     if let Some(l) = &rs.limits {
-        for (v, slot, key) in [
-            (l.default, &mut limits.default, "default"),
-            (l.get_skus, &mut limits.get_skus, "get_skus"),
-            (l.get_products, &mut limits.get_products, "get_products"),
+        for (v, slot, k) in [
+            (l.default, &mut limits.default, "limits.default"),
+            (l.get_skus, &mut limits.get_skus, "limits.get_skus"),
+            (
+                l.get_products,
+                &mut limits.get_products,
+                "limits.get_products",
+            ),
         ] {
-            match v {
-                Some(0) => {
-                    errors.push(format!(
-                        "{file}: store {label}: `limits.{key}` must be at least 1"
-                    ));
-                    ok = false;
-                }
-                Some(n) => *slot = n,
-                None => {}
-            }
+            *slot = in_range(v, *slot, ranges::LIMIT, &key(k), errors);
         }
-        match l.window_ms {
-            Some(0) => {
-                errors.push(format!(
-                    "{file}: store {label}: `limits.window_ms` must be at least 1"
-                ));
-                ok = false;
-            }
-            Some(ms) => limits.window = Duration::from_millis(ms),
-            None => {}
-        }
+        let ms = in_range(
+            l.window_ms,
+            60_000,
+            ranges::WINDOW_MS,
+            &key("limits.window_ms"),
+            errors,
+        );
+        limits.window = Duration::from_millis(ms);
     }
-    let max_in_flight = rs.max_in_flight.unwrap_or(4).clamp(1, 16) as usize;
+    let max_in_flight = in_range(
+        rs.max_in_flight,
+        4,
+        ranges::MAX_IN_FLIGHT,
+        &key("max_in_flight"),
+        errors,
+    ) as usize;
+    let timeout_secs = in_range(
+        rs.timeout_secs,
+        30,
+        ranges::TIMEOUT_SECS,
+        &key("timeout_secs"),
+        errors,
+    );
+    let max_retries = in_range(
+        rs.max_retries,
+        6,
+        ranges::MAX_RETRIES,
+        &key("max_retries"),
+        errors,
+    );
+    let rescan_hours = in_range(
+        rs.index_full_rescan_hours,
+        24,
+        ranges::INDEX_FULL_RESCAN_HOURS,
+        &key("index_full_rescan_hours"),
+        errors,
+    );
     if !ok {
         return None;
     }
@@ -497,9 +575,9 @@ fn validate_store(
         user_secret_key: SecretString::new(secret),
         limits,
         max_in_flight,
-        timeout: Duration::from_secs(rs.timeout_secs.unwrap_or(30).max(1)),
-        max_retries: rs.max_retries.unwrap_or(6),
-        index_full_rescan: Duration::from_secs(rs.index_full_rescan_hours.unwrap_or(24) * 3600),
+        timeout: Duration::from_secs(timeout_secs),
+        max_retries,
+        index_full_rescan: Duration::from_secs(rescan_hours * 3600),
     })
 }
 
@@ -632,7 +710,13 @@ fn validate_job(
                         path: resolved.to_string_lossy().into_owned(),
                         format,
                         sheet: src.sheet.clone(),
-                        settle: Duration::from_millis(src.settle_ms.unwrap_or(2000)),
+                        settle: Duration::from_millis(in_range(
+                            src.settle_ms,
+                            2000,
+                            ranges::SETTLE_MS,
+                            &format!("{file}: job {label}: `source.settle_ms`"),
+                            errors,
+                        )),
                     })
                 }
                 None => {

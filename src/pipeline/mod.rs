@@ -13,10 +13,12 @@ pub mod price_plan;
 pub mod stock;
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
+use futures::FutureExt;
 
 use crate::config::{JobKind, JobSettings, Settings};
 use crate::report::{self, EXIT_FAILED, EXIT_INVALID, RunReport};
@@ -143,19 +145,30 @@ pub async fn run_job(
         opts.dry_run,
         opts.full,
     );
-    match job.kind {
-        JobKind::Stock => stock::run(job, client, state, opts, &mut report).await,
-        JobKind::Price => price::run(job, client, state, opts, &mut report).await,
-        JobKind::BatchEdit => {
-            batch_edit::run(job, settings.timezone, client, state, opts, &mut report).await
+    // A panic in the job's work is this run's failure, not the process's (nor the daemon task's).
+    let work = async {
+        crate::panics::injected_panic("run", &job.name);
+        match job.kind {
+            JobKind::Stock => stock::run(job, client, state, opts, &mut report).await,
+            JobKind::Price => price::run(job, client, state, opts, &mut report).await,
+            JobKind::BatchEdit => {
+                batch_edit::run(job, settings.timezone, client, state, opts, &mut report).await
+            }
+            other => {
+                report.exit_code = EXIT_INVALID;
+                report.message = format!(
+                    "kind \"{}\" is not supported by this version",
+                    other.as_str()
+                );
+            }
         }
-        other => {
-            report.exit_code = EXIT_INVALID;
-            report.message = format!(
-                "kind \"{}\" is not supported by this version",
-                other.as_str()
-            );
-        }
+    };
+    if let Err(payload) = AssertUnwindSafe(work).catch_unwind().await {
+        let why = crate::panics::message(payload.as_ref());
+        report.exit_code = EXIT_FAILED;
+        report.message = format!(
+            "the job stopped on an internal error ({why}); writes already checkpointed are kept, interrupted ones are checked by the next run; please report this with the log"
+        );
     }
     report.finished_at = Utc::now();
     let after = client.request_counts();
@@ -196,13 +209,19 @@ pub async fn run_job(
         tracing::error!(job = %job.name, "cannot record the run: {e}");
     }
     // Housekeeping: old reports and run records go, so the state dir does not grow forever.
-    let keep_days = chrono::Duration::days(i64::from(settings.retention_days));
-    let cutoff = Utc::now() - keep_days;
+    // Checked, not panicking; never before 1970, which run record keys cannot order.
+    let cutoff = chrono::Duration::try_days(i64::from(settings.retention_days))
+        .and_then(|keep| Utc::now().checked_sub_signed(keep))
+        .unwrap_or(chrono::DateTime::UNIX_EPOCH)
+        .max(chrono::DateTime::UNIX_EPOCH);
     if let Err(e) = state.prune_runs(&job.name, cutoff, settings.max_run_records as usize) {
         tracing::warn!(job = %job.name, "cannot prune run records: {e}");
     }
     let cutoff_time = std::time::SystemTime::now()
-        - std::time::Duration::from_secs(u64::from(settings.retention_days) * 86_400);
+        .checked_sub(std::time::Duration::from_secs(
+            u64::from(settings.retention_days).saturating_mul(86_400),
+        ))
+        .unwrap_or(std::time::UNIX_EPOCH);
     report::xlsx::prune(&settings.state_dir, &job.name, cutoff_time);
     crate::status::write_snapshot(settings, state);
     if let Err(e) = state.flush().await {

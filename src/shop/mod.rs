@@ -401,12 +401,16 @@ impl ShopClient {
 }
 
 impl ShopClient {
-    /// `GET /v2/ping` (outside the store's alias): the health check before READY.
+    /// `GET /v2/ping` (outside the store's alias): the health check before READY. It carries
+    /// the credentials, so an API that checks them can refuse them before any job runs.
     pub async fn ping(&self) -> Result<(), ApiError> {
         let url = format!("{}/ping", self.store.base_url);
         let r = self
             .http
             .get(&url)
+            .header("User-Token", self.store.user_token.expose())
+            .header("User-Secret-Key", self.store.user_secret_key.expose())
+            .header("Accept", "application/json")
             .send()
             .await
             .map_err(|e| ApiError::Exhausted {

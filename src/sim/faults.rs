@@ -20,6 +20,8 @@ pub struct Faults {
     pub string_pagination: bool,
     /// Answer every request with the documented 429, regardless of quota.
     pub storm_429: bool,
+    /// What `GET /v2/ping` answers instead of 200 `pong` (404, 401, 503, …); `None`: 200.
+    pub ping_status: Option<u16>,
     /// Seed of the RNG the faults are drawn from; reseeded whenever faults are set.
     pub seed: u64,
 }
@@ -59,6 +61,9 @@ pub(super) fn draw(faults: &Faults, rng: &mut StdRng, is_write: bool) -> Fault {
 
 pub(super) fn error_message(status: u16) -> &'static str {
     match status {
+        401 => "Unauthenticated.",
+        403 => "This action is unauthorized.",
+        404 => "Not Found",
         502 => "Bad Gateway",
         503 => "Service Unavailable",
         _ => "Server Error",

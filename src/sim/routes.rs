@@ -212,7 +212,10 @@ impl Ctx<'_> {
 fn route(cx: &mut Ctx) -> Reply {
     let segs = cx.segs;
     match segs {
-        ["v2", "ping"] => only("GET", cx, |_| Reply::message(200, "pong")),
+        ["v2", "ping"] => only("GET", cx, |cx| match cx.st.faults.ping_status {
+            Some(status) => Reply::message(status, faults::error_message(status)),
+            None => Reply::message(200, "pong"),
+        }),
         ["v2", alias, rest @ ..] if *alias == cx.shared.alias => match rest {
             ["catalog", "skus"] => only("GET", cx, list_skus),
             ["catalog", "skus", id] => with_id(id, |id| only("PUT", cx, |cx| put_sku(cx, id))),
