@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
 
@@ -214,4 +214,104 @@ async fn a_price_cell_of_1e30_rejects_the_row() {
         report.rejected
     );
     assert_eq!(env.sim.sku_prices(skus[0].1).unwrap(), before);
+}
+
+// ---- point 10: files written just before the run ---------------------------------------------
+
+/// Appends `rows` to `path` one every `every`, on a thread, until done or `stop` is set.
+fn slow_writer(
+    path: std::path::PathBuf,
+    rows: Vec<String>,
+    every: Duration,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    use std::io::Write;
+    std::thread::spawn(move || {
+        let mut f = std::fs::File::options().append(true).open(&path).unwrap();
+        for row in rows.iter().cycle() {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
+            f.write_all(row.as_bytes()).unwrap();
+            f.flush().unwrap();
+            std::thread::sleep(every);
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_file_written_just_before_the_run_is_read_once_it_settles() {
+    let catalog = small_catalog();
+    let skus = all_skus(&catalog);
+    let mut env = Env::start(catalog.clone()).await;
+    env.source = r#"{ path = "erp/estoque-*.csv", settle_ms = 300 }"#.into();
+    // Written "now", as `erp-export && yampi-sync --run-once` does.
+    std::fs::write(
+        env.path("erp/estoque-1.csv"),
+        stock_feed_with(&catalog, "9"),
+    )
+    .unwrap();
+    let (code, report) = env.run_default().await;
+    assert_eq!(code, 0, "{}", report.summary_line());
+    assert_eq!(env.sim.stock(skus[0].1, 1), Some(9));
+}
+
+#[tokio::test]
+async fn a_file_still_being_written_is_waited_for_and_read_whole() {
+    let catalog = small_catalog();
+    let skus = all_skus(&catalog);
+    let mut env = Env::start(catalog.clone()).await;
+    env.source = r#"{ path = "erp/estoque-*.csv", settle_ms = 800 }"#.into();
+    let path = env.path("erp/estoque-1.csv");
+    std::fs::write(&path, "Código;Saldo Loja;Saldo CD\n").unwrap();
+    let rows: Vec<String> = skus
+        .iter()
+        .map(|(_, id, code)| format!("{code};{};1\n", id % 13))
+        .collect();
+    let n = rows.len();
+    // One row every 20 ms: the file keeps changing well within each 800 ms look.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (path, stop) = (path.clone(), stop.clone());
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = std::fs::File::options().append(true).open(&path).unwrap();
+            for row in rows {
+                f.write_all(row.as_bytes()).unwrap();
+                f.flush().unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        })
+    };
+    let (code, report) = env.run_default().await;
+    writer.join().unwrap();
+    assert!(stop.load(std::sync::atomic::Ordering::Relaxed));
+    assert_eq!(code, 0, "{}", report.summary_line());
+    assert_eq!(report.rows_read, n as u64, "every row, none half-written");
+    for (_, id, _) in &skus {
+        assert_eq!(env.sim.stock(*id, 1), Some((id % 13) as i64));
+    }
+}
+
+#[tokio::test]
+async fn a_file_that_never_holds_still_fails_the_run_with_one_sentence() {
+    let catalog = small_catalog();
+    let mut env = Env::start(catalog.clone()).await;
+    env.source = r#"{ path = "erp/estoque-*.csv", settle_ms = 200 }"#.into();
+    let path = env.path("erp/estoque-1.csv");
+    std::fs::write(&path, stock_feed_with(&catalog, "3")).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let row = format!("{};3;1\n", all_skus(&catalog)[0].2);
+    let writer = slow_writer(path, vec![row], Duration::from_millis(10), stop.clone());
+    let (code, report) = env.run_default().await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    assert_eq!(code, 2, "{}", report.summary_line());
+    assert!(
+        report.message.contains("is still being written") && report.message.contains("200 ms"),
+        "{}",
+        report.message
+    );
+    assert_eq!(env.writes(), 0, "nothing was sent");
 }

@@ -12,7 +12,7 @@ mod sheet;
 
 use std::path::{Path, PathBuf};
 
-pub use pick::{Picked, content_hash, pick_newest};
+pub use pick::{MAX_SETTLE_LOOKS, Picked, content_hash, pick_newest, pick_settled};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -111,6 +111,14 @@ pub enum SourceError {
         "cannot tell the format of {path} from its extension; set source.format (csv, xlsx, xls, ods)"
     )]
     UnknownFormat { path: PathBuf },
+    #[error(
+        "{path} is still being written: its size or modification time changed between each of {looks} looks {settle_ms} ms apart; nothing was read (run again once the export is finished, or raise source.settle_ms)"
+    )]
+    Unsettled {
+        path: PathBuf,
+        settle_ms: u64,
+        looks: u32,
+    },
     #[error("{pattern} is not a valid file pattern: {message}")]
     Pattern { pattern: String, message: String },
 }
