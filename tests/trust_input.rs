@@ -315,3 +315,278 @@ async fn a_file_that_never_holds_still_fails_the_run_with_one_sentence() {
     );
     assert_eq!(env.writes(), 0, "nothing was sent");
 }
+
+// ---- point 17: spreadsheet bombs ------------------------------------------------------------
+
+use std::io::Write as _;
+use std::path::Path;
+
+use yampi_sync::source::{self, SourceError};
+
+fn zip_file(path: &Path, parts: &[(&str, String)]) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut z = zip::ZipWriter::new(f);
+    for (name, text) in parts {
+        let opts =
+            zip::write::SimpleFileOptions::default().compression_method(if *name == "mimetype" {
+                zip::CompressionMethod::Stored
+            } else {
+                zip::CompressionMethod::Deflated
+            });
+        z.start_file(*name, opts).unwrap();
+        z.write_all(text.as_bytes()).unwrap();
+    }
+    z.finish().unwrap();
+}
+
+/// A minimal XLSX whose one sheet "Estoque" has `sheet_data` as its `<sheetData>`.
+fn xlsx_with(path: &Path, sheet_data: &str) {
+    let ct = r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#;
+    let rels = r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#;
+    let wb = r#"<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Estoque" sheetId="1" r:id="rId1"/></sheets></workbook>"#;
+    let wb_rels = r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#;
+    let sheet = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><dimension ref="A1:XFD1048576"/><sheetData>{sheet_data}</sheetData></worksheet>"#
+    );
+    zip_file(
+        path,
+        &[
+            ("[Content_Types].xml", ct.into()),
+            ("_rels/.rels", rels.into()),
+            ("xl/workbook.xml", wb.into()),
+            ("xl/_rels/workbook.xml.rels", wb_rels.into()),
+            ("xl/worksheets/sheet1.xml", sheet),
+        ],
+    );
+}
+
+fn inline(r: &str, text: &str) -> String {
+    format!(r#"<c r="{r}" t="inlineStr"><is><t>{text}</t></is></c>"#)
+}
+
+/// A minimal ODS whose one table "Estoque" has `rows` as its rows.
+fn ods_with(path: &Path, rows: &str) {
+    let manifest = r#"<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>"#;
+    let content = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2"><office:body><office:spreadsheet><table:table table:name="Estoque"><table:table-column table:number-columns-repeated="1024"/>{rows}</table:table></office:spreadsheet></office:body></office:document-content>"#
+    );
+    zip_file(
+        path,
+        &[
+            (
+                "mimetype",
+                "application/vnd.oasis.opendocument.spreadsheet".into(),
+            ),
+            ("META-INF/manifest.xml", manifest.into()),
+            ("content.xml", content),
+        ],
+    );
+}
+
+fn ods_row(repeat: u64, cells: &[&str]) -> String {
+    let cells: String = cells
+        .iter()
+        .map(|c| {
+            format!(r#"<table:table-cell office:value-type="string"><text:p>{c}</text:p></table:table-cell>"#)
+        })
+        .collect();
+    format!(r#"<table:table-row table:number-rows-repeated="{repeat}">{cells}</table:table-row>"#)
+}
+
+/// LibreOffice pads every sheet to its end with empty repeats; those are not content.
+const ODS_PADDING: &str = r#"<table:table-row table:number-rows-repeated="1048570"><table:table-cell table:number-columns-repeated="1024"/></table:table-row>"#;
+
+fn assert_too_large(r: Result<Vec<String>, SourceError>, path: &Path, cap: &str) {
+    match r {
+        Err(e @ SourceError::SheetTooLarge { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains(&path.display().to_string()), "{msg}");
+            assert!(msg.contains("\"Estoque\""), "names the sheet: {msg}");
+            assert!(msg.contains(cap), "names the cap {cap}: {msg}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_xlsx_cell_far_past_the_last_column_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = dir.path().join("ok.xlsx");
+    xlsx_with(
+        &ok,
+        &format!(
+            r#"<row r="1">{}{}</row>"#,
+            inline("A1", "Código"),
+            inline("B1", "Saldo")
+        ),
+    );
+    assert_eq!(
+        source::headers(&ok, None, None).unwrap(),
+        ["Código", "Saldo"]
+    );
+
+    let bomb = dir.path().join("bomb.xlsx");
+    xlsx_with(
+        &bomb,
+        &format!(
+            r#"<row r="1">{}{}</row>"#,
+            inline("A1", "Código"),
+            inline("PUQCYS1", "Saldo")
+        ),
+    );
+    assert!(std::fs::metadata(&bomb).unwrap().len() < 4096);
+    assert_too_large(source::headers(&bomb, None, None), &bomb, "16384");
+
+    // A data row far down, past Excel's last row, is refused while streaming the rows.
+    let deep = dir.path().join("deep.xlsx");
+    xlsx_with(
+        &deep,
+        &format!(
+            r#"<row r="1">{}{}</row><row r="2">{}</row><row r="99999999">{}</row>"#,
+            inline("A1", "Código"),
+            inline("B1", "Saldo"),
+            inline("A2", "SKU-1"),
+            inline("A99999999", "X")
+        ),
+    );
+    let mut src = source::open(&deep, None, None).unwrap();
+    let idx = src.resolve(&["Código", "Saldo"]).unwrap();
+    let err = src.for_each_row(&idx, &mut |_, _| {}).unwrap_err();
+    assert!(matches!(err, SourceError::SheetTooLarge { .. }), "{err}");
+    assert!(err.to_string().contains("1048576"), "{err}");
+}
+
+#[test]
+fn an_ods_row_repeated_a_million_times_is_refused_before_it_is_expanded() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = ods_row(1, &["Código", "Saldo Loja", "Saldo CD"]);
+    let ok = dir.path().join("ok.ods");
+    ods_with(
+        &ok,
+        &format!("{header}{}{ODS_PADDING}", ods_row(3, &["SKU-1", "1", "2"])),
+    );
+    let mut src = source::open(&ok, None, None).unwrap();
+    let idx = src.resolve(&["codigo", "saldo loja"]).unwrap();
+    let mut rows = 0;
+    src.for_each_row(&idx, &mut |_, _| rows += 1).unwrap();
+    assert_eq!(rows, 3, "repeated rows are rows; the padding is not");
+
+    let bomb = dir.path().join("bomb.ods");
+    ods_with(
+        &bomb,
+        &format!(
+            "{header}{}",
+            ods_row(1_000_000, &["SKU-1", "1", "2", "x", "y", "z"])
+        ),
+    );
+    assert!(std::fs::metadata(&bomb).unwrap().len() < 4096);
+    assert_too_large(source::headers(&bomb, None, None), &bomb, "5000000");
+
+    let wide = dir.path().join("wide.ods");
+    let wide_row = r#"<table:table-row><table:table-cell table:number-columns-repeated="20000" office:value-type="float" office:value="1"><text:p>1</text:p></table:table-cell></table:table-row>"#;
+    ods_with(&wide, &format!("{header}{wide_row}"));
+    assert_too_large(source::headers(&wide, None, None), &wide, "16384");
+}
+
+/// The XLS fixture with `patch` applied to its bytes.
+fn patched_xls(dir: &Path, name: &str, patch: impl Fn(&mut Vec<u8>)) -> std::path::PathBuf {
+    let mut bytes = std::fs::read("tests/fixtures/estoque.xls").unwrap();
+    patch(&mut bytes);
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn find_all(hay: &[u8], needle: &[u8]) -> Vec<usize> {
+    (0..hay.len().saturating_sub(needle.len()))
+        .filter(|i| &hay[*i..*i + needle.len()] == needle)
+        .collect()
+}
+
+#[test]
+fn an_xls_cell_at_the_last_row_and_column_is_refused_before_loading() {
+    let dir = tempfile::tempdir().unwrap();
+    // A cell (LABELSST record) of the "Estoque" sheet moved to (65535, 255).
+    let far_cell = patched_xls(dir.path(), "cell.xls", |b| {
+        let at = *find_all(b, &[0xFD, 0x00, 0x0A, 0x00]).last().unwrap() + 4;
+        b[at..at + 4].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0x00]);
+    });
+    assert_too_large(
+        source::headers(&far_cell, None, Some("Estoque")),
+        &far_cell,
+        "5000000",
+    );
+    // The sheet's DIMENSIONS record declaring 65536 × 256.
+    let declared = patched_xls(dir.path(), "dims.xls", |b| {
+        let at = *find_all(b, &[0x00, 0x02, 0x0E, 0x00]).last().unwrap() + 4;
+        b[at + 4..at + 8].copy_from_slice(&65_536u32.to_le_bytes());
+        b[at + 10..at + 12].copy_from_slice(&256u16.to_le_bytes());
+    });
+    let err = source::headers(&declared, None, Some("Estoque")).unwrap_err();
+    assert!(matches!(err, SourceError::SheetTooLarge { .. }), "{err}");
+    assert!(err.to_string().contains("declared dimensions"), "{err}");
+    // The fixture itself still reads.
+    let ok = patched_xls(dir.path(), "ok.xls", |_| {});
+    assert!(source::headers(&ok, None, Some("Estoque")).is_ok());
+}
+
+#[tokio::test]
+async fn check_refuses_a_spreadsheet_bomb_with_exit_2_within_bounded_memory() {
+    let catalog = small_catalog();
+    let mut env = Env::start(catalog).await;
+    env.source = r#"{ path = "erp/estoque-*.xlsx", settle_ms = 0 }"#.into();
+    let bomb = env.path("erp/estoque-1.xlsx");
+    xlsx_with(
+        &bomb,
+        &format!(
+            r#"<row r="1">{}{}</row>"#,
+            inline("A1", "Código"),
+            inline("PUQCYS1", "Saldo Loja")
+        ),
+    );
+    // The child gets 1 GiB of address space: the old read needed more than 8 GB. A refusal
+    // within it is the signal, not how long it took.
+    let bin = env!("CARGO_BIN_EXE_yampi-sync");
+    let config = env.path("yampi-sync.toml");
+    std::fs::write(&config, env.config_text(false)).unwrap();
+    std::fs::write(env.path("stock.toml"), &env.mapping).unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -v 1048576 && exec "$0" --config "$1" check"#)
+        .arg(bin)
+        .arg(&config)
+        .env("YS_TEST_TOKEN", TOKEN)
+        .env("YS_TEST_SECRET", SECRET)
+        .env("MALLOC_ARENA_MAX", "2")
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(all.contains("16384-column limit"), "{all}");
+}
+
+#[test]
+fn an_ods_export_of_200k_rows_by_10_columns_still_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("big.ods");
+    let cols: Vec<String> = (0..10).map(|i| format!("C{i}")).collect();
+    let header: Vec<&str> = cols.iter().map(String::as_str).collect();
+    let values = ["SKU-1", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    ods_with(
+        &p,
+        &format!(
+            "{}{}{ODS_PADDING}",
+            ods_row(1, &header),
+            ods_row(200_000, &values)
+        ),
+    );
+    let mut src = source::open(&p, None, None).unwrap();
+    let idx = src.resolve(&["C0", "C9"]).unwrap();
+    let mut last = 0;
+    let n = src.for_each_row(&idx, &mut |row, _| last = row).unwrap();
+    assert_eq!((n, last), (200_000, 200_001));
+}

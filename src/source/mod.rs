@@ -1,17 +1,19 @@
 //! ERP source files → rows of cells (SPEC §3).
 //!
 //! CSV (`,` or `;`, UTF-8 or Windows-1252, detected), XLSX (streamed cell by cell), XLS and ODS
-//! (loaded whole: calamine cannot stream them). Headers are matched after trimming, ignoring case
+//! (loaded whole: calamine cannot stream them, so `bounds` checks their size first). Headers are matched after trimming, ignoring case
 //! and accents. Only the columns a mapping asks for are handed out, one row at a time, so
 //! callers never hold a parsed table. Picking the newest finished file of a glob and hashing it
 //! live here too.
 
+mod bounds;
 mod csv;
 mod pick;
 mod sheet;
 
 use std::path::{Path, PathBuf};
 
+pub use bounds::{MAX_COLUMNS, MAX_LOADED_CELLS, MAX_ROWS};
 pub use pick::{MAX_SETTLE_LOOKS, Picked, content_hash, pick_newest, pick_settled};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
@@ -86,6 +88,12 @@ pub enum SourceError {
         path: PathBuf,
         format: String,
         message: String,
+    },
+    #[error("{path} is refused: sheet \"{sheet}\": {detail}")]
+    SheetTooLarge {
+        path: PathBuf,
+        sheet: String,
+        detail: String,
     },
     #[error("{path} has no sheet named \"{sheet}\" (sheets: {available})")]
     NoSheet {
