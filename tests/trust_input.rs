@@ -474,10 +474,7 @@ fn an_ods_row_repeated_a_million_times_is_refused_before_it_is_expanded() {
     let bomb = dir.path().join("bomb.ods");
     ods_with(
         &bomb,
-        &format!(
-            "{header}{}",
-            ods_row(1_000_000, &["SKU-1", "1", "2", "x", "y", "z"])
-        ),
+        &format!("{header}{}", ods_row(1_000_000, &["SKU-1"; 60])),
     );
     assert!(std::fs::metadata(&bomb).unwrap().len() < 4096);
     assert_too_large(source::headers(&bomb, None, None), &bomb, "5000000");
@@ -530,34 +527,22 @@ fn an_xls_cell_at_the_last_row_and_column_is_refused_before_loading() {
     assert!(source::headers(&ok, None, Some("Estoque")).is_ok());
 }
 
-#[tokio::test]
-async fn check_refuses_a_spreadsheet_bomb_with_exit_2_within_bounded_memory() {
-    let catalog = small_catalog();
-    let mut env = Env::start(catalog).await;
-    env.source = r#"{ path = "erp/estoque-*.xlsx", settle_ms = 0 }"#.into();
-    let bomb = env.path("erp/estoque-1.xlsx");
-    xlsx_with(
-        &bomb,
-        &format!(
-            r#"<row r="1">{}{}</row>"#,
-            inline("A1", "Código"),
-            inline("PUQCYS1", "Saldo Loja")
-        ),
-    );
-    // The child gets 1 GiB of address space: the old read needed more than 8 GB. A refusal
-    // within it is the signal, not how long it took.
-    let bin = env!("CARGO_BIN_EXE_yampi-sync");
+/// `yampi-sync check` in a child limited to 1 GiB of address space: the old reads of these
+/// files needed from 1 GB (XLS) to more than 8 GB (XLSX). A clean refusal within the limit is
+/// the signal, not how long it took.
+fn bounded_check(env: &Env) -> (Option<i32>, String) {
     let config = env.path("yampi-sync.toml");
     std::fs::write(&config, env.config_text(false)).unwrap();
     std::fs::write(env.path("stock.toml"), &env.mapping).unwrap();
     let out = std::process::Command::new("sh")
         .arg("-c")
         .arg(r#"ulimit -v 1048576 && exec "$0" --config "$1" check"#)
-        .arg(bin)
+        .arg(env!("CARGO_BIN_EXE_yampi-sync"))
         .arg(&config)
         .env("YS_TEST_TOKEN", TOKEN)
         .env("YS_TEST_SECRET", SECRET)
         .env("MALLOC_ARENA_MAX", "2")
+        .env_remove("RUST_LOG")
         .output()
         .unwrap();
     let all = format!(
@@ -565,8 +550,59 @@ async fn check_refuses_a_spreadsheet_bomb_with_exit_2_within_bounded_memory() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(out.status.code(), Some(2), "{all}");
-    assert!(all.contains("16384-column limit"), "{all}");
+    (out.status.code(), all)
+}
+
+#[tokio::test]
+async fn check_refuses_each_spreadsheet_bomb_with_exit_2_within_bounded_memory() {
+    let catalog = small_catalog();
+    let mut env = Env::start(catalog).await;
+
+    env.source = r#"{ path = "erp/estoque-*.xlsx", settle_ms = 0 }"#.into();
+    xlsx_with(
+        &env.path("erp/estoque-1.xlsx"),
+        &format!(
+            r#"<row r="1">{}{}</row>"#,
+            inline("A1", "Código"),
+            inline("PUQCYS1", "Saldo Loja")
+        ),
+    );
+    let (code, out) = bounded_check(&env);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("estoque-1.xlsx is refused: sheet \"Estoque\""),
+        "{out}"
+    );
+    assert!(out.contains("16384-column limit"), "{out}");
+
+    env.source = r#"{ path = "erp/estoque-*.ods", settle_ms = 0 }"#.into();
+    ods_with(
+        &env.path("erp/estoque-1.ods"),
+        &format!(
+            "{}{}",
+            ods_row(1, &["Código", "Saldo Loja", "Saldo CD"]),
+            ods_row(1_000_000, &["SKU-1"; 60])
+        ),
+    );
+    let (code, out) = bounded_check(&env);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("estoque-1.ods is refused: sheet \"Estoque\""),
+        "{out}"
+    );
+    assert!(out.contains("5000000"), "{out}");
+
+    env.source = r#"{ path = "erp/estoque-*.xls", sheet = "Estoque", settle_ms = 0 }"#.into();
+    patched_xls(&env.path("erp"), "estoque-1.xls", |b| {
+        let at = *find_all(b, &[0xFD, 0x00, 0x0A, 0x00]).last().unwrap() + 4;
+        b[at..at + 4].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0x00]);
+    });
+    let (code, out) = bounded_check(&env);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("estoque-1.xls is refused: sheet \"Estoque\""),
+        "{out}"
+    );
 }
 
 #[test]
