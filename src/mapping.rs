@@ -66,6 +66,9 @@ pub struct StockMapping {
     pub min_quantity: MinQuantity,
     pub reserve: i64,
     pub missing: Missing,
+    /// The job's `max_quantity` (set by the config when the job is loaded): a quantity or min
+    /// quantity above it refuses the row.
+    pub max_quantity: i64,
 }
 
 /// `round_to`: round a price up to the next value ending in these cents (`0.90` → x.90), or to
@@ -269,6 +272,7 @@ pub fn parse(text: &str, path: &Path, errors: &mut Vec<String>) -> Option<Mappin
             min_quantity,
             reserve: reserve.max(0),
             missing: s.missing.unwrap_or(Missing::Keep),
+            max_quantity: DEFAULT_MAX_QUANTITY,
         }
     });
     let price = raw.price.map(|p| {
@@ -359,41 +363,168 @@ fn number_text(n: f64) -> String {
     }
 }
 
-/// Parses a decimal written in the mapping's style. Thousands separators are dropped; an
-/// optional "R$" prefix is tolerated.
-pub fn parse_decimal_text(text: &str, style: DecimalStyle) -> Option<Decimal> {
-    let t = text.trim();
-    let t = t.strip_prefix("R$").unwrap_or(t).trim();
-    if t.is_empty() {
-        return None;
+/// The most a quantity may be when the job sets no `max_quantity`.
+pub const DEFAULT_MAX_QUANTITY: i64 = 1_000_000;
+
+/// The highest `max_quantity` a job may set: far above any real stock, and exact in an f64.
+pub const MAX_QUANTITY_CAP: i64 = 1_000_000_000_000;
+
+/// The highest price read from a feed; anything above is a typo or a unit mix-up, and larger
+/// values would overflow the decimal arithmetic of markups and rounding.
+pub const MAX_PRICE: Decimal = Decimal::from_parts(1_000_000_000, 0, 0, false, 0);
+
+/// Longest number text considered; beyond it no real price or quantity is written.
+const MAX_NUMBER_TEXT: usize = 40;
+
+impl DecimalStyle {
+    /// The value as written in a mapping (`decimal = "comma"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecimalStyle::Comma => "comma",
+            DecimalStyle::Dot => "dot",
+        }
     }
-    let cleaned: String = match style {
-        DecimalStyle::Comma => t
-            .chars()
-            .filter(|c| *c != '.' && *c != ' ')
-            .map(|c| if c == ',' { '.' } else { c })
-            .collect(),
-        DecimalStyle::Dot => t.chars().filter(|c| *c != ',' && *c != ' ').collect(),
-    };
-    cleaned.parse::<Decimal>().ok()
+
+    fn separators(self) -> (char, char) {
+        match self {
+            DecimalStyle::Comma => (',', '.'),
+            DecimalStyle::Dot => ('.', ','),
+        }
+    }
+
+    fn example(self) -> &'static str {
+        match self {
+            DecimalStyle::Comma => "1.234,56",
+            DecimalStyle::Dot => "1,234.56",
+        }
+    }
 }
 
-/// A price cell: blank is `None` (leave the field alone, never 0); otherwise a decimal ≥ 0.
-pub fn parse_money(cell: &Cell<'_>, style: DecimalStyle) -> Result<Option<Decimal>, &'static str> {
+/// Why a number text was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NumberError {
+    /// No number at all ("abc", "1e9").
+    NotANumber,
+    /// Digits, but separators that do not fit the mapping's decimal style: "12.0" under comma
+    /// style would otherwise become 120.
+    Separators(DecimalStyle),
+    /// More digits than any price or quantity has.
+    TooLong,
+}
+
+impl NumberError {
+    pub fn reason(&self) -> String {
+        match self {
+            NumberError::NotANumber => "not a number".into(),
+            NumberError::Separators(style) => {
+                let (dec, group) = style.separators();
+                format!(
+                    "separators do not fit the mapping's decimal = \"{}\" (numbers look like {}: \
+                     '{dec}' before the decimals, '{group}' only between groups of three digits)",
+                    style.as_str(),
+                    style.example()
+                )
+            }
+            NumberError::TooLong => "number too long".into(),
+        }
+    }
+}
+
+/// Parses a decimal written in the mapping's style. A grouping separator ('.' under comma
+/// style, ',' under dot style, or a space) is accepted only between groups of three digits, so
+/// a decimal point in the other style ("12.0", "1.5") is refused instead of read as 120 or 15.
+/// An optional "R$" prefix and a leading sign are tolerated.
+pub fn parse_decimal_text(text: &str, style: DecimalStyle) -> Result<Decimal, NumberError> {
+    let t = text.trim();
+    if t.len() > MAX_NUMBER_TEXT {
+        return Err(NumberError::TooLong);
+    }
+    // "R$ -10", "-R$ 10" and "-10" are all minus ten.
+    let t = t.strip_prefix("R$").unwrap_or(t).trim_start();
+    let (negative, t) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest.trim_start()),
+        None => (false, t.strip_prefix('+').unwrap_or(t).trim_start()),
+    };
+    let t = t.strip_prefix("R$").unwrap_or(t).trim();
+    if t.is_empty() || !t.chars().any(|c| c.is_ascii_digit()) {
+        return Err(NumberError::NotANumber);
+    }
+    let (dec, group) = style.separators();
+    let is_group = |c: char| c == group || c == ' ' || c == '\u{a0}';
+    if t.chars()
+        .any(|c| !(c.is_ascii_digit() || c == dec || is_group(c)))
+    {
+        return Err(NumberError::NotANumber);
+    }
+    let (int_part, frac) = match t.split_once(dec) {
+        Some((i, f)) => (i, Some(f)),
+        None => (t, None),
+    };
+    if let Some(f) = frac
+        && (f.is_empty() || !f.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err(NumberError::Separators(style));
+    }
+    let mut digits = String::with_capacity(t.len() + 1);
+    if negative {
+        digits.push('-');
+    }
+    if int_part.chars().any(is_group) {
+        let mut groups = int_part.split(is_group);
+        let first = groups.next().unwrap_or("");
+        if first.is_empty() || first.len() > 3 {
+            return Err(NumberError::Separators(style));
+        }
+        digits.push_str(first);
+        for g in groups {
+            if g.len() != 3 {
+                return Err(NumberError::Separators(style));
+            }
+            digits.push_str(g);
+        }
+    } else if int_part.is_empty() {
+        digits.push('0');
+    } else {
+        digits.push_str(int_part);
+    }
+    if let Some(f) = frac {
+        digits.push('.');
+        digits.push_str(f);
+    }
+    digits.parse::<Decimal>().map_err(|_| NumberError::TooLong)
+}
+
+/// A price cell: blank is `None` (leave the field alone, never 0); otherwise a decimal between
+/// 0 and [`MAX_PRICE`].
+pub fn parse_money(cell: &Cell<'_>, style: DecimalStyle) -> Result<Option<Decimal>, String> {
     let d = match cell {
         Cell::Empty => return Ok(None),
-        Cell::Text(t) => parse_decimal_text(t, style).ok_or("not a number")?,
+        Cell::Text(t) => parse_decimal_text(t, style).map_err(|e| e.reason())?,
         // A spreadsheet number: its shortest decimal text is the value the merchant typed.
-        Cell::Number(n) if n.is_finite() => n
-            .to_string()
-            .parse::<Decimal>()
-            .map_err(|_| "not a number")?,
-        _ => return Err("not a number"),
+        Cell::Number(n) if n.is_finite() => {
+            if *n < 0.0 {
+                return Err("negative price".into());
+            }
+            if *n > 1e9 {
+                return Err(price_too_large());
+            }
+            n.to_string()
+                .parse::<Decimal>()
+                .map_err(|_| "not a number".to_string())?
+        }
+        _ => return Err("not a number".into()),
     };
     if d < Decimal::ZERO {
-        return Err("negative price");
+        return Err("negative price".into());
+    }
+    if d > MAX_PRICE {
+        return Err(price_too_large());
     }
     Ok(Some(d))
+}
+
+fn price_too_large() -> String {
+    format!("price above {MAX_PRICE}, the most a feed may set")
 }
 
 /// Why a quantity cell was refused.
@@ -403,24 +534,42 @@ pub enum QuantityError {
     NotANumber,
     NotWhole,
     Negative,
+    /// Separators that do not fit the decimal style (see [`NumberError::Separators`]).
+    Separators(DecimalStyle),
+    /// Above the job's `max_quantity`.
+    TooLarge(i64),
 }
 
 impl QuantityError {
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> String {
         match self {
-            QuantityError::Empty => "empty quantity",
-            QuantityError::NotANumber => "not a number",
-            QuantityError::NotWhole => "not a whole number",
-            QuantityError::Negative => "negative quantity",
+            QuantityError::Empty => "empty quantity".into(),
+            QuantityError::NotANumber => "not a number".into(),
+            QuantityError::NotWhole => "not a whole number".into(),
+            QuantityError::Negative => "negative quantity".into(),
+            QuantityError::Separators(style) => NumberError::Separators(*style).reason(),
+            QuantityError::TooLarge(max) => {
+                format!("quantity above the job's max_quantity ({max})")
+            }
         }
     }
 }
 
-/// A stock quantity: a whole number ≥ 0.
-pub fn parse_quantity(cell: &Cell<'_>, style: DecimalStyle) -> Result<i64, QuantityError> {
+/// A stock quantity: a whole number from 0 to `max` (the job's `max_quantity`). A spreadsheet
+/// number is compared as a float first, so one too big for an integer is refused, never
+/// saturated.
+pub fn parse_quantity(
+    cell: &Cell<'_>,
+    style: DecimalStyle,
+    max: i64,
+) -> Result<i64, QuantityError> {
     let d = match cell {
         Cell::Empty => return Err(QuantityError::Empty),
-        Cell::Text(t) => parse_decimal_text(t, style).ok_or(QuantityError::NotANumber)?,
+        Cell::Text(t) => parse_decimal_text(t, style).map_err(|e| match e {
+            NumberError::Separators(s) => QuantityError::Separators(s),
+            NumberError::NotANumber => QuantityError::NotANumber,
+            NumberError::TooLong => QuantityError::TooLarge(max),
+        })?,
         Cell::Number(n) => {
             if !n.is_finite() {
                 return Err(QuantityError::NotANumber);
@@ -430,6 +579,10 @@ pub fn parse_quantity(cell: &Cell<'_>, style: DecimalStyle) -> Result<i64, Quant
             }
             if *n < 0.0 {
                 return Err(QuantityError::Negative);
+            }
+            // `max` is at most MAX_QUANTITY_CAP, exact in an f64, so the cast below is exact.
+            if *n > max as f64 {
+                return Err(QuantityError::TooLarge(max));
             }
             return Ok(*n as i64);
         }
@@ -441,7 +594,10 @@ pub fn parse_quantity(cell: &Cell<'_>, style: DecimalStyle) -> Result<i64, Quant
     if d.is_sign_negative() && d != Decimal::ZERO {
         return Err(QuantityError::Negative);
     }
-    i64::try_from(d).map_err(|_| QuantityError::NotANumber)
+    match i64::try_from(d) {
+        Ok(q) if q <= max => Ok(q),
+        _ => Err(QuantityError::TooLarge(max)),
+    }
 }
 
 #[cfg(test)]
@@ -452,17 +608,20 @@ mod tests {
     fn decimal_styles() {
         assert_eq!(
             parse_decimal_text("1.234,56", DecimalStyle::Comma),
-            Some(d("1234.56"))
+            Ok(d("1234.56"))
         );
         assert_eq!(
             parse_decimal_text("1,234.56", DecimalStyle::Dot),
-            Some(d("1234.56"))
+            Ok(d("1234.56"))
         );
         assert_eq!(
             parse_decimal_text("R$ 10,5", DecimalStyle::Comma),
-            Some(d("10.5"))
+            Ok(d("10.5"))
         );
-        assert_eq!(parse_decimal_text("abc", DecimalStyle::Dot), None);
+        assert_eq!(
+            parse_decimal_text("abc", DecimalStyle::Dot),
+            Err(NumberError::NotANumber)
+        );
     }
 
     fn d(s: &str) -> Decimal {
@@ -482,8 +641,14 @@ mod tests {
             Ok(Some(d("1234.5")))
         );
         assert_eq!(parse_money(&Cell::Number(19.9), c), Ok(Some(d("19.9"))));
-        assert_eq!(parse_money(&Cell::Text("-1"), c), Err("negative price"));
-        assert_eq!(parse_money(&Cell::Text("grátis"), c), Err("not a number"));
+        assert_eq!(
+            parse_money(&Cell::Text("-1"), c),
+            Err("negative price".into())
+        );
+        assert_eq!(
+            parse_money(&Cell::Text("grátis"), c),
+            Err("not a number".into())
+        );
     }
 
     #[test]
@@ -503,6 +668,7 @@ mod tests {
     #[test]
     fn quantities() {
         let c = DecimalStyle::Comma;
+        let parse_quantity = |cell: &Cell<'_>, style| parse_quantity(cell, style, 1_000_000);
         assert_eq!(parse_quantity(&Cell::Text("1.200"), c), Ok(1200));
         assert_eq!(parse_quantity(&Cell::Text("10,0"), c), Ok(10));
         assert_eq!(
@@ -519,6 +685,106 @@ mod tests {
         );
         assert_eq!(parse_quantity(&Cell::Number(7.0), c), Ok(7));
         assert_eq!(parse_quantity(&Cell::Empty, c), Err(QuantityError::Empty));
+    }
+
+    #[test]
+    fn a_separator_in_the_wrong_style_is_refused_not_shifted() {
+        let (c, p) = (DecimalStyle::Comma, DecimalStyle::Dot);
+        let sep = |s| Err(NumberError::Separators(s));
+        for bad in [
+            "12.0", "1.5", "12.50", "1.2.3", "1.23,4", "12.3456", ".123", "1,2,3",
+        ] {
+            assert_eq!(parse_decimal_text(bad, c), sep(c), "{bad} under comma");
+            let mirrored: String = bad
+                .chars()
+                .map(|ch| match ch {
+                    '.' => ',',
+                    ',' => '.',
+                    o => o,
+                })
+                .collect();
+            assert_eq!(
+                parse_decimal_text(&mirrored, p),
+                sep(p),
+                "{mirrored} under dot"
+            );
+        }
+        for (text, want) in [
+            ("1.234", "1234"),
+            ("1.234,56", "1234.56"),
+            ("1.234.567", "1234567"),
+            ("12,5", "12.5"),
+            ("0,5", "0.5"),
+            ("1 234,5", "1234.5"),
+            ("-3", "-3"),
+            ("R$ 1.000,00", "1000.00"),
+        ] {
+            assert_eq!(
+                parse_decimal_text(text, c),
+                Ok(d(want)),
+                "{text} under comma"
+            );
+        }
+        assert_eq!(parse_decimal_text("1,234.5", p), Ok(d("1234.5")));
+        assert_eq!(parse_decimal_text("12.0", p), Ok(d("12.0")));
+        assert_eq!(parse_decimal_text("1e9", p), Err(NumberError::NotANumber));
+        assert_eq!(
+            parse_decimal_text(&"9".repeat(35), p),
+            Err(NumberError::TooLong)
+        );
+        let reason = NumberError::Separators(c).reason();
+        assert!(reason.contains("decimal = \"comma\""), "{reason}");
+        // Quantities and prices share the rule.
+        assert_eq!(
+            parse_quantity(&Cell::Text("12.0"), c, 1_000_000),
+            Err(QuantityError::Separators(c))
+        );
+        assert!(parse_money(&Cell::Text("12.50"), c).is_err());
+        assert_eq!(parse_money(&Cell::Text("12,50"), c), Ok(Some(d("12.50"))));
+        // Spreadsheet numbers are numbers: no separators involved.
+        assert_eq!(parse_money(&Cell::Number(12.5), c), Ok(Some(d("12.5"))));
+        assert_eq!(parse_quantity(&Cell::Number(12.0), c, 1_000_000), Ok(12));
+    }
+
+    #[test]
+    fn quantities_and_prices_are_bounded() {
+        let c = DecimalStyle::Comma;
+        let max = 1_000_000;
+        assert_eq!(
+            parse_quantity(&Cell::Number(9.3e18), c, max),
+            Err(QuantityError::TooLarge(max)),
+            "never saturated to i64::MAX"
+        );
+        assert_eq!(
+            parse_quantity(&Cell::Number(1e9), c, max),
+            Err(QuantityError::TooLarge(max))
+        );
+        assert_eq!(
+            parse_quantity(&Cell::Text("1.000.000.000"), c, max),
+            Err(QuantityError::TooLarge(max))
+        );
+        assert_eq!(
+            parse_quantity(&Cell::Text(&"9".repeat(30)), c, max),
+            Err(QuantityError::TooLarge(max))
+        );
+        assert_eq!(parse_quantity(&Cell::Number(1e6), c, max), Ok(1_000_000));
+        assert_eq!(
+            parse_quantity(&Cell::Text("1.000.000"), c, max),
+            Ok(1_000_000)
+        );
+        assert!(
+            QuantityError::TooLarge(max)
+                .reason()
+                .contains("max_quantity (1000000)")
+        );
+        assert!(parse_money(&Cell::Number(1e30), c).is_err());
+        assert!(parse_money(&Cell::Number(f64::MAX), c).is_err());
+        assert!(parse_money(&Cell::Text("1.000.000.000.000"), c).is_err());
+        assert!(parse_money(&Cell::Text(&"9".repeat(40)), c).is_err());
+        assert_eq!(
+            parse_money(&Cell::Number(999_999_999.99), c),
+            Ok(Some(d("999999999.99")))
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ fn read(path: &Path, sheet: Option<&str>) -> Vec<Row> {
     let mut out = Vec::new();
     src.for_each_row(&idx, &mut |row, cells: &[Cell<'_>]| {
         let q = |c: &Cell<'_>| {
-            parse_quantity(c, DecimalStyle::Comma).map_err(|e| e.reason().to_string())
+            parse_quantity(c, DecimalStyle::Comma, 1_000_000).map_err(|e| e.reason().to_string())
         };
         let key = match &cells[0] {
             Cell::Text(t) => t.to_string(),

@@ -137,6 +137,8 @@ pub struct JobSettings {
     pub mapping: Option<Mapping>,
     pub max_shrink_pct: Decimal,
     pub max_zeroed_pct: Decimal,
+    /// A feed quantity (or min quantity) above this refuses its row.
+    pub max_quantity: i64,
     /// `batch_edit` jobs: the validated edit.
     pub edit: Option<edit::BatchEdit>,
     /// `batch_edit` jobs: an occurrence older than this when a run first sees it is missed,
@@ -775,6 +777,26 @@ fn validate_job(
     };
     let max_shrink_pct = pct(rj.max_shrink_pct, "max_shrink_pct", 50, errors);
     let max_zeroed_pct = pct(rj.max_zeroed_pct, "max_zeroed_pct", 30, errors);
+    let max_quantity = rj
+        .max_quantity
+        .unwrap_or(crate::mapping::DEFAULT_MAX_QUANTITY);
+    let cap = crate::mapping::MAX_QUANTITY_CAP;
+    if !(1..=cap).contains(&max_quantity) {
+        errors.push(format!(
+            "{file}: job {label}: `max_quantity` must be between 1 and {cap}"
+        ));
+    }
+    let mut mapping = mapping;
+    if let Some(stock) = mapping.as_mut().and_then(|m| m.stock.as_mut()) {
+        stock.max_quantity = max_quantity;
+        if let crate::mapping::MinQuantity::Fixed(n) = stock.min_quantity
+            && n > max_quantity
+        {
+            errors.push(format!(
+                "{file}: job {label}: the mapping's min_quantity {n} is above the job's max_quantity {max_quantity}"
+            ));
+        }
+    }
     if errors.len() - mapping_errors_len != before || (rj.mapping.is_some() && mapping.is_none()) {
         return None;
     }
@@ -789,6 +811,7 @@ fn validate_job(
         mapping,
         max_shrink_pct,
         max_zeroed_pct,
+        max_quantity,
         edit,
         max_lateness,
     })

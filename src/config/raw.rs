@@ -52,6 +52,8 @@ pub struct RawJob {
     pub mapping: Option<String>,
     pub max_shrink_pct: Option<rust_decimal::Decimal>,
     pub max_zeroed_pct: Option<rust_decimal::Decimal>,
+    /// Largest stock quantity a feed row may set; above it the row is refused.
+    pub max_quantity: Option<i64>,
     pub edit: Option<toml::Value>,
     /// `batch_edit` jobs: a humane duration ("1h").
     pub max_lateness: Option<String>,

@@ -110,14 +110,13 @@ pub async fn open_source(
     report: &mut RunReport,
 ) -> Result<Option<Source>, Fail> {
     let (pattern, settle) = (source.path.clone(), source.settle);
-    let picked = blocking(move || crate::source::pick_newest(&pattern, settle)).await?;
-    for p in &picked.skipped_unstable {
-        tracing::info!(job = %job.name, file = %p.display(), "Skipping a file that is still being written");
-    }
-    let Some(path) = picked.path else {
+    // Waits (bounded) until the newest file holds still, so a file written just before the run
+    // is read once complete instead of refused or read half-written.
+    let picked = blocking(move || crate::source::pick_settled(&pattern, settle)).await?;
+    let Some(path) = picked else {
         return Err(fail(
             EXIT_INVALID,
-            format!("no finished file matches the source path {}", source.path),
+            format!("no file matches the source path {}", source.path),
         ));
     };
     report.source_file = Some(path.clone());

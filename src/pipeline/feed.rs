@@ -228,22 +228,25 @@ pub fn read_stock_feed(
         .as_ref()
         .expect("validated: stock jobs have a [stock] mapping");
     let style = mapping.decimal;
+    let max = stock.max_quantity;
     let n_qty = stock.columns.len();
     let parse = |cells: &[Cell<'_>]| -> Result<StockValues, Vec<CellProblem>> {
         let mut problems = Vec::new();
         let mut quantities = Vec::with_capacity(n_qty);
         for (i, (target, col)) in stock.columns.iter().enumerate() {
-            match parse_quantity(&cells[i], style) {
+            match parse_quantity(&cells[i], style, max) {
                 Ok(q) => quantities.push((*target, q)),
-                Err(e) => problems.push((col.clone(), cell_text(&cells[i]), e.reason().into())),
+                Err(e) => problems.push((col.clone(), cell_text(&cells[i]), e.reason())),
             }
         }
         let min_quantity = match &stock.min_quantity {
             MinQuantity::Fixed(n) => *n,
-            MinQuantity::Column(col) => parse_quantity(&cells[n_qty], style).unwrap_or_else(|e| {
-                problems.push((col.clone(), cell_text(&cells[n_qty]), e.reason().into()));
-                0
-            }),
+            MinQuantity::Column(col) => {
+                parse_quantity(&cells[n_qty], style, max).unwrap_or_else(|e| {
+                    problems.push((col.clone(), cell_text(&cells[n_qty]), e.reason()));
+                    0
+                })
+            }
         };
         if problems.is_empty() {
             Ok(StockValues {
@@ -297,7 +300,7 @@ pub fn read_price_feed(
                     "price_discount" => v.discount = m,
                     _ => v.cost = m,
                 },
-                Err(reason) => problems.push(((*col).clone(), cell_text(&cells[i]), reason.into())),
+                Err(reason) => problems.push(((*col).clone(), cell_text(&cells[i]), reason)),
             }
         }
         if problems.is_empty() {

@@ -1,8 +1,11 @@
 //! The run report as an .xlsx workbook: Summary, Changes, Rejected rows, Unmatched keys (SPEC §8).
 //!
 //! Written to a temporary file beside the target and renamed, so a crash never leaves a
-//! half-written report under its final name.
+//! half-written report under its final name. Text longer than Excel's cell limit is cut with a
+//! marker, and when the full workbook still cannot be written a minimal one (the summary) is,
+//! so every run keeps a report.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
@@ -54,15 +57,76 @@ pub fn prune(state_dir: &Path, job: &str, before: std::time::SystemTime) -> usiz
 }
 
 pub fn write(path: &Path, report: &RunReport) -> Result<(), String> {
+    write_with(path, report, build)
+}
+
+/// Writes the workbook `full` builds, or, when that fails, the minimal one that says why.
+fn write_with(
+    path: &Path,
+    report: &RunReport,
+    full: impl Fn(&RunReport) -> Result<Workbook, XlsxError>,
+) -> Result<(), String> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)
         .map_err(|e| format!("cannot create the report folder {}: {e}", dir.display()))?;
     let tmp = path.with_extension("xlsx.tmp");
-    build(report)
-        .and_then(|mut wb| wb.save(&tmp))
-        .map_err(|e| format!("cannot write the report {}: {e}", tmp.display()))?;
+    if let Err(e) = full(report).and_then(|mut wb| wb.save(&tmp)) {
+        let why = format!("the full report could not be written ({e}); this is its summary");
+        tracing::warn!(job = %report.job, error = %e, "Writing a minimal report instead");
+        minimal(report, &why)
+            .and_then(|mut wb| wb.save(&tmp))
+            .map_err(|e2| {
+                format!(
+                    "cannot write the report {}: {e}; the minimal report failed too: {e2}",
+                    tmp.display()
+                )
+            })?;
+    }
     std::fs::rename(&tmp, path)
         .map_err(|e| format!("cannot move the report into {}: {e}", path.display()))
+}
+
+/// Excel refuses a cell holding more than 32,767 characters.
+const MAX_CELL_CHARS: usize = 32_767;
+const TRUNCATED: &str = "… (truncated)";
+
+/// `s` cut to fit one cell, with a marker saying it was cut.
+fn fit(s: &str) -> Cow<'_, str> {
+    // Cheap test first: a string of at most this many bytes has at most this many chars.
+    if s.len() <= MAX_CELL_CHARS || s.chars().count() <= MAX_CELL_CHARS {
+        return Cow::Borrowed(s);
+    }
+    let keep = MAX_CELL_CHARS - TRUNCATED.chars().count();
+    let end = s.char_indices().nth(keep).map_or(s.len(), |(i, _)| i);
+    Cow::Owned(format!("{}{TRUNCATED}", &s[..end]))
+}
+
+/// A text cell, cut to Excel's limit.
+fn text(ws: &mut Worksheet, row: u32, col: u16, s: &str) -> Result<(), XlsxError> {
+    ws.write_string(row, col, fit(s).as_ref())?;
+    Ok(())
+}
+
+/// The Summary sheet alone: what a run record needs when the full report cannot be written.
+fn minimal(r: &RunReport, why: &str) -> Result<Workbook, XlsxError> {
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet().set_name("Summary")?;
+    let rows: [(&str, String); 9] = [
+        ("Job", r.job.clone()),
+        ("Store", r.store.clone()),
+        ("Started (UTC)", r.started_at.to_rfc3339()),
+        ("Finished (UTC)", r.finished_at.to_rfc3339()),
+        ("Result", r.message.clone()),
+        ("Exit code", r.exit_code.to_string()),
+        ("Rejected rows", r.rejected.len().to_string()),
+        ("Unmatched keys", r.unmatched.len().to_string()),
+        ("Report", why.to_string()),
+    ];
+    for (i, (k, v)) in rows.iter().enumerate() {
+        text(ws, i as u32, 0, k)?;
+        text(ws, i as u32, 1, v)?;
+    }
+    Ok(wb)
 }
 
 /// Rows per sheet: Excel's 1,048,576 minus the header. Longer lists continue on "Name 2", …
@@ -151,17 +215,17 @@ fn build(r: &RunReport) -> Result<Workbook, XlsxError> {
     ws.write_string_with_format(0, 1, "Value", &bold)?;
     let mut row = 1u32;
     for (k, v) in rows {
-        ws.write_string(row, 0, k)?;
-        ws.write_string(row, 1, v)?;
+        text(ws, row, 0, k)?;
+        text(ws, row, 1, &v)?;
         row += 1;
     }
     for (route, n) in &r.requests {
-        ws.write_string(row, 0, format!("Requests: {route}"))?;
+        text(ws, row, 0, &format!("Requests: {route}"))?;
         ws.write_number(row, 1, *n as f64)?;
         row += 1;
     }
     for (route, n) in &r.plan {
-        ws.write_string(row, 0, format!("Planned: {route}"))?;
+        text(ws, row, 0, &format!("Planned: {route}"))?;
         ws.write_number(row, 1, *n as f64)?;
         row += 1;
     }
@@ -182,10 +246,10 @@ fn build(r: &RunReport) -> Result<Workbook, XlsxError> {
         &r.changes,
         &bold,
         |ws, row, c| {
-            ws.write_string(row, 0, c.key.as_ref())?;
+            text(ws, row, 0, &c.key)?;
             ws.write_number(row, 1, c.sku_id as f64)?;
             ws.write_number(row, 2, c.product_id as f64)?;
-            ws.write_string(row, 3, c.field.to_string())?;
+            text(ws, row, 3, &c.field.to_string())?;
             // Quantities as numbers; money as its exact decimal text, never through a binary float.
             for (col, v) in [(4u16, c.old), (5, Some(c.new))] {
                 match v {
@@ -198,7 +262,7 @@ fn build(r: &RunReport) -> Result<Workbook, XlsxError> {
                     None => {}
                 }
             }
-            ws.write_string(row, 6, c.outcome.to_string())?;
+            text(ws, row, 6, &c.outcome.to_string())?;
             Ok(())
         },
     )?;
@@ -216,11 +280,11 @@ fn build(r: &RunReport) -> Result<Workbook, XlsxError> {
         &r.rejected,
         &bold,
         |ws, row, x| {
-            ws.write_string(row, 0, &x.file)?;
+            text(ws, row, 0, &x.file)?;
             ws.write_number(row, 1, x.row as f64)?;
-            ws.write_string(row, 2, &x.column)?;
-            ws.write_string(row, 3, &x.value)?;
-            ws.write_string(row, 4, &x.reason)?;
+            text(ws, row, 2, &x.column)?;
+            text(ws, row, 3, &x.value)?;
+            text(ws, row, 4, &x.reason)?;
             Ok(())
         },
     )?;
@@ -232,9 +296,9 @@ fn build(r: &RunReport) -> Result<Workbook, XlsxError> {
         &r.unmatched,
         &bold,
         |ws, row, u| {
-            ws.write_string(row, 0, &u.key)?;
+            text(ws, row, 0, &u.key)?;
             ws.write_number(row, 1, u.row as f64)?;
-            ws.write_string(row, 2, u.reason.as_ref())?;
+            text(ws, row, 2, &u.reason)?;
             Ok(())
         },
     )?;
@@ -245,6 +309,67 @@ fn build(r: &RunReport) -> Result<Workbook, XlsxError> {
 mod tests {
     use super::*;
     use calamine::{Reader, Xlsx, open_workbook};
+
+    fn cell(
+        book: &mut Xlsx<std::io::BufReader<std::fs::File>>,
+        sheet: &str,
+        at: (u32, u32),
+    ) -> String {
+        let range = book.worksheet_range(sheet).unwrap();
+        range
+            .get_value(at)
+            .map(|d| d.to_string())
+            .unwrap_or_default()
+    }
+
+    fn huge_report() -> RunReport {
+        let mut r = RunReport::new("estoque", "loja", "stock", false, false);
+        r.exit_code = 3;
+        r.message = format!("HTTP 500: {}", "é".repeat(5 * 1024 * 1024));
+        r.rejected.push(super::super::RejectedRow {
+            file: "erp/e.csv".into(),
+            row: 7,
+            column: "SALDO".into(),
+            value: "x".repeat(40_000),
+            reason: "r".repeat(100 * 1024),
+        });
+        r
+    }
+
+    #[test]
+    fn cells_longer_than_excels_limit_are_cut_and_the_report_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.xlsx");
+        let r = huge_report();
+        write(&path, &r).expect("a report is written");
+        let mut book: Xlsx<_> = open_workbook(&path).unwrap();
+        let result = cell(&mut book, "Summary", (6, 1));
+        assert!(result.starts_with("HTTP 500: éé"), "{}", &result[..40]);
+        assert!(result.ends_with(TRUNCATED));
+        assert_eq!(result.chars().count(), MAX_CELL_CHARS);
+        let reason = cell(&mut book, "Rejected rows", (1, 4));
+        assert!(reason.starts_with("rrr") && reason.ends_with(TRUNCATED));
+        assert_eq!(cell(&mut book, "Rejected rows", (1, 1)), "7");
+        assert_eq!(fit("short"), "short");
+    }
+
+    #[test]
+    fn a_workbook_that_cannot_be_built_leaves_a_minimal_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.xlsx");
+        let r = huge_report();
+        write_with(&path, &r, |_| Err(XlsxError::MaxStringLengthExceeded)).unwrap();
+        let mut book: Xlsx<_> = open_workbook(&path).unwrap();
+        assert_eq!(book.sheet_names(), ["Summary"]);
+        assert_eq!(cell(&mut book, "Summary", (5, 1)), "3");
+        assert_eq!(
+            cell(&mut book, "Summary", (6, 1)),
+            "1",
+            "rejected rows counted"
+        );
+        assert!(cell(&mut book, "Summary", (8, 1)).contains("could not be written"));
+        assert!(!dir.path().join("r.xlsx.tmp").exists());
+    }
 
     #[test]
     fn long_lists_continue_on_further_sheets() {

@@ -1,18 +1,20 @@
 //! ERP source files → rows of cells (SPEC §3).
 //!
 //! CSV (`,` or `;`, UTF-8 or Windows-1252, detected), XLSX (streamed cell by cell), XLS and ODS
-//! (loaded whole: calamine cannot stream them). Headers are matched after trimming, ignoring case
+//! (loaded whole: calamine cannot stream them, so `bounds` checks their size first). Headers are matched after trimming, ignoring case
 //! and accents. Only the columns a mapping asks for are handed out, one row at a time, so
 //! callers never hold a parsed table. Picking the newest finished file of a glob and hashing it
 //! live here too.
 
+mod bounds;
 mod csv;
 mod pick;
 mod sheet;
 
 use std::path::{Path, PathBuf};
 
-pub use pick::{Picked, content_hash, pick_newest};
+pub use bounds::{MAX_COLUMNS, MAX_LOADED_CELLS, MAX_ROWS};
+pub use pick::{MAX_SETTLE_LOOKS, Picked, content_hash, pick_newest, pick_settled};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -87,6 +89,12 @@ pub enum SourceError {
         format: String,
         message: String,
     },
+    #[error("{path} is refused: sheet \"{sheet}\": {detail}")]
+    SheetTooLarge {
+        path: PathBuf,
+        sheet: String,
+        detail: String,
+    },
     #[error("{path} has no sheet named \"{sheet}\" (sheets: {available})")]
     NoSheet {
         path: PathBuf,
@@ -111,6 +119,14 @@ pub enum SourceError {
         "cannot tell the format of {path} from its extension; set source.format (csv, xlsx, xls, ods)"
     )]
     UnknownFormat { path: PathBuf },
+    #[error(
+        "{path} is still being written: its size or modification time changed between each of {looks} looks {settle_ms} ms apart; nothing was read (run again once the export is finished, or raise source.settle_ms)"
+    )]
+    Unsettled {
+        path: PathBuf,
+        settle_ms: u64,
+        looks: u32,
+    },
     #[error("{pattern} is not a valid file pattern: {message}")]
     Pattern { pattern: String, message: String },
 }

@@ -1,5 +1,6 @@
-//! Spreadsheet sources through calamine: XLSX streamed cell by cell, XLS and ODS loaded whole
-//! (calamine cannot stream those formats).
+//! Spreadsheet sources through calamine: XLSX streamed cell by cell (every cell's position
+//! checked against Excel's grid), XLS and ODS loaded whole (calamine cannot stream those
+//! formats) once `bounds` has checked that every sheet fits the caps.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -7,7 +8,7 @@ use std::path::Path;
 
 use calamine::{Data, DataRef, Range, Reader, Xlsx};
 
-use super::{Cell, Format, SourceError};
+use super::{Cell, Format, SourceError, bounds};
 
 pub enum SheetBody {
     /// The sheet is re-streamed from the workbook for the rows.
@@ -156,6 +157,7 @@ impl SheetBody {
                         .map_err(|e| sheet_error(path, format, e))?
                     {
                         let (r, c) = cell.get_position();
+                        bounds::check_position(path, &name, r, c)?;
                         let text = text_of_ref(cell.get_value());
                         let value = cell_of_ref(cell.get_value(), &text);
                         if matches!(value, Cell::Empty) {
@@ -187,6 +189,12 @@ impl SheetBody {
                 ))
             }
             Format::Xls | Format::Ods => {
+                // Before calamine expands anything: it loads every sheet as a dense grid.
+                if format == Format::Xls {
+                    bounds::check_xls(path)?;
+                } else {
+                    bounds::check_ods(path)?;
+                }
                 let mut wb =
                     calamine::open_workbook_auto(path).map_err(|e| sheet_error(path, format, e))?;
                 let name = choose_sheet(path, &wb.sheet_names(), sheet)?;
@@ -264,6 +272,7 @@ impl SheetBody {
                     .map_err(|e| sheet_error(path, Format::Xlsx, e))?
                 {
                     let (r, c) = cell.get_position();
+                    bounds::check_position(path, sheet, r, c)?;
                     if r <= header_row {
                         continue;
                     }
