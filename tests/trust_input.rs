@@ -393,6 +393,9 @@ fn ods_row(repeat: u64, cells: &[&str]) -> String {
     format!(r#"<table:table-row table:number-rows-repeated="{repeat}">{cells}</table:table-row>"#)
 }
 
+/// Rows of styled but empty cells between data rows: no content, so no cells to count.
+const STYLED_EMPTY_ROWS: &str = r#"<table:table-row table:number-rows-repeated="3"><table:table-cell table:style-name="ce1" table:number-columns-repeated="16000"></table:table-cell></table:table-row>"#;
+
 /// LibreOffice pads every sheet to its end with empty repeats; those are not content.
 const ODS_PADDING: &str = r#"<table:table-row table:number-rows-repeated="1048570"><table:table-cell table:number-columns-repeated="1024"/></table:table-row>"#;
 
@@ -463,13 +466,20 @@ fn an_ods_row_repeated_a_million_times_is_refused_before_it_is_expanded() {
     let ok = dir.path().join("ok.ods");
     ods_with(
         &ok,
-        &format!("{header}{}{ODS_PADDING}", ods_row(3, &["SKU-1", "1", "2"])),
+        &format!(
+            "{header}{}{STYLED_EMPTY_ROWS}{}{ODS_PADDING}",
+            ods_row(3, &["SKU-1", "1", "2"]),
+            ods_row(1, &["SKU-2", "3", "4"])
+        ),
     );
     let mut src = source::open(&ok, None, None).unwrap();
     let idx = src.resolve(&["codigo", "saldo loja"]).unwrap();
     let mut rows = 0;
     src.for_each_row(&idx, &mut |_, _| rows += 1).unwrap();
-    assert_eq!(rows, 3, "repeated rows are rows; the padding is not");
+    assert_eq!(
+        rows, 4,
+        "repeated rows are rows; styled empty cells and padding are not"
+    );
 
     let bomb = dir.path().join("bomb.ods");
     ods_with(

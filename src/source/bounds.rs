@@ -142,6 +142,16 @@ pub fn check_ods(path: &Path) -> Result<(), SourceError> {
     let (mut row, mut row_repeat, mut col) = (0u64, 1u64, 0u64);
     let mut row_has_content = false;
     let mut row_cols: Option<(u64, u64)> = None;
+    // The cell just opened (column, repeat, has a value), until its content is seen.
+    let mut open_cell: Option<(u64, u64, bool)> = None;
+    let mark = |has: &mut bool, cols: &mut Option<(u64, u64)>, col: u64, n: u64| {
+        *has = true;
+        let end = col.saturating_add(n);
+        *cols = Some(match *cols {
+            None => (col, end),
+            Some((a, b)) => (a.min(col), b.max(end)),
+        });
+    };
     // A repeat count that is not a number is read as "huge": refused, never guessed small.
     let repeat = |e: &quick_xml::events::BytesStart<'_>, name: &str| -> u64 {
         e.attributes()
@@ -187,22 +197,35 @@ pub fn check_ods(path: &Path) -> Result<(), SourceError> {
                     let has_value = e
                         .attributes()
                         .flatten()
-                        .any(|a| a.key.as_ref() == "office:value-type");
-                    // A cell with a value, or with content (text), is materialised.
-                    if has_value || !empty_elem {
-                        row_has_content = true;
-                        let end = col.saturating_add(n);
-                        row_cols = Some(match row_cols {
-                            None => (col, end),
-                            Some((a, b)) => (a.min(col), b.max(end)),
-                        });
+                        .any(|a| matches!(a.key.as_ref(), "office:value-type" | "table:formula"));
+                    // A cell with a value, or with content (text) inside, is materialised;
+                    // a bare styled cell is not.
+                    open_cell = (!empty_elem).then_some((col, n, has_value));
+                    if has_value || empty_elem {
+                        if has_value {
+                            mark(&mut row_has_content, &mut row_cols, col, n);
+                        }
+                        open_cell = None;
                     }
                     col = col.saturating_add(n);
                 }
-                _ => {}
+                // Anything inside an open cell (text:p, …) is content.
+                _ => {
+                    if let Some((c, n, _)) = open_cell.take() {
+                        mark(&mut row_has_content, &mut row_cols, c, n);
+                    }
+                }
             }
         }
         match &ev {
+            Event::End(e)
+                if matches!(
+                    e.name().as_ref(),
+                    "table:table-cell" | "table:covered-table-cell"
+                ) =>
+            {
+                open_cell = None;
+            }
             Event::End(e) if e.name().as_ref() == "table:table-row" => {
                 if row_has_content && let Some((c0, c1)) = row_cols {
                     area.add(row, row_repeat, c0, c1 - c0);
