@@ -330,8 +330,16 @@ impl StateStore {
 
     /// Makes every write so far durable (fsync). Called after each checkpoint so a `kill -9`
     /// loses at most the requests in flight.
+    ///
+    /// sled 0.34's `flush_async` can deadlock when several flushes are awaited at once (sled
+    /// issues 1241 and 1308, fixed only in unreleased versions), and writes run `max_in_flight`
+    /// at a time: the blocking `flush` runs on tokio's blocking pool instead.
     pub async fn flush(&self) -> Result<(), StateError> {
-        self.db.flush_async().await.map_err(|e| self.err(e))?;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| self.err(format!("flushing was interrupted: {e}")))?
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 
