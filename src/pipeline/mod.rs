@@ -167,7 +167,7 @@ pub async fn run_job(
         let why = crate::panics::message(payload.as_ref());
         report.exit_code = EXIT_FAILED;
         report.message = format!(
-            "the job stopped on an internal error ({why}); writes already checkpointed are kept, interrupted ones are checked by the next run; please report this with the log"
+            "the job stopped on an internal error ({why}); checkpointed writes are kept, interrupted ones are checked (or held in doubt) by the next run; please report this with the log"
         );
     }
     report.finished_at = Utc::now();
