@@ -498,6 +498,8 @@ async fn job_loop(t: &JobTask, job: &JobSettings) {
         let opts = RunOptions {
             jobs: vec![job.name.clone()],
             cancel: Some(t.shutdown.clone()),
+            // The scheduler's clock decides which batch-edit occurrence is due (and how late).
+            now: Some(clock()),
             ..RunOptions::default()
         };
         let report = pipeline::run_job(&t.settings, &t.state, &t.client, job, &opts).await;
