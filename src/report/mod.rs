@@ -155,6 +155,9 @@ pub struct RunReport {
     pub exit_code: i32,
     pub message: String,
     pub report_path: Option<PathBuf>,
+    /// Items an interrupted run had sent that the store already held: checkpointed, not sent
+    /// again, and not counted as writes (SKUs for a price job).
+    pub already_applied: u64,
 }
 
 impl RunReport {
@@ -186,6 +189,7 @@ impl RunReport {
             exit_code: EXIT_OK,
             message: String::new(),
             report_path: None,
+            already_applied: 0,
         }
     }
 
@@ -221,6 +225,12 @@ impl RunReport {
             self.rate_limited,
             self.exit_code,
         );
+        if self.already_applied > 0 {
+            s.push_str(&format!(
+                ", {} already applied (checked after an interrupted run, not sent again)",
+                self.already_applied
+            ));
+        }
         if self.dry_run {
             s.push_str(" (dry run: nothing sent)");
         }
