@@ -409,3 +409,52 @@ async fn an_unconfirmed_intent_forgets_its_pushed_prices() {
     assert_eq!(report.already_applied, 0);
     assert_eq!(sale(&env, target), d(&a(1)));
 }
+
+// Point 7 with a real `kill -9`: the rerun ends with the store equal to the feed, sending again
+// at most what was in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_price_run_is_finished_by_the_next_without_resending_what_landed() {
+    let catalog = small_catalog();
+    let env = env_for(&catalog).await;
+    let skus = all_skus(&catalog);
+    // Every SKU its own price: one write per SKU, a product's writes one after another.
+    let price = |i: usize| format!("{}.00", 600 + i);
+    env.write_feed("estoque-1.csv", &feed(&catalog, |i| sale_only(&price(i))));
+    env.sim.set_faults(yampi_sync::sim::Faults {
+        latency: Duration::from_millis(60),
+        ..Default::default()
+    });
+    let mut child = Running(env.command(&["--run-once"]).spawn().unwrap());
+    let t0 = Instant::now();
+    while env.sim.count("PUT", "/batch-update-skus") < 12 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the run never wrote"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before_rerun = env.sim.count("PUT", "/batch-update-skus");
+    env.sim.set_faults(yampi_sync::sim::Faults::default());
+    let out = env.run_binary(&["--run-once"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (i, (_, id, _)) in skus.iter().enumerate() {
+        assert_eq!(sale(&env, *id), d(&price(i)), "SKU {i}");
+    }
+    let total = env.sim.count("PUT", "/batch-update-skus");
+    let resent = total - skus.len();
+    eprintln!(
+        "kill figures: {before_rerun} writes before the rerun, {total} in all, {resent} sent again"
+    );
+    // At most the writes in flight at the kill (max_in_flight = 4) are sent twice.
+    assert!(
+        resent <= 4 + 2,
+        "{resent} writes sent again ({before_rerun} before the rerun, {total} in all)"
+    );
+}
