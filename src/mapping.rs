@@ -212,9 +212,25 @@ pub fn parse(text: &str, path: &Path, errors: &mut Vec<String>) -> Option<Mappin
         if let Some(q) = s.quantity {
             columns.push((StockTarget::Default, q));
         }
+        let has_stocks = s.stocks.as_ref().is_some_and(|m| !m.is_empty());
+        if !columns.is_empty() && has_stocks && s.stock_id.is_none() {
+            errors.push(format!(
+                "{file}: [stock] `quantity` together with `stocks` needs `stock_id` to say which stock `quantity` fills, so no stock is mapped twice"
+            ));
+        }
+        let mut seen: Vec<(u64, String)> = Vec::new();
         for (id, col) in s.stocks.unwrap_or_default() {
             match id.trim().parse::<u64>() {
-                Ok(n) => columns.push((StockTarget::Stock(n), col)),
+                Ok(n) if seen.iter().any(|(m, _)| *m == n) => {
+                    let first = &seen.iter().find(|(m, _)| *m == n).expect("seen").1;
+                    errors.push(format!(
+                        "{file}: [stock] stock_id {n} is mapped twice (stocks \"{first}\" and \"{id}\"); map each stock once"
+                    ));
+                }
+                Ok(n) => {
+                    seen.push((n, id.clone()));
+                    columns.push((StockTarget::Stock(n), col));
+                }
                 Err(_) => errors.push(format!(
                     "{file}: [stock] stocks: \"{id}\" is not a Yampi stock_id (a whole number)"
                 )),
@@ -229,7 +245,7 @@ pub fn parse(text: &str, path: &Path, errors: &mut Vec<String>) -> Option<Mappin
             && columns.iter().any(|(t, _)| *t == StockTarget::Stock(d))
         {
             errors.push(format!(
-                "{file}: [stock] stock_id {d} is also listed in `stocks`; map it once"
+                "{file}: [stock] stock_id {d} is mapped twice (`quantity` with stock_id = {d}, and stocks.\"{d}\"); map each stock once"
             ));
         }
         let min_quantity = match s.min_quantity {

@@ -349,7 +349,9 @@ async fn an_interrupted_write_the_store_confirms_is_checkpointed_and_not_counted
     assert_eq!(report.changed_skus(), 0, "{}", report.summary_line());
     assert_eq!(report.already_applied, 1, "{}", report.summary_line());
     assert!(
-        report.summary_line().contains("1 already applied"),
+        report
+            .summary_line()
+            .contains("1 interrupted writes found already applied"),
         "{}",
         report.summary_line()
     );

@@ -122,8 +122,9 @@ pub async fn open_source(
     };
     report.source_file = Some(path.clone());
     let p = path.clone();
-    let hash = blocking(move || crate::source::content_hash(&p)).await?;
-    report.source_hash = Some(hash.clone());
+    let content = blocking(move || crate::source::content_hash(&p)).await?;
+    report.source_hash = Some(content.clone());
+    let hash = fingerprint(&content, job);
     let record = state.job_record(&job.name).map_err(state_fail)?;
     if !opts.full && record.last_synced_hash.as_deref() == Some(hash.as_str()) {
         report.message = format!(
@@ -137,6 +138,38 @@ pub async fn open_source(
     let (p, format, sheet) = (path.clone(), source.format, source.sheet.clone());
     blocking(move || check_columns(&p, format, sheet.as_deref(), &columns)).await?;
     Ok(Some(Source { path, hash, record }))
+}
+
+/// What decides the values a run sends: the file's content and the job's settings (its mapping
+/// above all: `reserve`, `markup`, `round_to`, columns, `missing`). A run is skipped only when
+/// both are what the last complete sync saw.
+pub fn fingerprint(content_hash: &str, job: &JobSettings) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"yampi-sync fingerprint v1\0");
+    h.update(content_hash.as_bytes());
+    h.update(b"\0");
+    // Debug of the validated settings: every field, in a fixed order (no hash maps inside).
+    h.update(format!("{job:?}").as_bytes());
+    h.finalize().to_hex().to_string()
+}
+
+/// Before the first write of a run: the source no longer counts as synced, durably, so a run that
+/// stops half-way (failures, a kill) can never make the next run skip a file the store was sent
+/// something else since.
+pub async fn begin_writes(
+    job: &JobSettings,
+    state: &StateStore,
+    source: &mut Source,
+) -> Result<(), Fail> {
+    if source.record.last_synced_hash.is_some() {
+        source.record.last_synced_hash = None;
+        source.record.last_synced_file = None;
+        state
+            .set_job_record(&job.name, &source.record)
+            .map_err(state_fail)?;
+        state.flush().await.map_err(state_fail)?;
+    }
+    Ok(())
 }
 
 /// Refreshes the SKU index, with a progress bar on a terminal (a first full scan of a big
@@ -196,6 +229,29 @@ pub fn feed_guards(
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+/// A feed with valid rows of which not one key matches a store SKU is a mapping that does not fit
+/// the store (wrong `match` or `key`), not a feed the store lacks: the job fails, naming both.
+pub fn match_guard<T>(
+    mapping: &crate::mapping::Mapping,
+    feed: &super::feed::Feed<T>,
+    path: &std::path::Path,
+) -> Result<(), Fail> {
+    if feed.rows_valid > 0 && feed.rows.is_empty() {
+        return Err(fail(
+            EXIT_FAILED,
+            format!(
+                "none of the {} keys in column \"{}\" of {} matches a store SKU with match = \"{}\"; check `match` and `key` in {}; nothing was sent",
+                feed.rows_valid,
+                mapping.key,
+                path.display(),
+                mapping.match_field.as_str(),
+                mapping.path.display()
+            ),
+        ));
     }
     Ok(())
 }

@@ -99,7 +99,27 @@ pub async fn run_once(
         .map(|(i, j)| (j.name.as_str(), i))
         .collect();
     reports.sort_by_key(|r| order.get(r.job.as_str()).copied().unwrap_or(usize::MAX));
+    exit_2_only_when_nothing_was_sent(&mut reports);
     reports
+}
+
+/// Exit 2 promises that nothing was sent. When another job of the same invocation wrote to a
+/// store, a job refused for bad input is a failed job (3), and says which job wrote.
+fn exit_2_only_when_nothing_was_sent(reports: &mut [RunReport]) {
+    let Some(writer) = reports
+        .iter()
+        .find(|r| r.writes_sent() > 0)
+        .map(|r| r.job.clone())
+    else {
+        return;
+    };
+    for r in reports.iter_mut().filter(|r| r.exit_code == EXIT_INVALID) {
+        r.exit_code = EXIT_FAILED;
+        r.message = format!(
+            "{}; exit 3, not 2, because job {writer} already wrote to the store in this run",
+            r.message
+        );
+    }
 }
 
 /// Runs one job and records it: report file, run record, summary line.

@@ -27,8 +27,8 @@ use crate::util::progress_bar;
 
 use super::RunOptions;
 use super::common::{
-    Fail, SendError, fail, feed_guards, finish_code, finish_run, job_inputs, open_source,
-    record_failure, refresh_index, report_feed, send_all, state_fail,
+    Fail, SendError, begin_writes, fail, feed_guards, finish_code, finish_run, job_inputs,
+    match_guard, open_source, record_failure, refresh_index, report_feed, send_all, state_fail,
 };
 use super::feed::{PriceFeed, read_price_feed};
 use super::price_plan::{PriceOp, PricePlan, PricePlanInput, plan_prices};
@@ -87,6 +87,7 @@ async fn run_inner(
     };
     report_feed(report, &feed);
     feed_guards(job, &src.record, feed.rows_valid, &src.path)?;
+    match_guard(&mapping, &feed, &src.path)?;
 
     let mut pushed = state.prices_pushed_load(&job.name).map_err(state_fail)?;
     let intents = state.price_intents_load(&job.name).map_err(state_fail)?;
@@ -142,6 +143,7 @@ async fn run_inner(
         return Ok(());
     }
 
+    begin_writes(job, state, &mut src).await?;
     let failed = send_plan(job, client, state, opts, plan, report).await?;
     finish_run(job, state, src, failed, report)
 }

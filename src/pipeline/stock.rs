@@ -15,8 +15,8 @@ use crate::util::progress_bar;
 
 use super::RunOptions;
 use super::common::{
-    Fail, SendError, fail, feed_guards, finish_code, finish_run, job_inputs, open_source,
-    record_failure, refresh_index, report_feed, send_all, state_fail,
+    Fail, SendError, begin_writes, fail, feed_guards, finish_code, finish_run, job_inputs,
+    match_guard, open_source, record_failure, refresh_index, report_feed, send_all, state_fail,
 };
 use super::feed::{StockFeed, read_stock_feed};
 use super::plan::{PlanInput, StockPlan, plan_stock};
@@ -118,7 +118,14 @@ async fn run_inner(
     report_feed(report, &feed);
 
     feed_guards(job, &src.record, feed.rows_valid, &src.path)?;
-    let pushed = state.pushed_load(&job.name).map_err(state_fail)?;
+    match_guard(&mapping, &feed, &src.path)?;
+    let mut pushed = state.pushed_load(&job.name).map_err(state_fail)?;
+    // Writes an earlier run left in flight may or may not have landed: what was pushed before
+    // them no longer says what the store holds, so those values are planned again from the feed.
+    let intents = state.intents_load(&job.name).map_err(state_fail)?;
+    for e in intents.values().flatten() {
+        pushed.remove(&(e.sku_id, e.stock_id));
+    }
 
     // 4. Plan.
     let plan: StockPlan = plan_stock(&PlanInput {
@@ -176,7 +183,8 @@ async fn run_inner(
     }
 
     // 6. Send, checkpointing each success.
-    let failed = send_plan(job, client, state, opts, plan, report).await?;
+    begin_writes(job, state, &mut src).await?;
+    let failed = send_plan(job, client, state, opts, plan, intents, report).await?;
     finish_run(job, state, src, failed, report)
 }
 
@@ -188,13 +196,15 @@ async fn send_plan(
     state: &StateStore,
     opts: &RunOptions,
     plan: StockPlan,
+    intents: HashMap<u64, Vec<StockEntry>>,
     report: &mut RunReport,
 ) -> Result<u64, Fail> {
     let mut products = plan.products;
 
-    // Writes left in flight by a run that died: when the store already holds exactly those
-    // values, checkpoint them instead of sending them again.
-    let intents = state.intents_load(&job.name).map_err(state_fail)?;
+    // Writes left in flight by a run that died: when the plan sends exactly those values again
+    // and the store already holds them, they are checkpointed instead of sent. Otherwise their
+    // pushed values are forgotten (durably, before the intent goes) so the store is put right by
+    // this plan or, for SKUs the feed no longer covers, by the next one that names them.
     let mut outcomes: HashMap<u64, Outcome> = HashMap::new();
     for (product, entries) in intents {
         if products.get(&product) == Some(&entries) {
@@ -215,7 +225,7 @@ async fn send_plan(
                             .map_err(state_fail)?;
                         products.remove(&product);
                         outcomes.insert(product, Outcome::AlreadyApplied);
-                        report.products_written += 1;
+                        report.already_applied += 1;
                         continue;
                     }
                 }
@@ -224,7 +234,10 @@ async fn send_plan(
                 }
             }
         }
-        state.intent_clear(&job.name, product).map_err(state_fail)?;
+        state
+            .forget_interrupted(&job.name, product, &entries)
+            .await
+            .map_err(state_fail)?;
     }
 
     let progress = opts.progress.then(|| {

@@ -155,8 +155,8 @@ pub struct RunReport {
     pub exit_code: i32,
     pub message: String,
     pub report_path: Option<PathBuf>,
-    /// Items an interrupted run had sent that the store already held: checkpointed, not sent
-    /// again, and not counted as writes (SKUs for a price job).
+    /// Writes an interrupted run left in flight that the store was found to hold already:
+    /// checkpointed, not sent again, and not counted as writes.
     pub already_applied: u64,
 }
 
@@ -205,6 +205,15 @@ impl RunReport {
         self.requests.values().sum()
     }
 
+    /// Write requests sent (every attempt of every method but GET).
+    pub fn writes_sent(&self) -> u64 {
+        self.requests
+            .iter()
+            .filter(|(route, _)| !route.starts_with("GET "))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     /// The one-line summary logged at the end of every run.
     pub fn summary_line(&self) -> String {
         let mut s = format!(
@@ -227,7 +236,7 @@ impl RunReport {
         );
         if self.already_applied > 0 {
             s.push_str(&format!(
-                ", {} already applied (checked after an interrupted run, not sent again)",
+                ", {} interrupted writes found already applied",
                 self.already_applied
             ));
         }

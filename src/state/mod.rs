@@ -359,6 +359,25 @@ impl StateStore {
         Ok(out)
     }
 
+    /// An interrupted write that is not known to have landed: the pushed values of its entries
+    /// are forgotten and the intent removed, atomically, then fsync'd. The SKUs are then planned
+    /// again from the feed, whatever the store holds.
+    pub async fn forget_interrupted(
+        &self,
+        job: &str,
+        product_id: u64,
+        entries: &[StockEntry],
+    ) -> Result<(), StateError> {
+        let tree = self.tree(&format!("job/{job}"))?;
+        let mut batch = sled::Batch::default();
+        for e in entries {
+            batch.remove(&pushed_key(e.sku_id, e.stock_id)[..]);
+        }
+        batch.remove(&intent_key(product_id)[..]);
+        tree.apply_batch(batch).map_err(|e| self.err(e))?;
+        self.flush().await
+    }
+
     pub fn intent_clear(&self, job: &str, product_id: u64) -> Result<(), StateError> {
         let tree = self.tree(&format!("job/{job}"))?;
         tree.remove(intent_key(product_id))

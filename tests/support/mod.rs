@@ -28,6 +28,8 @@ pub struct Env {
     pub kind: String,
     /// The job's schedule.
     pub schedule: String,
+    /// The store's `max_retries` (a few tests want failures to come back at once).
+    pub max_retries: u32,
 }
 
 pub fn fast_sim_config(limits: SimLimits, window: Duration) -> SimConfig {
@@ -82,6 +84,7 @@ impl Env {
             source: r#"{ path = "erp/estoque-*.csv", settle_ms = 0 }"#.to_string(),
             kind: "stock".to_string(),
             schedule: "*/10 * * * *".to_string(),
+            max_retries: 8,
         }
     }
 
@@ -122,7 +125,7 @@ base_url = "{base}"
 user_token = "{token}"
 user_secret_key = "{secret}"
 timeout_secs = 5
-max_retries = 8
+max_retries = {max_retries}
 
 [store.limits]
 default = {d}
@@ -149,6 +152,7 @@ mapping = "stock.toml"
             source = self.source,
             kind = self.kind,
             schedule = self.schedule,
+            max_retries = self.max_retries,
         )
     }
 
