@@ -372,7 +372,7 @@ fn case_prices() {
         .count();
     println!("(c) prices: {n} changed SKUs in {} products", n / 3);
     println!(
-        "  {} write requests ({batch} batch-update-skus, {} PUT skus) vs lower bound {bound} → ratio {:.3}; planned in {:.3} s",
+        "  {} write requests ({batch} multi-SKU and {} single-SKU batch-update-skus) vs lower bound {bound} → ratio {:.3}; planned in {:.3} s",
         plan.ops.len(),
         plan.ops.len() - batch,
         plan.ops.len() as f64 / bound as f64,

@@ -61,15 +61,20 @@ async fn markup_and_rounding_land_exact_decimals_and_blank_cells_are_left_alone(
     let catalog = small_catalog();
     let env = price_env(&catalog).await;
     let skus = all_skus(&catalog);
+    // The second SKU's promotion sits below its new sale price (a sale price below the store's
+    // discount with a blank discount cell is refused).
+    env.sim
+        .update_sku(skus[1].1, |s| s.price_discount = s.price_cost);
     let before = sku_prices(&env, skus[1].1);
     // 10,00 × 1.5 = 15.00 → 15.90; 212,34 × 1.5 = 318.51 → 318.90 (above any sample cost, which
-    // stays the floor when the cost cell is blank); discount 9 × 1.5 = 13.50 → 13.90.
+    // stays the floor when the cost cell is blank); discount 9 × 1.5 = 13.50 → 13.90; a zero
+    // discount (no promotion) stays zero.
     env.write_feed(
         "estoque-1.csv",
         &price_feed(&catalog, |i| match i {
             0 => ("10,00".into(), "9".into(), "5,25".into()),
             1 => ("212,34".into(), String::new(), String::new()),
-            _ => ("20".into(), String::new(), "1".into()),
+            _ => ("20".into(), "0".into(), "1".into()),
         }),
     );
     let (code, report) = env.run_default().await;
@@ -85,6 +90,7 @@ async fn markup_and_rounding_land_exact_decimals_and_blank_cells_are_left_alone(
         (before.0, before.2),
         "blank cells leave the field alone"
     );
+    assert_eq!(sku_prices(&env, skus[2].1), (d("1.00"), d("30.90"), d("0")));
     // The API received two-decimal numbers.
     let body = env
         .sim
@@ -182,14 +188,16 @@ async fn shared_prices_go_in_one_request_per_product_and_reruns_send_nothing() {
             5 => "302".to_string(),
             i => format!("{}", 300 + i / 3),
         };
-        (sale, String::new(), String::new())
+        (sale, "0".to_string(), String::new())
     });
     env.write_feed("estoque-1.csv", &feed);
     let (code, report) = env.run_default().await;
     assert_eq!(code, 0, "{}", report.summary_line());
+    // Product 1's three SKUs each get a batch update selecting only that SKU: a SKU update
+    // would have to re-send fields the plan does not change.
     let batch = env.sim.count("PUT", "/batch-update-skus");
     let single = env.sim.count("PUT", "/catalog/skus/");
-    assert_eq!((batch, single), (catalog.products.len() - 1, 3));
+    assert_eq!((batch, single), (catalog.products.len() - 1 + 3, 0));
     assert_eq!(sku_prices(&env, skus[4].1).1, d("451.90"));
     for (_, id, _) in &skus[..3] {
         assert_eq!(sku_prices(&env, *id).1, d("450.90"));
@@ -214,7 +222,7 @@ async fn an_asynchronous_batch_update_is_followed_to_the_end() {
     env.sim.set_batch_async_delay(Duration::from_millis(300));
     env.write_feed(
         "estoque-1.csv",
-        &price_feed(&catalog, |_| ("10".into(), String::new(), String::new())),
+        &price_feed(&catalog, |_| ("10".into(), "0".into(), String::new())),
     );
     let (code, report) = env.run_default().await;
     assert_eq!(code, 0, "{}", report.summary_line());
@@ -451,12 +459,13 @@ decimal = "comma"
 quantity = "Saldo"
 [price]
 price_sale = "Preço"
+price_discount = "Promoção"
 max_change_pct = 5000
 "#;
     std::fs::write(env.path("shared.toml"), mapping).unwrap();
-    let mut feed = String::from("Código;Saldo;Preço\n");
+    let mut feed = String::from("Código;Saldo;Preço;Promoção\n");
     for (_, id, code) in all_skus(&catalog) {
-        feed.push_str(&format!("{code};{};{},50\n", id % 7, 300 + id % 5));
+        feed.push_str(&format!("{code};{};{},50;0\n", id % 7, 300 + id % 5));
     }
     env.write_feed("estoque-1.csv", &feed);
     let base = env.config_text(true);

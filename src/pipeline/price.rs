@@ -1,8 +1,15 @@
-//! A `kind = "price"` run: source → guards → index → rules and plan → send → checkpoints → report.
+//! A `kind = "price"` run: source → guards → index → interrupted writes → rules and plan → send
+//! → checkpoints → report.
 //!
-//! Prices are absolute, so a price write is safe to repeat; still, every write is recorded as an
-//! intent before it leaves and checkpointed after, and a rerun after a crash checks interrupted
-//! SKUs against the freshly refreshed index before sending them again.
+//! Every write is recorded as an intent before it leaves and checkpointed only once the store
+//! has applied it. All writes are `batch-update-skus` carrying only the fields the plan changes.
+//! One product's writes go one after another, each followed to its end: the progress endpoint
+//! knows only the product's most recent batch, so a second batch in flight would make the first
+//! one's progress unknowable. Products go concurrently.
+//!
+//! A rerun after a crash settles the interrupted writes first, against the freshly refreshed
+//! index: a SKU that shows what was sent is checkpointed (and not sent again); any other has
+//! those fields' pushed values forgotten, so the feed plans it again whatever the write did.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -82,7 +89,16 @@ async fn run_inner(
     feed_guards(job, &src.record, feed.rows_valid, &src.path)?;
     match_guard(&mapping, &feed, &src.path)?;
 
-    let pushed = state.prices_pushed_load(&job.name).map_err(state_fail)?;
+    let mut pushed = state.prices_pushed_load(&job.name).map_err(state_fail)?;
+    let intents = state.price_intents_load(&job.name).map_err(state_fail)?;
+    let interrupted = settle_interrupted(intents, &sku_index.skus, &mut pushed);
+    report.already_applied = interrupted.landed.len() as u64;
+    if !opts.dry_run {
+        interrupted
+            .record(job, state, &client.store().name)
+            .await
+            .map_err(state_fail)?;
+    }
     let file = src.path.display().to_string();
     let plan: PricePlan = plan_prices(&PricePlanInput {
         feed: &feed,
@@ -128,8 +144,81 @@ async fn run_inner(
     }
 
     begin_writes(job, state, &mut src).await?;
-    let failed = send_plan(job, client, state, &sku_index.skus, opts, plan, report).await?;
+    let failed = send_plan(job, client, state, opts, plan, report).await?;
     finish_run(job, state, src, failed, report)
+}
+
+/// Writes an earlier run left in flight, split by what the freshly refreshed index shows.
+#[derive(Debug, Default)]
+struct Interrupted {
+    /// The store shows every field sent: they landed.
+    landed: Vec<(u64, PriceFields)>,
+    /// Anything else: the outcome is unknown (lost, refused, or still to land).
+    unconfirmed: Vec<(u64, PriceFields)>,
+}
+
+impl Interrupted {
+    /// Landed writes are checkpointed; unconfirmed ones forget their pushed fields.
+    async fn record(
+        &self,
+        job: &JobSettings,
+        state: &StateStore,
+        store: &str,
+    ) -> Result<(), crate::state::StateError> {
+        if !self.landed.is_empty() {
+            state
+                .checkpoint_prices(&job.name, store, &self.landed)
+                .await?;
+        }
+        if !self.unconfirmed.is_empty() {
+            tracing::info!(
+                job = %job.name,
+                skus = self.unconfirmed.len(),
+                "An interrupted run's price writes are not confirmed by the store; planning those SKUs again"
+            );
+            state
+                .price_intents_forget(&job.name, &self.unconfirmed)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Sorts the intents and applies the verdict to `pushed` (in memory), so the plan sends a
+/// landed write no more and an unconfirmed one again.
+fn settle_interrupted(
+    intents: HashMap<u64, PriceFields>,
+    skus: &HashMap<u64, IndexedSku>,
+    pushed: &mut HashMap<u64, PriceFields>,
+) -> Interrupted {
+    let mut out = Interrupted::default();
+    let mut intents: Vec<_> = intents.into_iter().collect();
+    intents.sort_unstable_by_key(|(sku, _)| *sku);
+    for (sku, sent) in intents {
+        let shows = skus.get(&sku).is_some_and(|s| {
+            let same =
+                |want: Option<Decimal>, now: Option<Decimal>| want.is_none_or(|v| now == Some(v));
+            same(sent.sale, s.price_sale)
+                && same(sent.discount, s.price_discount)
+                && same(sent.cost, s.price_cost)
+        });
+        let entry = pushed.entry(sku).or_default();
+        if shows {
+            entry.merge(&sent);
+            out.landed.push((sku, sent));
+        } else {
+            entry.forget(&sent);
+            out.unconfirmed.push((sku, sent));
+        }
+    }
+    pushed.retain(|_, p| *p != PriceFields::default());
+    out
+}
+
+/// One product's writes, sent one after another, and what became of each.
+struct ProductWrites {
+    ops: Vec<PriceOp>,
+    results: Vec<Result<(), String>>,
 }
 
 /// Sends every planned request; returns how many failed.
@@ -137,85 +226,61 @@ async fn send_plan(
     job: &JobSettings,
     client: &ShopClient,
     state: &StateStore,
-    skus: &HashMap<u64, IndexedSku>,
     opts: &RunOptions,
     plan: PricePlan,
     report: &mut RunReport,
 ) -> Result<u64, Fail> {
     let store = client.store().name.clone();
-    let mut outcomes: HashMap<u64, Outcome> = HashMap::new();
-    // Writes an earlier run left in flight: the index was just refreshed, so when it already
-    // shows the intended prices they landed, and are checkpointed instead of sent again.
-    let intents = state.price_intents_load(&job.name).map_err(state_fail)?;
-    let mut landed: Vec<(u64, PriceFields)> = Vec::new();
-    let mut stale: Vec<u64> = Vec::new();
-    for (sku, want) in intents {
-        let shows = skus.get(&sku).is_some_and(|s| {
-            want.sale.is_none_or(|v| s.price_sale == Some(v))
-                && want.discount.is_none_or(|v| s.price_discount == Some(v))
-                && want.cost.is_none_or(|v| s.price_cost == Some(v))
-        });
-        if shows {
-            landed.push((sku, want));
-        } else {
-            stale.push(sku);
-        }
+    let mut per_product: BTreeMap<u64, Vec<PriceOp>> = BTreeMap::new();
+    for op in plan.ops {
+        per_product.entry(op.product_id()).or_default().push(op);
     }
-    state
-        .price_intents_clear(&job.name, &stale)
-        .map_err(state_fail)?;
-    let ops: Vec<PriceOp> = plan
-        .ops
-        .into_iter()
-        .filter(|op| {
-            let done = op
-                .entries()
-                .iter()
-                .all(|(sku, v)| landed.iter().any(|(s, w)| s == sku && w == v));
-            if done {
-                for (sku, _) in op.entries() {
-                    outcomes.insert(sku, Outcome::AlreadyApplied);
-                }
-            }
-            !done
+    let products: Vec<ProductWrites> = per_product
+        .into_values()
+        .map(|ops| ProductWrites {
+            ops,
+            results: Vec::new(),
         })
         .collect();
-    if !landed.is_empty() {
-        state
-            .checkpoint_prices(&job.name, &store, &landed)
-            .await
-            .map_err(state_fail)?;
-    }
 
-    let progress = opts
-        .progress
-        .then(|| progress_bar(ops.len() as u64, "{pos}/{len} requests", job.name.clone()));
+    let progress = opts.progress.then(|| {
+        progress_bar(
+            products.len() as u64,
+            "{pos}/{len} products",
+            job.name.clone(),
+        )
+    });
     let store = &store;
     let sent = send_all(
-        ops,
+        products,
         client.store().max_in_flight,
         progress.as_ref(),
         opts.cancel.as_ref(),
-        |op| async move {
-            let r = send_one(job, client, state, store, skus, &op).await;
-            (op, r)
+        |mut p| async move {
+            let r = send_product(job, client, state, store, opts, &mut p).await;
+            (p, r)
         },
     )
     .await;
+    let mut outcomes: HashMap<u64, Outcome> = HashMap::new();
     let mut failed = 0u64;
-    for (op, r) in sent.results {
-        let outcome = match r {
-            Ok(()) => {
-                report.products_written += 1;
-                Outcome::Applied
+    for (p, r) in sent.results {
+        for (i, op) in p.ops.iter().enumerate() {
+            // An op without a result of its own was never sent: it shares the product's.
+            let result = p.results.get(i).cloned().unwrap_or_else(|| r.clone());
+            let outcome = match result {
+                Ok(()) => {
+                    report.products_written += 1;
+                    Outcome::Applied
+                }
+                Err(msg) => {
+                    failed += 1;
+                    Outcome::Failed(Arc::from(msg))
+                }
+            };
+            for (sku, _) in op.entries() {
+                outcomes.insert(sku, outcome.clone());
             }
-            Err(msg) => {
-                failed += 1;
-                Outcome::Failed(Arc::from(msg))
-            }
-        };
-        for (sku, _) in op.entries() {
-            outcomes.insert(sku, outcome.clone());
         }
     }
     report.products_failed = failed;
@@ -231,91 +296,92 @@ async fn send_plan(
     Ok(failed)
 }
 
+/// One product's writes in order. A write refused outright leaves the next ones free to go;
+/// after one whose outcome is unknown (or that stops the job) the rest wait for the next run.
+async fn send_product(
+    job: &JobSettings,
+    client: &ShopClient,
+    state: &StateStore,
+    store: &str,
+    opts: &RunOptions,
+    p: &mut ProductWrites,
+) -> Result<(), SendError> {
+    let mut first_error: Option<SendError> = None;
+    for op in &p.ops {
+        if let Some(e) = &first_error
+            && (e.status().is_none() || e.stops_job())
+        {
+            p.results.push(Err(format!(
+                "not sent: an earlier write of product {} did not finish ({e})",
+                op.product_id()
+            )));
+            continue;
+        }
+        if opts.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
+            p.results.push(Err(
+                "not sent: the job stopped (shutting down; the next run sends the rest)".into(),
+            ));
+            continue;
+        }
+        match send_one(job, client, state, store, op).await {
+            Ok(()) => p.results.push(Ok(())),
+            Err(e) => {
+                p.results.push(Err(e.to_string()));
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// The batch update's body: the product, the selected SKUs, and only the fields being changed.
+fn batch_body(product_id: u64, sku_ids: &[u64], values: &PriceFields) -> Value {
+    let mut body = serde_json::Map::new();
+    body.insert("product_id".into(), json!(product_id));
+    body.insert("skus_id".into(), json!(sku_ids));
+    for (name, value) in [
+        ("price_sale", values.sale),
+        ("price_discount", values.discount),
+        ("price_cost", values.cost),
+    ] {
+        if let Some(d) = value {
+            body.insert(name.into(), money(d));
+        }
+    }
+    Value::Object(body)
+}
+
 async fn send_one(
     job: &JobSettings,
     client: &ShopClient,
     state: &StateStore,
     store: &str,
-    skus: &HashMap<u64, IndexedSku>,
     op: &PriceOp,
 ) -> Result<(), SendError> {
     let entries = op.entries();
-    let fields = |v: &PriceFields, body: &mut serde_json::Map<String, Value>| {
-        for (name, value) in [
-            ("price_sale", v.sale),
-            ("price_discount", v.discount),
-            ("price_cost", v.cost),
-        ] {
-            if let Some(d) = value {
-                body.insert(name.into(), money(d));
-            }
-        }
-    };
-    // Build the body first: a SKU the index knows too little about is refused before any write.
+    let product_id = op.product_id();
+    let sku_ids: Vec<u64> = entries.iter().map(|(s, _)| *s).collect();
     let body = match op {
-        PriceOp::BatchUpdate {
-            product_id,
-            sku_ids,
-            values,
-        } => {
-            let mut body = serde_json::Map::new();
-            body.insert("product_id".into(), json!(product_id));
-            body.insert("skus_id".into(), json!(sku_ids));
-            fields(values, &mut body);
-            body
-        }
-        PriceOp::PutSku {
-            sku_id,
-            product_id,
-            values,
-        } => {
-            let sku = skus
-                .get(sku_id)
-                .ok_or_else(|| SendError::Refused(format!("SKU {sku_id} is not in the index")))?;
-            // `product_id` and `price_cost` are demanded even on a partial update; the current
-            // values come from the index, which checkpoints keep fresh.
-            let cost = values.cost.or(sku.price_cost).ok_or_else(|| {
-                SendError::Refused(format!(
-                    "SKU {sku_id} ({}): the store reported no price_cost, which this update requires; map price_cost",
-                    sku.sku
-                ))
-            })?;
-            let mut body = serde_json::Map::new();
-            body.insert("product_id".into(), json!(product_id));
-            body.insert("sku".into(), json!(sku.sku));
-            body.insert("price_cost".into(), money(cost));
-            if let Some(sale) = values.sale.or(sku.price_sale) {
-                body.insert("price_sale".into(), money(sale));
-            }
-            fields(values, &mut body);
-            body
+        PriceOp::BatchUpdate { values, .. } | PriceOp::OneSku { values, .. } => {
+            batch_body(product_id, &sku_ids, values)
         }
     };
-    let body = Value::Object(body);
     state.price_intent_record(&job.name, &entries).await?;
-    let result = match op {
-        PriceOp::PutSku { sku_id, .. } => client.put_sku(*sku_id, &body).await,
-        PriceOp::BatchUpdate { product_id, .. } => {
-            match client.batch_update_skus(*product_id, &body).await {
-                Ok(answer) => wait_for_batch(client, *product_id, &answer).await,
-                Err(e) => Err(e),
-            }
-        }
-    };
-    match result {
-        Ok(()) => {
-            state.checkpoint_prices(&job.name, store, &entries).await?;
-            Ok(())
-        }
+    let answer = match client.batch_update_skus(product_id, &body).await {
+        Ok(answer) => answer,
         Err(e) => {
             // A refusal with a status was not applied; anything else is checked next run.
             if e.status().is_some() {
-                let ids: Vec<u64> = entries.iter().map(|(s, _)| *s).collect();
-                let _ = state.price_intents_clear(&job.name, &ids);
+                let _ = state.price_intents_clear(&job.name, &sku_ids);
             }
-            Err(e.into())
+            return Err(e.into());
         }
-    }
+    };
+    // From here the write was accepted: until it is seen finished its outcome is unknown, and
+    // the intents stay for the next run to check.
+    wait_for_batch(client, product_id, &answer).await?;
+    state.checkpoint_prices(&job.name, store, &entries).await?;
+    Ok(())
 }
 
 fn is_finished(data: &Value) -> Option<bool> {
@@ -340,46 +406,44 @@ fn is_finished(data: &Value) -> Option<bool> {
 }
 
 /// A batch update answered `async` (or not finished): follow its progress endpoint until it
-/// finishes, so the checkpoint records what the store really holds.
+/// finishes, so the checkpoint records what the store really holds. Only this product's own
+/// batch can be the most recent one the endpoint reports: its writes go one at a time.
 async fn wait_for_batch(
     client: &ShopClient,
     product_id: u64,
     answer: &Value,
-) -> Result<(), ApiError> {
+) -> Result<(), SendError> {
     let sync = answer
         .get("type")
         .and_then(Value::as_str)
         .is_some_and(|t| t.eq_ignore_ascii_case("sync"));
-    if sync || is_finished(answer) == Some(true) {
-        return Ok(());
+    let unknown = |why: String| {
+        SendError::Refused(format!(
+            "the batch update of product {product_id} {why}; its outcome is unknown and the next run checks these SKUs against the store"
+        ))
+    };
+    match is_finished(answer) {
+        Some(true) => return Ok(()),
+        Some(false) => return Err(unknown(format!("ended as {answer}"))),
+        None if sync && answer.get("status").is_none() => return Ok(()),
+        None => {}
     }
     let started = tokio::time::Instant::now();
     let mut delay = Duration::from_millis(250);
     loop {
         tokio::time::sleep(delay).await;
-        let progress = client.batch_update_progress(product_id).await?;
+        let progress = client
+            .batch_update_progress(product_id)
+            .await
+            .map_err(|e: ApiError| unknown(format!("could not be followed: {e}")))?;
         match is_finished(&progress) {
             Some(true) => return Ok(()),
-            Some(false) => {
-                return Err(ApiError::Status {
-                    method: "GET".into(),
-                    route: format!("catalog/products/{product_id}/skus/batch-update-skus-progress"),
-                    status: 200,
-                    message: format!("the batch update ended as {progress}"),
-                    body: progress.to_string(),
-                });
-            }
+            Some(false) => return Err(unknown(format!("ended as {progress}"))),
             None if started.elapsed() > BATCH_PROGRESS_TIMEOUT => {
-                return Err(ApiError::Exhausted {
-                    method: "GET".into(),
-                    route: format!("catalog/products/{product_id}/skus/batch-update-skus-progress"),
-                    attempts: 0,
-                    last: format!(
-                        "still not finished after {} s",
-                        BATCH_PROGRESS_TIMEOUT.as_secs()
-                    ),
-                    maybe_applied: true,
-                });
+                return Err(unknown(format!(
+                    "was still not finished after {} s",
+                    BATCH_PROGRESS_TIMEOUT.as_secs()
+                )));
             }
             None => delay = (delay * 2).min(Duration::from_secs(5)),
         }

@@ -1,14 +1,18 @@
 //! The price plan: feed × SKU index × last pushed prices → the fewest requests.
 //!
 //! Pure. Rules per SKU, in order: markup and rounding on sale and discount prices (cost is
-//! taken as is), two decimals; a discount not below the sale price refuses the row; a
-//! sale/discount price below the cost, or a price moving more than `max_change_pct`, refuses
-//! the SKU. Blank cells leave their field alone. A change is a value that differs from what this job last
-//! pushed (or every value, with `full`).
+//! taken as is; a zero discount, "no promotion", stays zero), two decimals; a discount not below
+//! the sale price refuses the row; a new sale price below the store's current discount refuses
+//! the SKU unless the same row sets the discount (the store would show a promotion nobody asked
+//! for); a sale/discount price below the cost, or a price moving more than `max_change_pct`,
+//! refuses the SKU. Blank cells leave their field alone. A change is a value that differs from
+//! what this job last pushed (or every value, with `full`).
 //!
 //! Requests: within a product, changed SKUs that get the same new values for the same fields go
 //! in one `PUT /catalog/products/{id}/skus/batch-update-skus`; any other changed SKU gets its
-//! own `PUT /catalog/skus/{id}`.
+//! own batch update selecting only it, carrying only its changed fields. (`PUT
+//! /catalog/skus/{id}` is never used: it demands `price_cost` and `price_sale`, so a write of
+//! one field would re-send the others from a possibly stale index and revert edits made since.)
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -31,8 +35,8 @@ pub enum PriceOp {
         sku_ids: Vec<u64>,
         values: PriceFields,
     },
-    /// One SKU's changed fields.
-    PutSku {
+    /// One SKU's changed fields (a batch update selecting only that SKU).
+    OneSku {
         sku_id: u64,
         product_id: u64,
         values: PriceFields,
@@ -42,7 +46,7 @@ pub enum PriceOp {
 impl PriceOp {
     pub fn product_id(&self) -> u64 {
         match self {
-            PriceOp::BatchUpdate { product_id, .. } | PriceOp::PutSku { product_id, .. } => {
+            PriceOp::BatchUpdate { product_id, .. } | PriceOp::OneSku { product_id, .. } => {
                 *product_id
             }
         }
@@ -54,14 +58,14 @@ impl PriceOp {
             PriceOp::BatchUpdate {
                 sku_ids, values, ..
             } => sku_ids.iter().map(|s| (*s, *values)).collect(),
-            PriceOp::PutSku { sku_id, values, .. } => vec![(*sku_id, *values)],
+            PriceOp::OneSku { sku_id, values, .. } => vec![(*sku_id, *values)],
         }
     }
 
     pub fn route(&self) -> &'static str {
         match self {
             PriceOp::BatchUpdate { .. } => "PUT catalog/products/{id}/skus/batch-update-skus",
-            PriceOp::PutSku { .. } => "PUT catalog/skus/{id}",
+            PriceOp::OneSku { .. } => "PUT catalog/products/{id}/skus/batch-update-skus (one SKU)",
         }
     }
 }
@@ -115,7 +119,10 @@ pub fn plan_prices(input: &PricePlanInput<'_>) -> PricePlan {
         let raw = row.value;
         let want = PriceFields {
             sale: raw.sale.map(|p| sale_price(p, m)),
-            discount: raw.discount.map(|p| sale_price(p, m)),
+            // Zero means "no promotion": no markup or rounding may turn it into a price.
+            discount: raw
+                .discount
+                .map(|p| if p.is_zero() { p } else { sale_price(p, m) }),
             cost: raw.cost.map(two_places),
         };
         let pushed = input.pushed.get(sku_id).copied().unwrap_or_default();
@@ -145,6 +152,29 @@ pub fn plan_prices(input: &PricePlanInput<'_>) -> PricePlan {
                 col,
                 d,
                 format!("discount price {d:.2} is not below the sale price {s:.2}"),
+            );
+            continue;
+        }
+        // A new sale price below the promotion the store shows now would make that promotion
+        // one nobody asked for: only a row that also sets the discount may do it.
+        if want.discount.is_none()
+            && let Some(s) = want.sale
+            && s != sku.price_sale.or(pushed.sale).unwrap_or(s + Decimal::ONE)
+            && let Some(d) = sku.price_discount.or(pushed.discount)
+            && d > Decimal::ZERO
+            && s < d
+        {
+            let fix = match m.price_discount.as_deref() {
+                Some(col) => format!("set the discount (column {col}) in the same row"),
+                None => "map a price_discount column and set the discount in the same row".into(),
+            };
+            refuse(
+                &mut plan,
+                m.price_sale.as_str(),
+                s,
+                format!(
+                    "sale price {s:.2} is below the store's current discount price {d:.2}, which would show as a promotion; {fix}"
+                ),
             );
             continue;
         }
@@ -288,7 +318,7 @@ pub fn plan_prices(input: &PricePlanInput<'_>) -> PricePlan {
         }
         singles.sort_by_key(|s| s.0);
         for (sku_id, values) in singles {
-            plan.ops.push(PriceOp::PutSku {
+            plan.ops.push(PriceOp::OneSku {
                 sku_id,
                 product_id,
                 values,
@@ -371,8 +401,23 @@ mod tests {
     }
 
     fn plan(rows: &[(u64, u64, PriceFields)], m: &PriceMapping) -> PricePlan {
-        let skus: HashMap<u64, IndexedSku> =
-            rows.iter().map(|(id, p, _)| (*id, sku(*id, *p))).collect();
+        plan_with(rows, m, |_| {})
+    }
+
+    /// `plan`, with the store's SKUs edited by `edit` first.
+    fn plan_with(
+        rows: &[(u64, u64, PriceFields)],
+        m: &PriceMapping,
+        edit: impl Fn(&mut IndexedSku),
+    ) -> PricePlan {
+        let skus: HashMap<u64, IndexedSku> = rows
+            .iter()
+            .map(|(id, p, _)| {
+                let mut s = sku(*id, *p);
+                edit(&mut s);
+                (*id, s)
+            })
+            .collect();
         let mut feed = PriceFeed::default();
         for (i, (id, _, v)) in rows.iter().enumerate() {
             feed.rows.insert(
@@ -415,7 +460,7 @@ mod tests {
     }
 
     #[test]
-    fn shared_prices_are_one_batch_and_the_odd_one_out_a_sku_update() {
+    fn shared_prices_are_one_batch_and_the_odd_one_out_a_batch_of_its_own() {
         let p = plan(
             &[
                 (1, 10, sale("110")),
@@ -433,12 +478,12 @@ mod tests {
                     sku_ids: vec![1, 2],
                     values: sale("110")
                 },
-                PriceOp::PutSku {
+                PriceOp::OneSku {
                     sku_id: 3,
                     product_id: 10,
                     values: sale("120")
                 },
-                PriceOp::PutSku {
+                PriceOp::OneSku {
                     sku_id: 4,
                     product_id: 11,
                     values: sale("90")
@@ -497,12 +542,88 @@ mod tests {
         assert!(reasons[2].contains("below the cost"), "{reasons:?}");
         assert_eq!(
             p.ops,
-            vec![PriceOp::PutSku {
+            vec![PriceOp::OneSku {
                 sku_id: 4,
                 product_id: 10,
                 values: PriceFields {
                     cost: Some(d("45")),
                     ..PriceFields::default()
+                }
+            }]
+        );
+    }
+
+    #[test]
+    fn a_sale_price_below_the_stores_discount_needs_the_discount_in_the_same_row() {
+        let on_promotion = |s: &mut IndexedSku| {
+            if s.id != 3 {
+                s.price_discount = Some(d("80"));
+            }
+        };
+        let p = plan_with(
+            &[
+                (1, 10, sale("70")), // below the promotion at 80, discount blank
+                (
+                    2,
+                    10,
+                    PriceFields {
+                        sale: Some(d("70")),
+                        discount: Some(d("60")),
+                        cost: None,
+                    },
+                ), // the row moves the promotion too
+                (3, 11, sale("70")), // no promotion in the store
+                (4, 12, sale("90")), // still above the promotion
+            ],
+            &mapping(),
+            on_promotion,
+        );
+        assert_eq!(p.refused.len(), 1, "{:?}", p.refused);
+        let r = &p.refused[0];
+        assert_eq!(
+            (r.row, r.column.as_str(), r.value.as_str()),
+            (2, "PRECO", "70.00")
+        );
+        assert!(
+            r.reason.contains("discount price 80.00") && r.reason.contains("column PROMO"),
+            "{}",
+            r.reason
+        );
+        let sent: Vec<u64> = p
+            .ops
+            .iter()
+            .flat_map(|o| o.entries())
+            .map(|e| e.0)
+            .collect();
+        assert_eq!(sent, vec![2, 3, 4]);
+    }
+
+    #[test]
+    fn a_zero_discount_means_no_promotion_through_markup_and_rounding() {
+        let mut m = mapping();
+        m.markup = d("1.5");
+        m.round_to = RoundTo::parse("0.90");
+        let p = plan(
+            &[(
+                1,
+                10,
+                PriceFields {
+                    sale: Some(d("60")),
+                    discount: Some(d("0")),
+                    cost: None,
+                },
+            )],
+            &m,
+        );
+        assert_eq!(
+            p.ops,
+            vec![PriceOp::OneSku {
+                sku_id: 1,
+                product_id: 10,
+                values: PriceFields {
+                    sale: Some(d("90.90")),
+                    discount: Some(d("0")),
+                    cost: None,
                 }
             }]
         );

@@ -435,7 +435,9 @@ impl ShopClient {
         }
     }
 
-    /// `PUT /catalog/skus/{id}`: absolute values, so safe to retry.
+    /// `PUT /catalog/skus/{id}`: absolute values, so safe to retry. Price jobs do not use it: it
+    /// demands `price_cost` and `price_sale`, so a one-field change would re-send the others from
+    /// a possibly stale read (a batch update selecting one SKU carries only the changed fields).
     pub async fn put_sku(&self, sku_id: u64, body: &Value) -> Result<(), ApiError> {
         self.send(
             Method::PUT,

@@ -252,6 +252,36 @@ impl Simulator {
         lock(&self.shared().state).prices.async_delay = d;
     }
 
+    /// Batch updates received and not applied yet.
+    pub fn pending_batch_updates(&self) -> usize {
+        let mut st = lock(&self.shared().state);
+        prices::settle(&mut st, Instant::now());
+        st.prices
+            .batches
+            .values()
+            .flatten()
+            .filter(|b| b.is_pending())
+            .count()
+    }
+
+    /// Batch updates that arrived while an earlier batch of the same product was still pending.
+    pub fn batch_updates_queued_behind(&self) -> usize {
+        lock(&self.shared().state).prices.queued_behind
+    }
+
+    /// An admin sets this SKU's `price_sale` just before the next price write (SKU or batch
+    /// update) is handled: an edit made after the client read its SKU index.
+    pub fn admin_sets_sale_before_next_price_write(
+        &self,
+        sku_id: u64,
+        price_sale: rust_decimal::Decimal,
+    ) {
+        lock(&self.shared().state)
+            .prices
+            .admin_sale_before_next_write
+            .push((sku_id, price_sale));
+    }
+
     /// Batch-edit calls applied so far (each call applies again: the edit is relative).
     pub fn batch_edits_applied(&self) -> usize {
         lock(&self.shared().state).prices.edits_applied

@@ -1,10 +1,13 @@
 //! Price endpoints: `PUT /catalog/skus/{id}`, `PUT /catalog/products/{id}/skus/batch-update-skus`
 //! with its progress endpoint, and `PUT /catalog/products/batch-edit` (API-NOTES §6, seed doc).
 //!
-//! A batch update above the threshold is asynchronous: it is answered `queued` and applied when
-//! its delay has passed. The store runs synchronously under one lock, so due batches are applied
-//! lazily (`settle`) at the start of every request and every accessor, which is equivalent to a
-//! background worker for anything that can observe the store.
+//! A batch update above the threshold, or one that arrives while an earlier batch of the same
+//! product is still pending, is asynchronous: it is answered `queued`, kept in its product's queue
+//! and applied, in the order received, when its delay has passed. The progress endpoint has no
+//! batch id: it reports the most recent batch of the product, and says `finished` only once that
+//! batch has really been applied. The store runs synchronously under one lock, so due batches are
+//! applied lazily (`settle`) at the start of every request and every accessor, which is
+//! equivalent to a background worker for anything that can observe the store.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -22,8 +25,14 @@ pub(super) struct PriceState {
     /// Above this many selected SKUs, a batch update is asynchronous.
     pub async_threshold: usize,
     pub async_delay: Duration,
-    /// Latest batch update per product.
-    pub batches: HashMap<u64, Batch>,
+    /// Batch updates per product in the order received: the pending ones, behind the most
+    /// recent finished one (older finished batches are no longer observable and are dropped).
+    pub batches: HashMap<u64, Vec<Batch>>,
+    /// Batch updates received while an earlier batch of the same product was still pending.
+    pub queued_behind: usize,
+    /// Admin edits (SKU, `price_sale`) made just before the next price write is handled: an
+    /// edit that lands after the client read the SKU index. Off unless a test sets it.
+    pub admin_sale_before_next_write: Vec<(u64, Decimal)>,
     /// Batch-edit calls applied so far.
     pub edits_applied: usize,
 }
@@ -34,6 +43,8 @@ impl Default for PriceState {
             async_threshold: 10,
             async_delay: Duration::from_millis(300),
             batches: HashMap::new(),
+            queued_behind: 0,
+            admin_sale_before_next_write: Vec::new(),
             edits_applied: 0,
         }
     }
@@ -47,6 +58,12 @@ pub(super) struct Batch {
     apply_at: Instant,
     started_at: NaiveDateTime,
     finished_at: Option<NaiveDateTime>,
+}
+
+impl Batch {
+    pub(super) fn is_pending(&self) -> bool {
+        self.finished_at.is_none()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -128,32 +145,73 @@ fn apply(st: &mut State, sku_id: u64, p: Prices, now: NaiveDateTime) {
     }
 }
 
-/// Applies asynchronous batches whose time has come.
+/// Applies asynchronous batches whose time has come, each product's in the order received (a
+/// batch never overtakes an earlier one of its product).
 pub(super) fn settle(st: &mut State, now: Instant) {
-    let due: Vec<u64> = st
-        .prices
-        .batches
-        .iter()
-        .filter(|(_, b)| b.finished_at.is_none() && b.apply_at <= now)
-        .map(|(p, _)| *p)
-        .collect();
-    for product in due {
-        let Some(batch) = st.prices.batches.get(&product).cloned() else {
+    let mut due: Vec<(u64, usize)> = Vec::new();
+    for (product, queue) in &st.prices.batches {
+        for (i, b) in queue.iter().enumerate() {
+            if b.finished_at.is_some() {
+                continue;
+            }
+            if b.apply_at > now {
+                break;
+            }
+            due.push((*product, i));
+        }
+    }
+    due.sort_unstable();
+    for (product, i) in due {
+        let Some(batch) = st
+            .prices
+            .batches
+            .get(&product)
+            .and_then(|q| q.get(i))
+            .cloned()
+        else {
             continue;
         };
         let stamp = store_now();
         for id in &batch.sku_ids {
             apply(st, *id, batch.values, stamp);
         }
-        if let Some(b) = st.prices.batches.get_mut(&product) {
+        if let Some(b) = st
+            .prices
+            .batches
+            .get_mut(&product)
+            .and_then(|q| q.get_mut(i))
+        {
             b.finished_at = Some(stamp);
         }
+    }
+    for queue in st.prices.batches.values_mut() {
+        while queue.len() > 1 && queue[0].finished_at.is_some() {
+            queue.remove(0);
+        }
+    }
+}
+
+/// The test hook's admin edits, made as the next price write arrives.
+fn admin_edits(st: &mut State) {
+    let edits = std::mem::take(&mut st.prices.admin_sale_before_next_write);
+    let stamp = store_now();
+    for (sku, sale) in edits {
+        apply(
+            st,
+            sku,
+            Prices {
+                sale: Some(sale),
+                ..Prices::default()
+            },
+            stamp,
+        );
     }
 }
 
 /// `PUT /catalog/skus/{id}`: `product_id` and `price_cost` are required even for a partial
 /// update (as the community reports); omitted fields keep their value.
 pub(super) fn put_sku(st: &mut State, sku_id: u64, raw: &[u8]) -> Result<(u16, Value), Errors> {
+    admin_edits(st);
     let Some(sku) = st.sku(sku_id) else {
         return Ok((404, json!({ "message": "Not Found." })));
     };
@@ -187,6 +245,7 @@ pub(super) fn batch_update(
     product_id: u64,
     raw: &[u8],
 ) -> Result<(u16, Value), Errors> {
+    admin_edits(st);
     let Some(product) = st.product(product_id) else {
         return Ok((404, json!({ "message": "Not Found." })));
     };
@@ -236,55 +295,67 @@ pub(super) fn batch_update(
     }
     let now = Instant::now();
     let started = store_now();
-    if selected.len() <= st.prices.async_threshold {
+    let (threshold, delay) = (st.prices.async_threshold, st.prices.async_delay);
+    let queue = st.prices.batches.entry(product_id).or_default();
+    let pending_until = queue
+        .iter()
+        .filter(|b| b.finished_at.is_none())
+        .map(|b| b.apply_at)
+        .max();
+    if pending_until.is_none() && selected.len() <= threshold {
+        queue.push(Batch {
+            sku_ids: selected.clone(),
+            values,
+            queued_at: now,
+            apply_at: now,
+            started_at: started,
+            finished_at: Some(started),
+        });
         for id in &selected {
             apply(st, *id, values, started);
         }
-        st.prices.batches.insert(
-            product_id,
-            Batch {
-                sku_ids: selected.clone(),
-                values,
-                queued_at: now,
-                apply_at: now,
-                started_at: started,
-                finished_at: Some(started),
-            },
-        );
         return Ok((
             200,
             json!({ "data": { "type": "sync", "updated": selected.len(), "status": "finished" } }),
         ));
     }
-    let delay = st.prices.async_delay;
-    st.prices.batches.insert(
-        product_id,
-        Batch {
-            sku_ids: selected,
-            values,
-            queued_at: now,
-            apply_at: now + delay,
-            started_at: started,
-            finished_at: None,
-        },
-    );
+    // Queued behind the product's pending batches: applied after them, never before.
+    let apply_at = pending_until.map_or(now, |t| t.max(now)) + delay;
+    queue.push(Batch {
+        sku_ids: selected,
+        values,
+        queued_at: now,
+        apply_at,
+        started_at: started,
+        finished_at: None,
+    });
+    if pending_until.is_some() {
+        st.prices.queued_behind += 1;
+    }
     Ok((
         200,
         json!({ "data": { "type": "async", "updated": 0, "status": "queued" } }),
     ))
 }
 
-/// `GET /catalog/products/{product}/skus/batch-update-skus-progress`.
+/// `GET /catalog/products/{product}/skus/batch-update-skus-progress`: the product's most recent
+/// batch. A batch applies all at once, so it has processed nothing until it is finished.
 pub(super) fn batch_progress(st: &State, product_id: u64) -> (u16, Value) {
-    let Some(b) = st.prices.batches.get(&product_id) else {
+    let Some(queue) = st.prices.batches.get(&product_id) else {
+        return (404, json!({ "message": "Not Found." }));
+    };
+    let Some(b) = queue.last() else {
         return (404, json!({ "message": "Not Found." }));
     };
     let now = Instant::now();
     let total = b.sku_ids.len();
+    let waiting_for_earlier = queue.len() > 1 && queue[queue.len() - 2].finished_at.is_none();
     let (status, processed) = match b.finished_at {
         Some(_) => ("finished", total),
-        None if now < b.queued_at + (b.apply_at - b.queued_at) / 2 => ("queued", 0),
-        None => ("processing", total / 2),
+        None if waiting_for_earlier || now < b.queued_at + (b.apply_at - b.queued_at) / 2 => {
+            ("queued", 0)
+        }
+        None => ("processing", 0),
     };
     let updated = b.finished_at.unwrap_or(b.started_at);
     (

@@ -83,6 +83,19 @@ impl PriceFields {
         self.discount = other.discount.or(self.discount);
         self.cost = other.cost.or(self.cost);
     }
+
+    /// Clears every field `other` sets.
+    pub fn forget(&mut self, other: &PriceFields) {
+        if other.sale.is_some() {
+            self.sale = None;
+        }
+        if other.discount.is_some() {
+            self.discount = None;
+        }
+        if other.cost.is_some() {
+            self.cost = None;
+        }
+    }
 }
 
 /// Where a scheduled batch edit stands. `Sending` is written (and fsync'd) before the request
@@ -573,6 +586,34 @@ impl StateStore {
         }
         tree.apply_batch(batch).map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// Interrupted writes the store does not confirm: the fields they were sending are dropped
+    /// from the last pushed prices (so the feed plans them again) and the intents removed,
+    /// atomically, then fsync'd.
+    pub async fn price_intents_forget(
+        &self,
+        job: &str,
+        entries: &[(u64, PriceFields)],
+    ) -> Result<(), StateError> {
+        let tree = self.tree(&format!("job/{job}"))?;
+        let mut batch = sled::Batch::default();
+        for (sku, sent) in entries {
+            let key = sku_key(b'm', *sku);
+            if let Some(v) = tree.get(key).map_err(|e| self.err(e))? {
+                let mut pushed: PriceFields = serde_json::from_slice(&v).unwrap_or_default();
+                pushed.forget(sent);
+                if pushed == PriceFields::default() {
+                    batch.remove(&key[..]);
+                } else {
+                    let bytes = serde_json::to_vec(&pushed).map_err(|e| self.err(e))?;
+                    batch.insert(&key[..], bytes);
+                }
+            }
+            batch.remove(&sku_key(b'k', *sku)[..]);
+        }
+        tree.apply_batch(batch).map_err(|e| self.err(e))?;
+        self.flush().await
     }
 
     /// The checkpoint: the sent fields merged into the last pushed prices, the intents removed,
