@@ -94,7 +94,8 @@ async fn a_price_with_a_stray_decimal_point_is_refused_not_multiplied() {
     env.mapping = PRICE_MAPPING.into();
     let mut feed = String::from("Código;Preço\n");
     for (i, (_, _, code)) in skus.iter().enumerate() {
-        let p = if i == 0 { "12.50" } else { "10,00" };
+        // Above every store discount: a sale price below it would be refused on its own.
+        let p = if i == 0 { "12.50" } else { "10000,00" };
         feed.push_str(&format!("{code};{p}\n"));
     }
     let before = env.sim.sku_prices(skus[0].1).unwrap();
@@ -200,7 +201,7 @@ async fn a_price_cell_of_1e30_rejects_the_row() {
     for (i, (_, _, code)) in skus.iter().enumerate() {
         let r = i as u32 + 1;
         ws.write_string(r, 0, code).unwrap();
-        ws.write_number(r, 1, if i == 0 { 1e30 } else { 10.0 })
+        ws.write_number(r, 1, if i == 0 { 1e30 } else { 10000.0 })
             .unwrap();
     }
     wb.save(env.path("erp/precos-1.xlsx")).unwrap();
