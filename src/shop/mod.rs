@@ -149,8 +149,8 @@ pub struct SkuListing {
 }
 
 /// A paginated list read to its end.
-pub struct Listing {
-    pub items: Vec<Value>,
+pub struct Listing<T = Value> {
+    pub items: Vec<T>,
     /// The server's `Date` when the first page was answered.
     pub server_date: Option<chrono::DateTime<chrono::Utc>>,
 }
@@ -516,7 +516,7 @@ impl ShopClient {
         query: &[(&str, String)],
         on_page: impl FnMut(u64, Option<u64>),
     ) -> Result<Vec<Value>, ApiError> {
-        Ok(self.list_pages(path, query, on_page).await?.items)
+        Ok(self.list_pages(path, query, on_page, Some).await?.items)
     }
 
     /// Every item of a paginated list, and the server's clock when its first page was read.
@@ -525,13 +525,15 @@ impl ShopClient {
     /// current one) or, when a page carries no pagination at all, while pages come back full.
     /// A listing that does not end is an error, never a hang: a page past what `total` needs
     /// (with room for growth during the scan), a page that repeats an earlier one (same
-    /// `current_page`, or same first and last ids), or more than `max_pages` pages.
-    pub async fn list_pages(
+    /// `current_page`, or same first and last ids), or more than `max_pages` pages. Each item
+    /// goes through `keep` as its page arrives, so only what the caller keeps stays in memory.
+    pub async fn list_pages<T>(
         &self,
         path: &str,
         query: &[(&str, String)],
         mut on_page: impl FnMut(u64, Option<u64>),
-    ) -> Result<Listing, ApiError> {
+        mut keep: impl FnMut(Value) -> Option<T>,
+    ) -> Result<Listing<T>, ApiError> {
         let route = route_label(path);
         let broken = |message: String| ApiError::Decode {
             method: "GET".into(),
@@ -604,7 +606,7 @@ impl ShopClient {
             let no_pagination = pagination == Pagination::default();
             let more = pagination.has_more(page) || (no_pagination && len > 0 && len >= first);
             let empty = data.is_empty();
-            out.extend(data);
+            out.extend(data.into_iter().filter_map(&mut keep));
             if empty || !more {
                 return Ok(Listing {
                     items: out,
@@ -631,13 +633,11 @@ impl ShopClient {
         if let Some((from, to)) = updated {
             q.push(("date", format!("updated_at:{from}|{to}")));
         }
-        let listing = self.list_pages("catalog/skus", &q, on_page).await?;
+        let listing = self
+            .list_pages("catalog/skus", &q, on_page, |v| IndexedSku::from_api(&v))
+            .await?;
         Ok(SkuListing {
-            skus: listing
-                .items
-                .iter()
-                .filter_map(IndexedSku::from_api)
-                .collect(),
+            skus: listing.items,
             server_date: listing.server_date,
         })
     }
