@@ -180,6 +180,27 @@ enum Attempt {
     TimedOut,
 }
 
+/// The body as text, read chunk by chunk; `None` as soon as it exceeds `max` bytes.
+async fn read_capped(
+    resp: &mut reqwest::Response,
+    max: usize,
+) -> Result<Option<String>, reqwest::Error> {
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Ok(None);
+    }
+    let mut buf: Vec<u8> = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if buf.len() + chunk.len() > max {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Some(match String::from_utf8(buf) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }))
+}
+
 /// `64 MB`, or bytes for caps below a megabyte.
 fn size_text(bytes: usize) -> String {
     const MB: usize = 1024 * 1024;
@@ -487,21 +508,7 @@ impl ShopClient {
                 .map(|d| d.with_timezone(&chrono::Utc)),
             text: None,
         };
-        let max = self.max_body;
-        if resp.content_length().is_some_and(|n| n > max as u64) {
-            return Ok(answer);
-        }
-        let mut buf: Vec<u8> = Vec::new();
-        while let Some(chunk) = resp.chunk().await? {
-            if buf.len() + chunk.len() > max {
-                return Ok(answer);
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        answer.text = Some(match String::from_utf8(buf) {
-            Ok(s) => s,
-            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-        });
+        answer.text = read_capped(&mut resp, self.max_body).await?;
         Ok(answer)
     }
 
@@ -727,7 +734,7 @@ impl ShopClient {
 
     async fn ping_unscrubbed(&self) -> Result<(), ApiError> {
         let url = format!("{}/ping", self.store.base_url);
-        let r = self
+        let mut r = self
             .http
             .get(&url)
             .send()
@@ -743,7 +750,12 @@ impl ShopClient {
             Ok(())
         } else {
             let status = r.status().as_u16();
-            let text = r.text().await.unwrap_or_default();
+            // An error page is read only as far as a short message needs.
+            let text = read_capped(&mut r, 64 * 1024)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default();
             Err(ApiError::Status {
                 method: "GET".into(),
                 route: "ping".into(),
