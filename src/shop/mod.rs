@@ -1,8 +1,11 @@
 //! `ShopClient`: the only code that talks to the Yampi API.
 //!
 //! Every request goes through one path (`send`): route-group limiter, a bounded number in flight,
-//! a timeout, the retry classifier, and per-route counters for reports and tests. Both auth
-//! headers are added here and nowhere else; they never appear in errors or logs.
+//! a timeout over the whole attempt (body included), a cap on the body (`MAX_BODY_BYTES`), the
+//! retry classifier, and per-route counters for reports and tests. Both auth headers are added
+//! here and nowhere else; every error is scrubbed of their values, so even an API that echoes
+//! them back cannot put them in an error, a log or the state store. Listings (`list_pages`)
+//! always end: see the bounds there.
 
 pub mod limit;
 pub mod model;
