@@ -1,14 +1,16 @@
 //! The SKU index: store SKUs by id, kept in the state store, and the key lookups built from it.
 //!
-//! The first run reads the whole catalog (`GET /catalog/skus`, 100 per page). Later runs ask only
-//! for SKUs updated since the last refresh (`date=updated_at:FROM|TO`, with a day of overlap so
-//! time zones and clock skew cannot hide an update), and a full rescan every
-//! `index_full_rescan_hours` (default 24) catches deletions. A write that finds a SKU gone marks
-//! the index for a full rescan on the next run.
+//! The first run reads the whole catalog (`GET /catalog/skus`, 100 per page, ordered by id so
+//! edits during the scan do not shift the pages). Later runs ask only for SKUs updated since the
+//! last refresh started by the server's clock (its `Date` header; `date=updated_at:FROM|TO`
+//! with ten minutes of overlap), so a server clock behind ours cannot hide an update. A full
+//! rescan every `index_full_rescan_hours` (default 24) catches deletions; a SKU it misses is
+//! removed only once the store confirms it is gone (see `settle_missing`). A write that finds a
+//! SKU gone marks the index for a full rescan on the next run.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use chrono::{Duration as ChronoDuration, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, NaiveDateTime, Utc};
 
 use crate::mapping::{MatchField, normalize_key};
 use crate::shop::model::IndexedSku;
@@ -68,6 +70,14 @@ impl SkuIndex {
     }
 }
 
+/// At most this many SKUs missing from a full scan are checked one by one (`GET
+/// /catalog/skus/{id}`); when more are missing they stay until the next full scan misses them
+/// too, so one bad scan cannot empty the index.
+const CONFIRM_MAX: usize = 20;
+/// Incremental refreshes ask for updates from this long before the last refresh started (by
+/// the server's clock), so a write landing while that refresh ran is not missed.
+const OVERLAP_MINUTES: i64 = 10;
+
 /// Brings the stored index up to date and returns it.
 pub async fn refresh(
     client: &ShopClient,
@@ -88,26 +98,29 @@ pub async fn refresh(
     let full = force_full || full_due || meta.last_refresh.is_none();
     let started = Utc::now();
     let fetched;
+    let listing;
+    let mut suspects = meta.suspects.clone();
     if full {
-        let skus = client.list_skus(None, on_page).await?;
-        fetched = skus.len();
-        state.index_store(&store, &skus, true)?;
+        listing = client.list_skus(None, on_page).await?;
+        fetched = listing.skus.len();
+        suspects = settle_missing(client, state, &store, &listing.skus, &meta.suspects).await?;
     } else {
-        // Times in the store's zone (Yampi answers in America/Sao_Paulo), with ten minutes of
-        // overlap so clock differences cannot hide an update. Servers that only understand the
-        // legacy day form (`YYYY-MM-DD`) get that, with a day of overlap, after a 400/422.
+        // Times in the store's zone (Yampi answers in America/Sao_Paulo), from the server's
+        // clock at the last refresh (our own clock may differ from it), with some overlap.
+        // Servers that only understand the legacy day form (`YYYY-MM-DD`) get that, with a day
+        // of overlap, after a 400/422.
         let tz = chrono_tz::America::Sao_Paulo;
-        let since = meta.last_refresh.unwrap_or(now);
-        let until = (now + ChronoDuration::days(1)).with_timezone(&tz);
+        let since = meta.watermark.or(meta.last_refresh).unwrap_or(now);
+        let until = (now.max(since) + ChronoDuration::days(1)).with_timezone(&tz);
         let precise = (
-            (since - ChronoDuration::minutes(10))
+            (since - ChronoDuration::minutes(OVERLAP_MINUTES))
                 .with_timezone(&tz)
                 .format("%Y-%m-%d %H:%M:%S")
                 .to_string(),
             until.format("%Y-%m-%d 23:59:59").to_string(),
         );
         let mut on_page = on_page;
-        let skus = match client.list_skus(Some(precise), &mut on_page).await {
+        listing = match client.list_skus(Some(precise), &mut on_page).await {
             Err(ApiError::Status {
                 status: 400 | 422, ..
             }) => {
@@ -120,13 +133,24 @@ pub async fn refresh(
             }
             other => other?,
         };
-        fetched = skus.len();
-        state.index_store(&store, &skus, false)?;
+        fetched = listing.skus.len();
+        state.index_store(&store, &listing.skus, false)?;
     }
+    // The server's clock when this refresh started; without a `Date` header, the newest
+    // update seen (never moving back), and only as a last resort our own clock.
+    let watermark = listing.server_date.unwrap_or_else(|| {
+        newest_update(&listing.skus)
+            .into_iter()
+            .chain(meta.watermark)
+            .max()
+            .unwrap_or(started)
+    });
     let new_meta = IndexMeta {
         v: 1,
         last_full: if full { Some(started) } else { meta.last_full },
         last_refresh: Some(started),
+        watermark: Some(watermark),
+        suspects,
     };
     state.set_index_meta(&store, &new_meta)?;
     let skus = state.index_load(&store)?;
@@ -142,6 +166,83 @@ pub async fn refresh(
         was_full: full,
         fetched,
     })
+}
+
+/// Stores a full scan and deals with the indexed SKUs it did not see. A scan can miss a SKU
+/// that still exists (a deletion earlier in the order shifts the pages), so a SKU is removed
+/// only once the store says it is gone: a few are checked one by one (404 = gone); when many
+/// are missing, those the previous full scan also missed go and the rest wait for the next
+/// one. Returns the SKUs still unconfirmed.
+async fn settle_missing(
+    client: &ShopClient,
+    state: &StateStore,
+    store: &str,
+    scanned: &[IndexedSku],
+    previous_suspects: &[u64],
+) -> Result<Vec<u64>, IndexError> {
+    let seen: HashSet<u64> = scanned.iter().map(|s| s.id).collect();
+    let mut missing: Vec<u64> = state
+        .index_load(store)?
+        .into_keys()
+        .filter(|id| !seen.contains(id))
+        .collect();
+    missing.sort_unstable();
+    state.index_store(store, scanned, false)?;
+    let mut gone = Vec::new();
+    let mut unconfirmed = Vec::new();
+    if missing.len() <= CONFIRM_MAX {
+        let mut found = Vec::new();
+        for id in missing {
+            match client.sku(id).await {
+                Ok(None) => gone.push(id),
+                Ok(Some(sku)) => found.push(sku),
+                Err(e) => {
+                    tracing::warn!(
+                        store,
+                        sku = id,
+                        "A SKU the scan missed could not be checked, so it stays in the index until the next full scan: {e}"
+                    );
+                    unconfirmed.push(id);
+                }
+            }
+        }
+        if !found.is_empty() {
+            tracing::info!(
+                store,
+                skus = found.len(),
+                "SKUs the scan missed still exist (the pages shifted during the scan); kept"
+            );
+            state.index_store(store, &found, false)?;
+        }
+    } else {
+        let before: HashSet<u64> = previous_suspects.iter().copied().collect();
+        let (twice, once): (Vec<u64>, Vec<u64>) =
+            missing.into_iter().partition(|id| before.contains(id));
+        if !once.is_empty() {
+            tracing::warn!(
+                store,
+                skus = once.len(),
+                "The full scan missed many indexed SKUs; they stay until the next full scan confirms they are gone"
+            );
+        }
+        gone = twice;
+        unconfirmed = once;
+    }
+    if !gone.is_empty() {
+        state.index_remove(store, &gone)?;
+    }
+    Ok(unconfirmed)
+}
+
+/// The newest `updated_at` among `skus` (store-local text), as a UTC instant.
+fn newest_update(skus: &[IndexedSku]) -> Option<DateTime<Utc>> {
+    let tz = chrono_tz::America::Sao_Paulo;
+    skus.iter()
+        .filter_map(|s| s.updated_at.as_deref())
+        .filter_map(|t| NaiveDateTime::parse_from_str(t.trim(), "%Y-%m-%d %H:%M:%S").ok())
+        .max()
+        .and_then(|t| t.and_local_timezone(tz).earliest())
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Makes the next refresh a full rescan (a write found a SKU or product gone).

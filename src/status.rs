@@ -95,7 +95,9 @@ pub fn write_snapshot(settings: &Settings, state: &StateStore) {
     let body = json!({ "generated_at": Utc::now(), "pid": std::process::id(), "jobs": rows(settings, state) });
     let path = settings.state_dir.join(SNAPSHOT);
     let tmp = settings.state_dir.join(format!("{SNAPSHOT}.tmp"));
-    let written = std::fs::write(&tmp, body.to_string()).and_then(|_| std::fs::rename(&tmp, &path));
+    // Messages come from the API and earlier runs: no credential may reach the file.
+    let text = crate::config::secret::scrubber(settings).scrub(&body.to_string());
+    let written = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &path));
     if let Err(e) = written {
         tracing::warn!("cannot write {}: {e}", path.display());
     }

@@ -180,6 +180,8 @@ pub async fn run_job(
         })
         .collect();
     report.rate_limited = client.limiter().rate_limited_total() - limited_before;
+    // An API can echo credentials back in an error: nothing written below may carry them.
+    scrub_report(&mut report, &crate::config::secret::scrubber(settings));
 
     // A run skipped because the source did not change leaves no report file.
     if !report.skipped {
@@ -236,4 +238,25 @@ pub async fn run_job(
         _ => tracing::warn!(job = %job.name, exit = report.exit_code, "{line}"),
     }
     report
+}
+
+/// Removes secret values from every text of a report (message, outcomes, reasons).
+fn scrub_report(report: &mut RunReport, sc: &crate::config::secret::Scrubber) {
+    sc.scrub_in_place(&mut report.message);
+    for c in &mut report.changes {
+        if let report::Outcome::Failed(m) = &c.outcome
+            && sc.finds_in(m)
+        {
+            c.outcome = report::Outcome::Failed(sc.scrub(m).into());
+        }
+    }
+    for r in &mut report.rejected {
+        sc.scrub_in_place(&mut r.reason);
+        sc.scrub_in_place(&mut r.value);
+    }
+    for u in &mut report.unmatched {
+        if sc.finds_in(&u.reason) {
+            u.reason = sc.scrub(&u.reason).into();
+        }
+    }
 }

@@ -1,24 +1,26 @@
 //! Per-store, per-route-group throttling so yampi-sync never causes a 429 storm.
 //!
-//! Yampi counts requests per route group in fixed windows and tells the client, on every
-//! response, how many it has left (`X-RateLimit-Remaining`, API-NOTES §2). The limiter spends
-//! exactly that budget: a group sends while the last known remaining quota, minus the requests
-//! still in flight, is above zero; at zero it holds until the window it saw start is over (plus a
-//! small margin), then sends a single probe whose answer tells the new budget. With no answer yet
-//! (first request, after a reset, after a 429) only one request is in flight, so the client can
-//! never overshoot a window it has not heard about.
+//! Yampi counts requests per route group in fixed windows whose boundaries the client cannot see,
+//! and tells it, on every response, how many it has left (`X-RateLimit-Remaining`). Two rules
+//! decide when a group may send, both checked and applied under one lock with no await in
+//! between (so a cancelled `acquire` never holds anything):
 //!
-//! A governor limiter (`limit` per window, burst `limit`) caps the pace locally as well, so a
-//! server that stops sending the headers still sees no more than the configured rate over time.
-//! A lower `X-RateLimit-Limit` than configured slows that limiter to it. A 429 holds the group for
-//! a whole window.
+//! - A sliding-window log of send times: no interval of length `window` ever contains more than
+//!   `limit` sends. Whatever the server's window boundaries are, none of its windows can then see
+//!   more than the limit, with or without rate-limit headers.
+//! - The announced budget: a group sends while the last known remaining quota, minus the requests
+//!   still in flight, is above zero; at zero it holds until the window it saw start is over (plus
+//!   a small margin), then sends a single probe whose answer tells the new budget. With no answer
+//!   yet (first request, after a reset, after a 429) only one request is in flight.
+//!
+//! A lower `X-RateLimit-Limit` than configured lowers the log's limit to it. A 429 holds the group
+//! for a whole window.
 
-use std::num::NonZeroU32;
+use std::collections::VecDeque;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -69,23 +71,24 @@ struct WindowState {
     /// server opened that window when the request reached it, which is no later than this, so
     /// `window_start + window` is never before the window's real end.
     window_start: Option<Instant>,
+    /// Send times within the last `window`, oldest first (at most `limit` of them).
+    sent: VecDeque<Instant>,
+}
+
+/// Why a group cannot send right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Until this instant (a hold, or the oldest send leaving the sliding window).
+    Until(Instant),
+    /// Until an answer in flight tells the budget.
+    Answer,
 }
 
 pub struct GroupLimiter {
     window: Duration,
-    governor: Mutex<Arc<DefaultDirectRateLimiter>>,
     state: Mutex<WindowState>,
     changed: Notify,
     pub rate_limited: AtomicU64,
-}
-
-fn governor_for(limit: u32, window: Duration) -> Arc<DefaultDirectRateLimiter> {
-    let limit = NonZeroU32::new(limit).unwrap_or(NonZeroU32::MIN);
-    let period = (window / limit.get()).max(Duration::from_nanos(1));
-    let quota = Quota::with_period(period)
-        .expect("period is non-zero")
-        .allow_burst(limit);
-    Arc::new(RateLimiter::direct(quota))
 }
 
 /// What the answer to one request said about the quota.
@@ -120,15 +123,16 @@ impl Drop for GroupPermit<'_> {
 
 impl GroupLimiter {
     fn new(limit: u32, window: Duration) -> Self {
+        let limit = limit.max(1);
         Self {
-            window,
-            governor: Mutex::new(governor_for(limit, window)),
+            window: window.max(Duration::from_millis(1)),
             state: Mutex::new(WindowState {
                 limit,
                 remaining: None,
                 in_flight: 0,
                 hold_until: None,
                 window_start: None,
+                sent: VecDeque::with_capacity(limit.min(1024) as usize),
             }),
             changed: Notify::new(),
             rate_limited: AtomicU64::new(0),
@@ -140,54 +144,101 @@ impl GroupLimiter {
         (self.window / 50).max(Duration::from_millis(5))
     }
 
+    /// Whether a request may leave now, and if not, what to wait for.
+    fn check(&self, st: &mut WindowState, now: Instant) -> Option<Wait> {
+        while st.sent.front().is_some_and(|t| *t + self.window <= now) {
+            st.sent.pop_front();
+        }
+        if let Some(h) = st.hold_until
+            && h > now
+        {
+            return Some(Wait::Until(h));
+        }
+        if st.sent.len() >= st.limit as usize {
+            let oldest = st.sent[st.sent.len() - st.limit as usize];
+            return Some(Wait::Until(oldest + self.window));
+        }
+        let available = match st.remaining {
+            None => u32::from(st.in_flight == 0),
+            Some(r) => r.saturating_sub(st.in_flight),
+        };
+        (available == 0).then_some(Wait::Answer)
+    }
+
+    /// Takes the right to send one request now, if both rules allow it. Never waits, so it
+    /// cannot be cancelled half-way: the send is logged and counted in flight together with
+    /// the permit that gives them back.
+    pub fn try_acquire(&self) -> Option<GroupPermit<'_>> {
+        let mut st = self.state.lock().expect("limiter state");
+        let now = Instant::now();
+        if self.check(&mut st, now).is_some() {
+            return None;
+        }
+        st.sent.push_back(now);
+        st.in_flight += 1;
+        Some(GroupPermit {
+            group: self,
+            done: false,
+        })
+    }
+
     /// Waits until this group may send one request.
     pub async fn acquire(&self) -> GroupPermit<'_> {
         loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let wait_until = {
+            if let Some(p) = self.try_acquire() {
+                return p;
+            }
+            let wait = {
                 let mut st = self.state.lock().expect("limiter state");
-                let now = Instant::now();
-                match st.hold_until {
-                    Some(h) if h > now => Some(h),
-                    _ => {
-                        let available = match st.remaining {
-                            None => u32::from(st.in_flight == 0),
-                            Some(r) => r.saturating_sub(st.in_flight),
-                        };
-                        if available > 0 {
-                            st.in_flight += 1;
-                            break;
-                        }
-                        None
-                    }
-                }
+                self.check(&mut st, Instant::now())
             };
-            match wait_until {
-                Some(h) => {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(h) => {}
-                        _ = &mut notified => {}
-                    }
-                }
-                // Waiting for an answer to arrive. If a whole window passes with nothing in
-                // flight and no answer, the budget we believed in is stale: probe again.
-                None => {
-                    if tokio::time::timeout(self.window, notified).await.is_err() {
-                        let mut st = self.state.lock().expect("limiter state");
-                        if st.in_flight == 0 {
-                            st.remaining = None;
-                        }
-                    }
+            self.wait(wait, notified).await;
+        }
+    }
+
+    /// Waits until a `try_acquire` would succeed (another request may still take the chance
+    /// first; callers try and come back).
+    pub async fn ready(&self) {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let wait = {
+                let mut st = self.state.lock().expect("limiter state");
+                self.check(&mut st, Instant::now())
+            };
+            if wait.is_none() {
+                return;
+            }
+            self.wait(wait, notified).await;
+        }
+    }
+
+    async fn wait(
+        &self,
+        wait: Option<Wait>,
+        notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+    ) {
+        match wait {
+            None => {}
+            Some(Wait::Until(h)) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(h) => {}
+                    _ = notified => {}
                 }
             }
-        }
-        let gov = self.governor.lock().expect("limiter").clone();
-        gov.until_ready().await;
-        GroupPermit {
-            group: self,
-            done: false,
+            // Waiting for an answer to arrive. If a whole window passes with nothing in
+            // flight and no answer, the budget we believed in is stale: probe again.
+            Some(Wait::Answer) => {
+                let timed_out = tokio::time::timeout(self.window, notified).await.is_err();
+                let mut st = self.state.lock().expect("limiter state");
+                if timed_out && st.in_flight == 0 {
+                    st.remaining = None;
+                }
+            }
         }
     }
 
@@ -205,7 +256,6 @@ impl GroupLimiter {
                 "The API announces a lower rate limit than configured; slowing down to it"
             );
             st.limit = l;
-            *self.governor.lock().expect("limiter") = governor_for(l, self.window);
         }
         let window_end = |st: &WindowState| match st.window_start {
             Some(ws) if ws + self.window > now => ws + self.window,
@@ -246,6 +296,11 @@ impl GroupLimiter {
         }
         drop(st);
         self.changed.notify_waiters();
+    }
+
+    #[cfg(test)]
+    fn in_flight(&self) -> u32 {
+        self.state.lock().expect("limiter state").in_flight
     }
 }
 
@@ -318,7 +373,6 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn spends_the_announced_budget_then_holds_for_the_window() {
-        // The governor (real clock) allows a burst of 10; the server's answers drive the rest.
         let g = GroupLimiter::new(10, Duration::from_secs(60));
         let t0 = Instant::now();
         // Unknown budget: one probe at a time.
@@ -357,6 +411,87 @@ mod tests {
         let p = tokio::time::timeout(Duration::from_secs(1), g.acquire()).await;
         assert!(p.is_ok(), "stuck after a failed request");
         assert!(t0.elapsed() < Duration::from_secs(1));
+    }
+
+    /// Send times of `n` requests through `g`, each answered at once with `answer`.
+    async fn send_times(g: &GroupLimiter, n: usize, answer: QuotaAnswer) -> Vec<Instant> {
+        let mut times = Vec::new();
+        for _ in 0..n {
+            let p = g.acquire().await;
+            times.push(Instant::now());
+            p.complete(answer);
+        }
+        times
+    }
+
+    fn assert_no_window_over(times: &[Instant], limit: usize, window: Duration) {
+        for (i, w) in times.windows(limit + 1).enumerate() {
+            assert!(
+                w[limit] - w[0] >= window,
+                "requests {i}..={} were sent within {:?} (limit {limit} per {window:?})",
+                i + limit,
+                w[limit] - w[0]
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_headers_no_interval_of_a_window_sees_more_than_the_limit() {
+        let window = Duration::from_secs(10);
+        let g = GroupLimiter::new(3, window);
+        let times = send_times(&g, 8, QuotaAnswer::default()).await;
+        assert_no_window_over(&times, 3, window);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_generous_announced_budget_never_exceeds_the_configured_limit() {
+        let window = Duration::from_secs(10);
+        let g = GroupLimiter::new(3, window);
+        let times = send_times(&g, 8, answer(100, 90)).await;
+        assert_no_window_over(&times, 3, window);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lower_announced_limit_lowers_the_log() {
+        let window = Duration::from_secs(10);
+        let g = GroupLimiter::new(5, window);
+        let times = send_times(&g, 7, answer(2, 1)).await;
+        // The first answer announces 2: from then on no window holds more than 2.
+        assert_no_window_over(&times[1..], 2, window);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_acquire_leaks_no_slot() {
+        let g = GroupLimiter::new(2, Duration::from_secs(60));
+        g.acquire().await.complete(answer(100, 50));
+        g.acquire().await.complete(answer(100, 49));
+        // The window is full: this acquire waits, and is cancelled while waiting.
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), g.acquire())
+                .await
+                .is_err()
+        );
+        assert_eq!(g.in_flight(), 0, "the cancelled acquire left a slot taken");
+        // After a 429 the budget is unknown: a probe needs nothing in flight. A leaked slot
+        // would make the group wait forever.
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        g.acquire().await.complete(QuotaAnswer {
+            rate_limited: true,
+            ..QuotaAnswer::default()
+        });
+        let p = tokio::time::timeout(Duration::from_secs(600), g.acquire()).await;
+        assert!(p.is_ok(), "the group is stuck after a cancelled acquire");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ready_then_try_acquire_takes_the_slot() {
+        let g = GroupLimiter::new(1, Duration::from_secs(10));
+        let t0 = Instant::now();
+        g.try_acquire().expect("free").complete(answer(1, 0));
+        assert!(g.try_acquire().is_none());
+        g.ready().await;
+        assert!(t0.elapsed() >= Duration::from_secs(10));
+        assert!(g.try_acquire().is_some());
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
+use futures::StreamExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -124,6 +125,33 @@ async fn handle(
             lock(&shared.log).finish(seq, 0, handled.applied);
             drop_conn.cancel();
             std::future::pending().await
+        }
+        Outcome::Endless(reply) => {
+            lock(&shared.log).finish(seq, reply.status, handled.applied);
+            let (parts, _) = reply.into_response().into_parts();
+            let chunk = Bytes::from(vec![b' '; 64 * 1024]);
+            let start = futures::stream::once(async { Ok(Bytes::from_static(b"{\"data\":[")) });
+            let rest = futures::stream::repeat_with(move || Ok::<_, Infallible>(chunk.clone()));
+            Ok(Response::from_parts(
+                parts,
+                Body::from_stream(start.chain(rest)),
+            ))
+        }
+        Outcome::Stalled(reply) => {
+            lock(&shared.log).finish(seq, reply.status, handled.applied);
+            let (parts, body) = reply.into_response().into_parts();
+            let full = axum::body::to_bytes(body, MAX_BODY)
+                .await
+                .unwrap_or_default();
+            let half = full.slice(..full.len() / 2);
+            let start = futures::stream::once(async move { Ok::<_, Infallible>(half) });
+            let never = futures::stream::pending();
+            let mut parts = parts;
+            parts.headers.remove(hyper::header::CONTENT_LENGTH);
+            Ok(Response::from_parts(
+                parts,
+                Body::from_stream(start.chain(never)),
+            ))
         }
     }
 }

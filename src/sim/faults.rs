@@ -22,6 +22,33 @@ pub struct Faults {
     pub storm_429: bool,
     /// What `GET /v2/ping` answers instead of 200 `pong` (404, 401, 503, …); `None`: 200.
     pub ping_status: Option<u16>,
+    /// Listing pages carry `"meta": null` (no pagination at all).
+    pub meta_null: bool,
+    /// Listings never end: `total_pages` says 10^9 and every page past the real ones has data
+    /// (the real items again, with new ids). `total` stays honest unless `inflated_total`.
+    pub endless_pages: bool,
+    /// With `endless_pages`, `total` says 10^11 as well.
+    pub inflated_total: bool,
+    /// The last page's `links.next` points back to page 1, and a page past the end is served
+    /// as the page it wraps to (`current_page` included).
+    pub wrap_pages: bool,
+    /// The SKU listing, unless ordered by id ascending, is newest first (`updated_at` desc),
+    /// and before every page after the first an edit bumps the SKU at the end of that order to
+    /// newest: it moves to the front and every page shifts by one.
+    pub shift_pages: bool,
+    /// Before page 2 of a SKU listing is served, the SKU with the lowest id is deleted, so every
+    /// later SKU moves one place toward the front (in id order too).
+    pub delete_between_pages: bool,
+    /// The server's clock runs this far behind the real one: `updated_at` stamps of stock
+    /// writes and admin edits, and the `Date` header.
+    pub clock_behind: Duration,
+    /// Response bodies never end (after the headers, bytes keep coming).
+    pub endless_body: bool,
+    /// Response bodies stop half-way and never finish (the connection stays open).
+    pub stalled_body: bool,
+    /// Every write is answered with this status and an error body that echoes the request's
+    /// headers, credentials included (as some proxies and debug pages do).
+    pub echo_headers: Option<u16>,
     /// Seed of the RNG the faults are drawn from; reseeded whenever faults are set.
     pub seed: u64,
 }

@@ -5,7 +5,9 @@
 //! the `data`/`meta.pagination` envelope, SKU listing with the legacy filter syntax, and
 //! `POST /catalog/products/{id}/stocks/sync` with the `skus[]` body. Faults (5xx, dropped
 //! connections, writes applied then dropped, latency, string pagination, 429 storms) are drawn
-//! from a seeded RNG so tests are reproducible.
+//! from a seeded RNG so tests are reproducible; others are switches (pagination that lies or
+//! never ends, pages that shift mid-scan, a clock behind, bodies that never end or stall, error
+//! bodies echoing the request's headers), all off by default.
 //!
 //! Files: `catalog` (data model and JSON shapes), `limits` (quotas), `faults` (fault draw),
 //! `query` (pagination and filters), `routes` (request processing), `store` (shared state),
@@ -290,16 +292,18 @@ impl Simulator {
     /// Edits a SKU in place (as an admin would) and bumps its `updated_at` to now.
     pub fn update_sku(&self, sku_id: u64, f: impl FnOnce(&mut Sku)) {
         let mut st = lock(&self.shared().state);
+        let now = st.now();
         if let Some(sku) = st.sku_mut(sku_id) {
             f(sku);
-            sku.updated_at = catalog::store_now();
+            sku.updated_at = now;
         }
     }
 
     /// Adds (or replaces) a SKU in its product, creating the product if absent; `updated_at` = now.
     pub fn add_sku(&self, mut sku: Sku) {
-        sku.updated_at = catalog::store_now();
-        lock(&self.shared().state).add_sku(sku);
+        let mut st = lock(&self.shared().state);
+        sku.updated_at = st.now();
+        st.add_sku(sku);
     }
 
     pub fn remove_sku(&self, sku_id: u64) {

@@ -67,27 +67,69 @@ impl PageReq {
     }
 }
 
+/// How the pagination envelope is rendered, and which pagination faults apply.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct PageStyle {
+    /// Numbers as numeric strings and missing links as `""`, as the endpoint docs show.
+    pub strings: bool,
+    /// `"meta": null`.
+    pub meta_null: bool,
+    /// Pages never end: data on every page past the real ones (new ids), `total_pages` 10^9.
+    pub endless: bool,
+    /// With `endless`, `total` 10^11 as well.
+    pub inflated_total: bool,
+    /// The last page links back to page 1; pages past the end wrap around.
+    pub wrap: bool,
+}
+
+/// Ids of items on endless pages are the real ones plus this, times the page number.
+const ENDLESS_ID_STEP: u64 = 10_000_000;
+
 /// Builds `{"data": [...], "meta": {"pagination": ...}}` for one page of `items`.
 ///
 /// `link_base` is the full URL of the route without query; links keep the request's other
-/// query parameters. `strings` renders numbers as numeric strings and missing links as `""`.
-/// Only the items on the requested page are rendered.
+/// query parameters. Only the items on the requested page are rendered.
 pub(super) fn paginate<T>(
     items: Vec<T>,
     req: PageReq,
     q: &Query,
     link_base: &str,
-    strings: bool,
+    style: PageStyle,
     render: impl FnMut(T) -> Value,
 ) -> Value {
+    let strings = style.strings;
     let total = items.len();
-    let total_pages = total.div_ceil(req.per_page).max(1);
-    let data: Vec<Value> = items
+    let real_pages = total.div_ceil(req.per_page).max(1);
+    let past_end = req.page > real_pages;
+    // The page whose items are served (the requested one unless a fault wraps it).
+    let served = if past_end && (style.wrap || style.endless) {
+        (req.page - 1) % real_pages + 1
+    } else {
+        req.page
+    };
+    let mut data: Vec<Value> = items
         .into_iter()
-        .skip((req.page - 1).saturating_mul(req.per_page))
+        .skip((served - 1).saturating_mul(req.per_page))
         .take(req.per_page)
         .map(render)
         .collect();
+    if style.endless && past_end {
+        let offset = req.page as u64 * ENDLESS_ID_STEP;
+        for item in &mut data {
+            if let Some(id) = item.get("id").and_then(Value::as_u64) {
+                item["id"] = json!(id + offset);
+            }
+        }
+    }
+    if style.meta_null {
+        return json!({ "data": data, "meta": null });
+    }
+    let (total, total_pages) = match (style.endless, style.inflated_total) {
+        (true, true) => (100_000_000_000, 1_000_000_000),
+        (true, false) => (total, 1_000_000_000),
+        _ => (total, real_pages),
+    };
+    let current_page = if style.wrap { served } else { req.page };
     let count = data.len();
     let link = |page: usize| {
         let mut url = Url::parse(link_base).ok()?;
@@ -102,9 +144,13 @@ pub(super) fn paginate<T>(
         Some(url.to_string())
     };
     let previous = (req.page > 1).then(|| link(req.page - 1)).flatten();
-    let next = (req.page < total_pages)
-        .then(|| link(req.page + 1))
-        .flatten();
+    let next = if style.wrap && served == real_pages {
+        link(1)
+    } else {
+        (req.page < total_pages)
+            .then(|| link(req.page + 1))
+            .flatten()
+    };
     let num = |n: usize| {
         if strings {
             json!(n.to_string())
@@ -131,7 +177,7 @@ pub(super) fn paginate<T>(
                 "total": num(total),
                 "count": num(count),
                 "per_page": num(req.per_page),
-                "current_page": num(req.page),
+                "current_page": num(current_page),
                 "total_pages": num(total_pages),
                 "links": links,
             }
@@ -239,6 +285,8 @@ pub(super) struct SkuFilter {
     date: Option<(DateField, NaiveDateTime, NaiveDateTime)>,
     order: OrderBy,
     desc: bool,
+    /// `orderBy` was given (the default order is only id ascending by convention).
+    explicit_order: bool,
 }
 
 impl SkuFilter {
@@ -265,6 +313,7 @@ impl SkuFilter {
                 .is_some_and(|j| j.trim().eq_ignore_ascii_case("and")),
             date: q.get("date").map(parse_date_filter).transpose()?,
             order,
+            explicit_order: q.get("orderBy").is_some(),
             desc: q
                 .get("sortedBy")
                 .is_some_and(|s| s.trim().eq_ignore_ascii_case("desc")),
@@ -299,6 +348,17 @@ impl SkuFilter {
         } else {
             self.terms.iter().any(|t| t.matches(sku))
         }
+    }
+
+    /// Whether the listing asked for the stable order `orderBy=id&sortedBy=asc`.
+    pub(super) fn by_id_asc(&self) -> bool {
+        self.explicit_order && self.order == OrderBy::Id && !self.desc
+    }
+
+    /// Newest first (`updated_at` desc), as a listing without an explicit order may come.
+    pub(super) fn newest_first(&mut self) {
+        self.order = OrderBy::UpdatedAt;
+        self.desc = true;
     }
 
     /// Sorts in place; ties on `updated_at` fall back to id ascending so pages are stable.
@@ -473,7 +533,7 @@ mod tests {
             page,
             &q,
             "http://h/v2/demo/catalog/skus",
-            false,
+            PageStyle::default(),
             |i| json!(i),
         );
         let p = &v["meta"]["pagination"];

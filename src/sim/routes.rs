@@ -11,11 +11,11 @@ use serde_json::{Value, json};
 
 use super::catalog::{
     SkuStock, logistics_stock_json, product_json, product_stock_item_json, sku_json,
-    sku_stock_row_json, store_now,
+    sku_stock_row_json,
 };
 use super::faults::{self, Fault};
 use super::limits::{Group, Verdict};
-use super::query::{PageReq, Query, SkuFilter, paginate};
+use super::query::{PageReq, PageStyle, Query, SkuFilter, paginate};
 use super::store::{Shared, State, lock};
 
 /// A request as the processing step needs it (body already read).
@@ -32,6 +32,8 @@ pub(super) struct Reply {
     body: Value,
     rate: Option<(u32, u32)>,
     allow: Option<&'static str>,
+    /// The `Date` header (the simulated server's clock).
+    date: Option<String>,
 }
 
 impl Reply {
@@ -41,6 +43,7 @@ impl Reply {
             body,
             rate: None,
             allow: None,
+            date: None,
         }
     }
 
@@ -83,6 +86,9 @@ impl Reply {
         if let Some(allow) = self.allow {
             b = b.header(ALLOW, allow);
         }
+        if let Some(date) = &self.date {
+            b = b.header(hyper::header::DATE, date.as_str());
+        }
         b.body(Body::from(self.body.to_string()))
             .unwrap_or_else(|_| Response::new(Body::empty()))
     }
@@ -92,6 +98,10 @@ pub(super) enum Outcome {
     Reply(Reply),
     /// Close the connection without writing anything.
     Drop,
+    /// Send the reply's status and headers, then body bytes that never end.
+    Endless(Reply),
+    /// Send the reply's status and headers and half of its body, then nothing, forever.
+    Stalled(Reply),
 }
 
 pub(super) struct Handled {
@@ -112,9 +122,27 @@ impl Handled {
 /// Order: storm 429 → quota (429 when used up) → auth (ping exempt) → fault draw → routing.
 /// Unauthenticated and faulty requests still use quota, as a real server counts them.
 pub(super) fn process(shared: &Shared, req: &Req) -> Handled {
-    let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
     let mut guard = lock(&shared.state);
     let st: &mut State = &mut guard;
+    let date = st.http_date();
+    let mut handled = process_locked(shared, st, req);
+    let faults = &st.faults;
+    if let Outcome::Reply(reply) = &mut handled.outcome {
+        reply.date = Some(date);
+    }
+    if faults.endless_body || faults.stalled_body {
+        let endless = faults.endless_body;
+        handled.outcome = match handled.outcome {
+            Outcome::Reply(r) if endless => Outcome::Endless(r),
+            Outcome::Reply(r) => Outcome::Stalled(r),
+            other => other,
+        };
+    }
+    handled
+}
+
+fn process_locked(shared: &Shared, st: &mut State, req: &Req) -> Handled {
+    let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
     super::prices::settle(st, Instant::now());
     let group = Group::of(&req.method, &segs);
     if st.faults.storm_429 {
@@ -133,6 +161,9 @@ pub(super) fn process(shared: &Shared, req: &Req) -> Handled {
         return Handled::reply(with_rate(Reply::message(401, "Unauthenticated.")));
     }
     let is_write = matches!(req.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE");
+    if let Some(status) = st.faults.echo_headers.filter(|_| is_write) {
+        return Handled::reply(with_rate(echo_headers(status, &req.headers)));
+    }
     let fault = faults::draw(&st.faults, &mut st.rng, is_write);
     match fault {
         Fault::Drop => {
@@ -171,6 +202,27 @@ pub(super) fn process(shared: &Shared, req: &Req) -> Handled {
     }
 }
 
+/// An error whose body repeats the request's headers, credentials included.
+fn echo_headers(status: u16, headers: &HeaderMap) -> Reply {
+    let echoed: BTreeMap<String, String> = headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let line: Vec<String> = echoed.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    Reply::new(
+        status,
+        json!({
+            "message": format!("Request rejected. Request headers were: {}", line.join("; ")),
+            "headers": echoed,
+        }),
+    )
+}
+
 fn authenticated(shared: &Shared, headers: &HeaderMap) -> bool {
     let header = |name: &str| headers.get(name).map(|v| v.as_bytes());
     header("User-Token") == Some(shared.user_token.as_bytes())
@@ -204,8 +256,15 @@ impl Ctx<'_> {
         format!("http://{}/{}", self.shared.addr, self.segs.join("/"))
     }
 
-    fn strings(&self) -> bool {
-        self.st.faults.string_pagination
+    fn page_style(&self) -> PageStyle {
+        let f = &self.st.faults;
+        PageStyle {
+            strings: f.string_pagination,
+            meta_null: f.meta_null,
+            endless: f.endless_pages,
+            inflated_total: f.inflated_total,
+            wrap: f.wrap_pages,
+        }
     }
 }
 
@@ -218,7 +277,10 @@ fn route(cx: &mut Ctx) -> Reply {
         }),
         ["v2", alias, rest @ ..] if *alias == cx.shared.alias => match rest {
             ["catalog", "skus"] => only("GET", cx, list_skus),
-            ["catalog", "skus", id] => with_id(id, |id| only("PUT", cx, |cx| put_sku(cx, id))),
+            ["catalog", "skus", id] => with_id(id, |id| match cx.req.method.as_str() {
+                "GET" => show_sku(cx, id),
+                _ => only("PUT", cx, |cx| put_sku(cx, id)),
+            }),
             ["catalog", "products", "batch-edit"] => only("PUT", cx, batch_edit),
             ["catalog", "products", id, "skus", "batch-update-skus"] => {
                 with_id(id, |id| only("PUT", cx, |cx| batch_update(cx, id)))
@@ -284,12 +346,25 @@ fn with_id(raw: &str, f: impl FnOnce(u64) -> Reply) -> Reply {
 
 fn list_skus(cx: &mut Ctx) -> Reply {
     let q = cx.query();
-    let filter = match SkuFilter::parse(&q) {
+    let mut filter = match SkuFilter::parse(&q) {
         Ok(f) => f,
         Err(bad) => {
             return Reply::invalid(BTreeMap::from([(bad.field.to_owned(), vec![bad.message])]));
         }
     };
+    let page = PageReq::from_query(&q).page;
+    if cx.st.faults.delete_between_pages
+        && page == 2
+        && let Some(first) = cx.st.skus().map(|s| s.id).min()
+    {
+        cx.st.remove_sku(first);
+    }
+    if cx.st.faults.shift_pages && !filter.by_id_asc() {
+        filter.newest_first();
+        if page >= 2 {
+            shift_one(cx.st, &filter);
+        }
+    }
     let st = &*cx.st;
     let mut hits: Vec<_> = st
         .skus()
@@ -301,10 +376,35 @@ fn list_skus(cx: &mut Ctx) -> Reply {
         PageReq::from_query(&q),
         &q,
         &cx.link_base(),
-        cx.strings(),
+        cx.page_style(),
         |s| sku_json(s, st.created_at(s)),
     );
     Reply::new(200, body)
+}
+
+/// The `shift_pages` fault: the SKU at the end of the listing's order becomes the newest, so
+/// it moves to the front and every later page shifts by one.
+fn shift_one(st: &mut State, filter: &SkuFilter) {
+    let mut hits: Vec<_> = st
+        .skus()
+        .filter(|s| filter.matches(s, st.created_at(s)))
+        .collect();
+    filter.sort(&mut hits);
+    let newest = st.skus().map(|s| s.updated_at).max();
+    let (Some(last), Some(newest)) = (hits.last().map(|s| s.id), newest) else {
+        return;
+    };
+    if let Some(sku) = st.sku_mut(last) {
+        sku.updated_at = newest + chrono::Duration::seconds(1);
+    }
+}
+
+/// `GET /catalog/skus/{id}`: one SKU, 404 when it does not exist.
+fn show_sku(cx: &mut Ctx, id: u64) -> Reply {
+    match cx.st.sku(id) {
+        Some(sku) => Reply::new(200, json!({ "data": sku_json(sku, cx.st.created_at(sku)) })),
+        None => Reply::not_found(),
+    }
 }
 
 fn sku_stocks(cx: &mut Ctx, sku_id: u64) -> Reply {
@@ -317,7 +417,7 @@ fn sku_stocks(cx: &mut Ctx, sku_id: u64) -> Reply {
         PageReq::from_query(&q),
         &q,
         &cx.link_base(),
-        cx.strings(),
+        cx.page_style(),
         sku_stock_row_json,
     );
     Reply::new(200, body)
@@ -334,7 +434,7 @@ fn list_products(cx: &mut Ctx) -> Reply {
         PageReq::from_query(&q),
         &q,
         &cx.link_base(),
-        cx.strings(),
+        cx.page_style(),
         |p| product_json(p, with_skus.then(|| sorted_skus_json(st, p.id))),
     );
     Reply::new(200, body)
@@ -372,7 +472,7 @@ fn product_skus(cx: &mut Ctx, id: u64) -> Reply {
         PageReq::from_query(&q),
         &q,
         &cx.link_base(),
-        cx.strings(),
+        cx.page_style(),
         |v| v,
     );
     Reply::new(200, body)
@@ -401,7 +501,7 @@ fn list_logistics_stocks(cx: &mut Ctx) -> Reply {
         PageReq::from_query(&q),
         &q,
         &cx.link_base(),
-        cx.strings(),
+        cx.page_style(),
         logistics_stock_json,
     );
     Reply::new(200, body)
@@ -554,7 +654,7 @@ fn sync_stocks(cx: &mut Ctx, product_id: u64) -> Reply {
         return Reply::invalid(errors);
     }
 
-    let now = store_now();
+    let now = cx.st.now();
     for set in sets {
         let has_row = cx
             .st

@@ -80,6 +80,22 @@ impl State {
         }
     }
 
+    /// The store's clock (store-local, whole seconds), behind the real one by `clock_behind`.
+    pub(super) fn now(&self) -> NaiveDateTime {
+        super::catalog::store_now() - self.clock_behind()
+    }
+
+    /// The `Date` header value of the store's clock.
+    pub(super) fn http_date(&self) -> String {
+        (chrono::Utc::now() - self.clock_behind())
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string()
+    }
+
+    fn clock_behind(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.faults.clock_behind).unwrap_or_default()
+    }
+
     pub(super) fn set_faults(&mut self, faults: Faults) {
         self.rng = StdRng::seed_from_u64(faults.seed);
         self.faults = faults;

@@ -130,6 +130,14 @@ pub struct IndexMeta {
     pub v: u32,
     pub last_full: Option<DateTime<Utc>>,
     pub last_refresh: Option<DateTime<Utc>>,
+    /// The server's clock when the last refresh started (its `Date` header): the next
+    /// incremental refresh asks for updates from there, whatever our clock says.
+    #[serde(default)]
+    pub watermark: Option<DateTime<Utc>>,
+    /// SKUs the last full scan did not see but could not confirm gone: removed when the next
+    /// full scan misses them too.
+    #[serde(default)]
+    pub suspects: Vec<u64>,
 }
 
 /// What a job remembers about its last good run.
