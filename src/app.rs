@@ -1,4 +1,4 @@
-//! The commands of SPEC §1, each returning its exit code.
+//! The commands of README.md (Commands), each returning its exit code.
 
 use std::io::IsTerminal;
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! Command line (SPEC §1): `--run-once`, `check`, `status`, `demo`, and the global options.
+//! Command line (README.md, Commands): `--run-once`, `check`, `status`, `demo`, and the global options.
 
 use std::path::PathBuf;
 

@@ -1,4 +1,4 @@
-//! `yampi-sync demo`: the embedded default (SPEC §9).
+//! `yampi-sync demo`: the embedded default (README.md, first command).
 //!
 //! Starts the bundled simulator on a loopback port with a sample catalog (100 products, 300
 //! SKUs, two warehouses), then syncs the sample ERP exports shipped in `config/demo/`: first

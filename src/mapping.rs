@@ -1,5 +1,5 @@
 //! Mapping files: which ERP column is the key, which store field it matches, and where each
-//! value goes (SPEC §4). Also the pure cell parsers that turn ERP cells into typed values with
+//! value goes (README.md, Mapping reference). Also the pure cell parsers that turn ERP cells into typed values with
 //! the mapping's decimal style, so the same rules apply to CSV text and spreadsheet numbers.
 
 use std::collections::BTreeMap;
@@ -325,7 +325,7 @@ pub fn parse(text: &str, path: &Path, errors: &mut Vec<String>) -> Option<Mappin
     })
 }
 
-/// Normalises a key for matching: trimmed and case-insensitive (SPEC §5.3).
+/// Normalises a key for matching: trimmed and case-insensitive.
 pub fn normalize_key(s: &str) -> String {
     s.trim().to_lowercase()
 }

@@ -77,7 +77,7 @@ pub struct StoreSettings {
     pub index_full_rescan: Duration,
 }
 
-/// Requests per window, per route group (API-NOTES §2).
+/// Requests per window, per route group (docs/yampi-api.md, Rate limits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub default: u32,

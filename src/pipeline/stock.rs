@@ -1,4 +1,4 @@
-//! A `kind = "stock"` run (SPEC §5): source → guards → index → plan → send → checkpoints → report.
+//! A `kind = "stock"` run (README.md, What a run does): source → guards → index → plan → send → checkpoints → report.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-/// Exit codes of SPEC §1.
+/// Exit codes (README.md, Exit codes).
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_INVALID: i32 = 2;
 pub const EXIT_FAILED: i32 = 3;

@@ -1,4 +1,4 @@
-//! The run report as an .xlsx workbook: Summary, Changes, Rejected rows, Unmatched keys (SPEC §8).
+//! The run report as an .xlsx workbook: Summary, Changes, Rejected rows, Unmatched keys.
 //!
 //! Written to a temporary file beside the target and renamed, so a crash never leaves a
 //! half-written report under its final name. Text longer than Excel's cell limit is cut with a

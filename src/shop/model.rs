@@ -1,6 +1,6 @@
 //! API data shapes, read tolerantly.
 //!
-//! The Yampi docs disagree with themselves on types (API-NOTES §3, §4): pagination numbers come
+//! The Yampi docs disagree with themselves on types (docs/yampi-api.md, Pagination and SKUs): pagination numbers come
 //! as integers or numeric strings, missing links as `""` or absent, `erp_id` as a string or an
 //! integer, dates as `{"date": ...}` objects. Everything here is parsed from `serde_json::Value`
 //! by small helpers that accept every documented variant instead of derived structs that accept one.

@@ -1,5 +1,5 @@
 //! Price endpoints: `PUT /catalog/skus/{id}`, `PUT /catalog/products/{id}/skus/batch-update-skus`
-//! with its progress endpoint, and `PUT /catalog/products/batch-edit` (API-NOTES §6, seed doc).
+//! with its progress endpoint, and `PUT /catalog/products/batch-edit` (docs/yampi-api.md, Prices).
 //!
 //! A batch update above the threshold, or one that arrives while an earlier batch of the same
 //! product is still pending, is asynchronous: it is answered `queued`, kept in its product's queue

@@ -1,4 +1,4 @@
-//! ERP source files → rows of cells (SPEC §3).
+//! ERP source files → rows of cells (README.md, Mapping reference).
 //!
 //! CSV (`,` or `;`, UTF-8 or Windows-1252, detected), XLSX (streamed cell by cell), XLS and ODS
 //! (loaded whole: calamine cannot stream them, so `bounds` checks their size first). Headers are matched after trimming, ignoring case
