@@ -47,12 +47,37 @@ fn decode(bytes: Vec<u8>) -> String {
     }
 }
 
+/// The most a CSV source may weigh: it is held in memory whole (about 20 times a million-row
+/// export), so a runaway file is refused instead of exhausting the machine.
+pub const MAX_CSV_BYTES: u64 = 1024 * 1024 * 1024;
+
 impl CsvBody {
     pub fn open(path: &Path) -> Result<(Vec<String>, CsvBody), SourceError> {
-        let bytes = std::fs::read(path).map_err(|e| SourceError::Io {
+        Self::open_within(path, MAX_CSV_BYTES)
+    }
+
+    fn open_within(path: &Path, max_bytes: u64) -> Result<(Vec<String>, CsvBody), SourceError> {
+        let io = |e: std::io::Error| SourceError::Io {
             path: path.to_path_buf(),
             message: e.to_string(),
-        })?;
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
+        let too_large = || SourceError::CsvTooLarge {
+            path: path.to_path_buf(),
+            size_mb: size.div_ceil(1024 * 1024),
+            max_mb: max_bytes / (1024 * 1024),
+        };
+        if size > max_bytes {
+            return Err(too_large());
+        }
+        // The file may grow while it is read: never take more than the cap.
+        let mut bytes = Vec::with_capacity(size as usize);
+        std::io::Read::read_to_end(&mut std::io::Read::take(file, max_bytes + 1), &mut bytes)
+            .map_err(io)?;
+        if bytes.len() as u64 > max_bytes {
+            return Err(too_large());
+        }
         if bytes.contains(&0) {
             return Err(SourceError::Csv {
                 path: path.to_path_buf(),
@@ -155,5 +180,24 @@ fn csv_error(path: &Path, e: ::csv::Error) -> SourceError {
         path: path.to_path_buf(),
         line,
         message: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn a_csv_past_the_cap_is_refused_with_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("grande.csv");
+        std::fs::write(&p, "CODIGO;SALDO\n".repeat(200_000)).unwrap();
+        let err = CsvBody::open_within(&p, 1024 * 1024)
+            .err()
+            .expect("refused");
+        let msg = err.to_string();
+        assert!(matches!(err, SourceError::CsvTooLarge { .. }), "{msg}");
+        assert!(msg.contains("3 MB, past the 1 MB"), "{msg}");
+        assert!(CsvBody::open_within(&p, 4 * 1024 * 1024).is_ok());
     }
 }

@@ -89,6 +89,14 @@ pub enum SourceError {
         format: String,
         message: String,
     },
+    #[error(
+        "{path} is refused: it is {size_mb} MB, past the {max_mb} MB a CSV source may be (split the export, or save it as XLSX)"
+    )]
+    CsvTooLarge {
+        path: PathBuf,
+        size_mb: u64,
+        max_mb: u64,
+    },
     #[error("{path} is refused: sheet \"{sheet}\": {detail}")]
     SheetTooLarge {
         path: PathBuf,
