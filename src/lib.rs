@@ -7,6 +7,7 @@
 //! - [`config`], [`mapping`]: the TOML config and mapping files, validated all at once.
 //! - [`source`]: ERP files (CSV, XLSX, XLS, ODS) → rows of cells.
 //! - [`pipeline`]: feed → guards → plan → send → checkpoints, one module per stage.
+//! - [`model`]: the shared data types (indexed SKU, stock entries, prices), a leaf module.
 //! - [`index`]: the SKU index (store SKUs by key), refreshed incrementally.
 //! - [`shop`]: the Yampi API client: throttling, retries, typed calls.
 //! - [`state`]: the sled state store (checkpoints, index, run records), behind one module.
@@ -20,6 +21,7 @@ pub mod daemon;
 pub mod demo;
 pub mod index;
 pub mod mapping;
+pub mod model;
 pub mod panics;
 pub mod pipeline;
 pub mod report;
