@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - [`cli`], [`app`], [`daemon`], [`demo`]: commands and the ways of running them.
+//! - [`runtime`]: settings, state store and API clients opened for a command or the daemon.
 //! - [`config`], [`mapping`]: the TOML config and mapping files, validated all at once.
 //! - [`source`]: ERP files (CSV, XLSX, XLS, ODS) → rows of cells.
 //! - [`pipeline`]: feed → guards → plan → send → checkpoints, one module per stage.
@@ -25,6 +26,7 @@ pub mod model;
 pub mod panics;
 pub mod pipeline;
 pub mod report;
+pub mod runtime;
 pub mod shop;
 pub mod sim;
 pub mod source;
