@@ -6,6 +6,7 @@
 //! - [`cli`], [`app`], [`daemon`], [`demo`]: commands and the ways of running them.
 //! - [`runtime`]: settings, state store and API clients opened for a command or the daemon.
 //! - [`config`], [`mapping`]: the TOML config and mapping files, validated all at once.
+//! - [`toml_env`]: TOML parsing with unknown keys collected and `${VAR}` expanded (a leaf).
 //! - [`source`]: ERP files (CSV, XLSX, XLS, ODS) → rows of cells.
 //! - [`pipeline`]: feed → guards → plan → send → checkpoints, one module per stage.
 //! - [`model`]: the shared data types (indexed SKU, stock entries, prices), a leaf module.
@@ -34,4 +35,5 @@ pub mod state;
 pub mod status;
 pub mod systemd;
 pub mod telemetry;
+pub mod toml_env;
 pub mod util;
