@@ -21,12 +21,11 @@ use rust_decimal::Decimal;
 
 use yampi_sync::index::SkuIndex;
 use yampi_sync::mapping::{self, Mapping};
+use yampi_sync::model::{IndexedSku, Pushed};
 use yampi_sync::pipeline::feed::read_stock_feed;
 use yampi_sync::pipeline::plan::{PlanInput, plan_stock};
 use yampi_sync::pipeline::{self, RunOptions};
-use yampi_sync::shop::model::IndexedSku;
 use yampi_sync::sim::{self, Faults, SimConfig, SimLimits, Simulator};
-use yampi_sync::state::Pushed;
 
 const CSV_ROWS: u64 = 1_000_000;
 const XLSX_ROWS: u64 = 100_000;

@@ -4,9 +4,10 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 use crate::cli::{Cli, Command};
-use crate::config::{self, Settings};
+use crate::config;
 use crate::pipeline::{self, RunOptions};
 use crate::report::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, worst_exit};
+use crate::runtime::{load_settings, open_runtime, open_state};
 use crate::state::StateStore;
 
 pub async fn main(cli: Cli) -> i32 {
@@ -57,42 +58,6 @@ pub async fn main(cli: Cli) -> i32 {
             crate::daemon::run(&cli.config, cli.state_dir.as_deref(), grace).await
         }
     }
-}
-
-/// Loads the config, printing every problem; `None` means exit 2.
-pub fn load_settings(path: &Path, state_dir: Option<&Path>) -> Option<Settings> {
-    match config::load(path, state_dir) {
-        Ok(s) => {
-            for w in &s.warnings {
-                tracing::warn!("{w}");
-            }
-            Some(s)
-        }
-        Err(errors) => {
-            for e in &errors.0 {
-                eprintln!("error: {e}");
-            }
-            None
-        }
-    }
-}
-
-/// Opens the state store, printing the one-sentence reason when it cannot.
-pub fn open_state(dir: &Path) -> Result<StateStore, i32> {
-    StateStore::open(dir).map_err(|e| {
-        eprintln!("error: {e}");
-        EXIT_FAILED
-    })
-}
-
-/// The state store and one API client per store: what running jobs needs beyond the config.
-pub fn open_runtime(settings: &Settings) -> Result<(StateStore, pipeline::Clients), i32> {
-    let state = open_state(&settings.state_dir)?;
-    let clients = pipeline::clients(settings).map_err(|e| {
-        eprintln!("error: {e}");
-        EXIT_FAILED
-    })?;
-    Ok((state, clients))
 }
 
 pub async fn run_once(config_path: &Path, state_dir: Option<&Path>, opts: &RunOptions) -> i32 {

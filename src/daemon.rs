@@ -31,10 +31,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::app::{load_settings, open_runtime};
 use crate::config::{self, JobSettings, Settings};
 use crate::pipeline::{self, Clients, RunOptions};
 use crate::report::{EXIT_FAILED, EXIT_INVALID, EXIT_OK};
+use crate::runtime::{load_settings, open_runtime};
 use crate::shop::{ApiError, ShopClient};
 use crate::state::StateStore;
 use crate::systemd;

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Duration as ChronoDuration, NaiveDateTime, Utc};
 
 use crate::mapping::{MatchField, normalize_key};
-use crate::shop::model::IndexedSku;
+use crate::model::IndexedSku;
 use crate::shop::{ApiError, ShopClient};
 use crate::state::{IndexMeta, StateError, StateStore};
 

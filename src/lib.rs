@@ -4,9 +4,12 @@
 //!
 //! # Layout
 //! - [`cli`], [`app`], [`daemon`], [`demo`]: commands and the ways of running them.
+//! - [`runtime`]: settings, state store and API clients opened for a command or the daemon.
 //! - [`config`], [`mapping`]: the TOML config and mapping files, validated all at once.
+//! - [`toml_env`]: TOML parsing with unknown keys collected and `${VAR}` expanded (a leaf).
 //! - [`source`]: ERP files (CSV, XLSX, XLS, ODS) → rows of cells.
 //! - [`pipeline`]: feed → guards → plan → send → checkpoints, one module per stage.
+//! - [`model`]: the shared data types (indexed SKU, stock entries, prices), a leaf module.
 //! - [`index`]: the SKU index (store SKUs by key), refreshed incrementally.
 //! - [`shop`]: the Yampi API client: throttling, retries, typed calls.
 //! - [`state`]: the sled state store (checkpoints, index, run records), behind one module.
@@ -20,9 +23,11 @@ pub mod daemon;
 pub mod demo;
 pub mod index;
 pub mod mapping;
+pub mod model;
 pub mod panics;
 pub mod pipeline;
 pub mod report;
+pub mod runtime;
 pub mod shop;
 pub mod sim;
 pub mod source;
@@ -30,4 +35,5 @@ pub mod state;
 pub mod status;
 pub mod systemd;
 pub mod telemetry;
+pub mod toml_env;
 pub mod util;

@@ -198,7 +198,7 @@ pub fn load(path: &Path, errors: &mut Vec<String>) -> Option<Mapping> {
 }
 
 pub fn parse(text: &str, path: &Path, errors: &mut Vec<String>) -> Option<Mapping> {
-    let raw: RawMapping = crate::config::parse_toml(text, path, false, errors)?;
+    let raw: RawMapping = crate::toml_env::parse_toml(text, path, false, errors)?;
     let file = path.display();
     let before = errors.len();
     let key = match raw.key {

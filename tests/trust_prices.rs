@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
 use support::*;
+use yampi_sync::model::PriceFields;
 use yampi_sync::sim::{Catalog, sample_catalog};
-use yampi_sync::state::{PriceFields, StateStore};
+use yampi_sync::state::StateStore;
 
 fn d(s: &str) -> Decimal {
     s.parse().unwrap()

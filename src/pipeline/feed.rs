@@ -62,7 +62,7 @@ pub struct StockValues {
 }
 
 /// A price row as read: `None` is a blank cell, which leaves that field alone.
-pub type PriceValues = crate::state::PriceFields;
+pub type PriceValues = crate::model::PriceFields;
 
 pub type StockFeed = Feed<StockValues>;
 pub type PriceFeed = Feed<PriceValues>;

@@ -8,9 +8,8 @@ use std::sync::Arc;
 
 use crate::index::KeyMatch;
 use crate::mapping::{MatchField, Missing, StockMapping, StockTarget, normalize_key};
+use crate::model::{IndexedSku, Pushed, StockEntry};
 use crate::report::{ChangeRow, Field, Outcome, Value};
-use crate::shop::model::IndexedSku;
-use crate::state::{Pushed, StockEntry};
 
 use super::feed::StockFeed;
 

@@ -19,10 +19,10 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use crate::config::JobSettings;
+use crate::model::{IndexedSku, PriceFields};
 use crate::report::{EXIT_FAILED, EXIT_INVALID, Outcome, RunReport};
-use crate::shop::model::IndexedSku;
 use crate::shop::{ApiError, ShopClient};
-use crate::state::{PriceFields, StateStore};
+use crate::state::StateStore;
 use crate::util::progress_bar;
 
 use super::RunOptions;

@@ -20,9 +20,8 @@ use std::sync::Arc;
 use rust_decimal::{Decimal, RoundingStrategy};
 
 use crate::mapping::PriceMapping;
+use crate::model::{IndexedSku, PriceFields};
 use crate::report::{ChangeRow, Field, Outcome, RejectedRow, Value};
-use crate::shop::model::IndexedSku;
-use crate::state::PriceFields;
 
 use super::feed::PriceFeed;
 

@@ -8,9 +8,10 @@ use rust_decimal::Decimal;
 use crate::config::JobSettings;
 use crate::index::{self, SkuIndex};
 use crate::mapping::StockTarget;
+use crate::model::StockEntry;
 use crate::report::{EXIT_FAILED, EXIT_INVALID, Outcome, RunReport};
 use crate::shop::ShopClient;
-use crate::state::{StateStore, StockEntry};
+use crate::state::StateStore;
 use crate::util::progress_bar;
 
 use super::RunOptions;

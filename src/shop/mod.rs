@@ -22,8 +22,9 @@ use tokio::sync::Semaphore;
 
 use crate::config::StoreSettings;
 use crate::config::secret::Scrubber;
+use crate::model::{IndexedSku, StockEntry};
 use limit::{QuotaAnswer, RouteGroup, StoreLimiter};
-use model::{IndexedSku, LiveStock, LogisticsStock, Pagination};
+use model::{LiveStock, LogisticsStock, Pagination};
 use retry::Verdict;
 
 /// The largest page the client asks for (community clients use 100; the max is undocumented).
@@ -647,7 +648,7 @@ impl ShopClient {
             q.push(("date", format!("updated_at:{from}|{to}")));
         }
         let listing = self
-            .list_pages("catalog/skus", &q, on_page, |v| IndexedSku::from_api(&v))
+            .list_pages("catalog/skus", &q, on_page, |v| model::sku_from_api(&v))
             .await?;
         Ok(SkuListing {
             skus: listing.items,
@@ -667,7 +668,7 @@ impl ShopClient {
         match r {
             Ok(body) => {
                 let data = body.get("data").unwrap_or(&body);
-                IndexedSku::from_api(data)
+                model::sku_from_api(data)
                     .map(Some)
                     .ok_or_else(|| ApiError::Decode {
                         method: "GET".into(),
@@ -704,7 +705,7 @@ impl ShopClient {
     pub async fn stocks_sync(
         &self,
         product_id: u64,
-        entries: &[crate::state::StockEntry],
+        entries: &[StockEntry],
     ) -> Result<(), ApiError> {
         let skus: Vec<Value> = entries
             .iter()

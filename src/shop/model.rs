@@ -4,43 +4,28 @@
 //! as integers or numeric strings, missing links as `""` or absent, `erp_id` as a string or an
 //! integer, dates as `{"date": ...}` objects. Everything here is parsed from `serde_json::Value`
 //! by small helpers that accept every documented variant instead of derived structs that accept one.
+//! The shapes the rest of the crate shares (`IndexedSku`) are defined in `crate::model`.
 
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// What the SKU index keeps about each store SKU.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IndexedSku {
-    pub id: u64,
-    pub product_id: u64,
-    pub sku: String,
-    pub erp_id: Option<String>,
-    pub barcode: Option<String>,
-    pub price_cost: Option<Decimal>,
-    pub price_sale: Option<Decimal>,
-    pub price_discount: Option<Decimal>,
-    pub total_in_stock: Option<i64>,
-    pub quantity_managed: Option<bool>,
-    pub updated_at: Option<String>,
-}
+use crate::model::IndexedSku;
 
-impl IndexedSku {
-    pub fn from_api(v: &Value) -> Option<IndexedSku> {
-        Some(IndexedSku {
-            id: as_u64(v.get("id")?)?,
-            product_id: v.get("product_id").and_then(as_u64).unwrap_or(0),
-            sku: v.get("sku").and_then(as_text).unwrap_or_default(),
-            erp_id: v.get("erp_id").and_then(as_text).filter(|s| !s.is_empty()),
-            barcode: v.get("barcode").and_then(as_text).filter(|s| !s.is_empty()),
-            price_cost: v.get("price_cost").and_then(as_decimal),
-            price_sale: v.get("price_sale").and_then(as_decimal),
-            price_discount: v.get("price_discount").and_then(as_decimal),
-            total_in_stock: v.get("total_in_stock").and_then(as_i64),
-            quantity_managed: v.get("quantity_managed").and_then(Value::as_bool),
-            updated_at: v.get("updated_at").and_then(as_date),
-        })
-    }
+/// A SKU of `GET /catalog/skus` (or `GET /catalog/skus/{id}`), as the index keeps it.
+pub fn sku_from_api(v: &Value) -> Option<IndexedSku> {
+    Some(IndexedSku {
+        id: as_u64(v.get("id")?)?,
+        product_id: v.get("product_id").and_then(as_u64).unwrap_or(0),
+        sku: v.get("sku").and_then(as_text).unwrap_or_default(),
+        erp_id: v.get("erp_id").and_then(as_text).filter(|s| !s.is_empty()),
+        barcode: v.get("barcode").and_then(as_text).filter(|s| !s.is_empty()),
+        price_cost: v.get("price_cost").and_then(as_decimal),
+        price_sale: v.get("price_sale").and_then(as_decimal),
+        price_discount: v.get("price_discount").and_then(as_decimal),
+        total_in_stock: v.get("total_in_stock").and_then(as_i64),
+        quantity_managed: v.get("quantity_managed").and_then(Value::as_bool),
+        updated_at: v.get("updated_at").and_then(as_date),
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,7 +206,7 @@ mod tests {
     fn sku_fields_tolerate_types() {
         let v = json!({"id": "12", "product_id": 3, "sku": " A-1 ", "erp_id": 77, "barcode": "", "price_sale": 10.9, "total_in_stock": "4",
             "updated_at": {"date": "2024-01-02 03:04:05", "timezone_type": 3, "timezone": "America/Sao_Paulo"}});
-        let s = IndexedSku::from_api(&v).unwrap();
+        let s = sku_from_api(&v).unwrap();
         assert_eq!((s.id, s.product_id, s.sku.as_str()), (12, 3, "A-1"));
         assert_eq!(s.erp_id.as_deref(), Some("77"));
         assert_eq!(s.barcode, None);

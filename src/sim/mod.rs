@@ -10,13 +10,14 @@
 //! bodies echoing the request's headers), all off by default.
 //!
 //! Files: `catalog` (data model and JSON shapes), `limits` (quotas), `faults` (fault draw),
-//! `query` (pagination and filters), `routes` (request processing), `store` (shared state),
-//! `conn` (HTTP serving).
+//! `query` (pagination and filters), `routes` (request processing), `prices` (price endpoints),
+//! `price_state` (their batch queues and counters), `store` (shared state), `conn` (HTTP serving).
 
 mod catalog;
 mod conn;
 mod faults;
 mod limits;
+mod price_state;
 mod prices;
 mod query;
 mod routes;

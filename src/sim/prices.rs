@@ -9,69 +9,16 @@
 //! applied lazily (`settle`) at the start of every request and every accessor, which is
 //! equivalent to a background worker for anything that can observe the store.
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::time::Instant;
 
 use chrono::NaiveDateTime;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use super::catalog::{date_json, sku_json, store_now};
+use super::price_state::{Batch, Prices};
 use super::store::State;
-
-/// Price-related state of the simulated store.
-#[derive(Debug)]
-pub(super) struct PriceState {
-    /// Above this many selected SKUs, a batch update is asynchronous.
-    pub async_threshold: usize,
-    pub async_delay: Duration,
-    /// Batch updates per product in the order received: the pending ones, behind the most
-    /// recent finished one (older finished batches are no longer observable and are dropped).
-    pub batches: HashMap<u64, Vec<Batch>>,
-    /// Batch updates received while an earlier batch of the same product was still pending.
-    pub queued_behind: usize,
-    /// Admin edits (SKU, `price_sale`) made just before the next price write is handled: an
-    /// edit that lands after the client read the SKU index. Off unless a test sets it.
-    pub admin_sale_before_next_write: Vec<(u64, Decimal)>,
-    /// Batch-edit calls applied so far.
-    pub edits_applied: usize,
-}
-
-impl Default for PriceState {
-    fn default() -> Self {
-        Self {
-            async_threshold: 10,
-            async_delay: Duration::from_millis(300),
-            batches: HashMap::new(),
-            queued_behind: 0,
-            admin_sale_before_next_write: Vec::new(),
-            edits_applied: 0,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(super) struct Batch {
-    sku_ids: Vec<u64>,
-    values: Prices,
-    queued_at: Instant,
-    apply_at: Instant,
-    started_at: NaiveDateTime,
-    finished_at: Option<NaiveDateTime>,
-}
-
-impl Batch {
-    pub(super) fn is_pending(&self) -> bool {
-        self.finished_at.is_none()
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Prices {
-    cost: Option<Decimal>,
-    sale: Option<Decimal>,
-    discount: Option<Decimal>,
-}
 
 type Errors = BTreeMap<String, Vec<String>>;
 

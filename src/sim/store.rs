@@ -14,6 +14,7 @@ use super::RecordedRequest;
 use super::catalog::{Catalog, Product, Sku};
 use super::faults::Faults;
 use super::limits::{RateLimiter, SimLimits};
+use super::price_state::PriceState;
 
 /// Locks, recovering from poisoning: a panicking test thread must not wedge the server.
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -45,7 +46,7 @@ pub(super) struct State {
     pub faults: Faults,
     pub rng: StdRng,
     pub limiter: RateLimiter,
-    pub prices: super::prices::PriceState,
+    pub prices: PriceState,
 }
 
 impl State {
@@ -76,7 +77,7 @@ impl State {
             rng: StdRng::seed_from_u64(faults.seed),
             faults,
             limiter: RateLimiter::new(limits, window),
-            prices: super::prices::PriceState::default(),
+            prices: PriceState::default(),
         }
     }
 

@@ -30,7 +30,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::shop::model::IndexedSku;
+use crate::model::{IndexedSku, PriceFields, Pushed, StockEntry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -50,52 +50,6 @@ pub enum StateError {
     /// nothing may run, or it would send again what was already sent. `message` is the sentence.
     #[error("{message}")]
     Damaged { dir: PathBuf, message: String },
-}
-
-/// The last stock value this job pushed successfully for one SKU in one logistics stock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pushed {
-    pub quantity: i64,
-    pub min_quantity: i64,
-}
-
-/// One SKU × stock value in a planned `stocks/sync`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StockEntry {
-    pub sku_id: u64,
-    pub stock_id: u64,
-    pub quantity: i64,
-    pub min_quantity: i64,
-}
-
-/// Prices of one SKU, per field; `None` = not set / leave alone.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PriceFields {
-    pub sale: Option<rust_decimal::Decimal>,
-    pub discount: Option<rust_decimal::Decimal>,
-    pub cost: Option<rust_decimal::Decimal>,
-}
-
-impl PriceFields {
-    /// Takes every field `other` sets.
-    pub fn merge(&mut self, other: &PriceFields) {
-        self.sale = other.sale.or(self.sale);
-        self.discount = other.discount.or(self.discount);
-        self.cost = other.cost.or(self.cost);
-    }
-
-    /// Clears every field `other` sets.
-    pub fn forget(&mut self, other: &PriceFields) {
-        if other.sale.is_some() {
-            self.sale = None;
-        }
-        if other.discount.is_some() {
-            self.discount = None;
-        }
-        if other.cost.is_some() {
-            self.cost = None;
-        }
-    }
 }
 
 /// Where a scheduled batch edit stands. `Sending` is written (and fsync'd) before the request
