@@ -58,7 +58,8 @@ fn edit_occurrences(
 ) -> (Vec<Value>, Vec<Value>, Option<String>) {
     let (mut in_doubt, mut missed) = (Vec::new(), Vec::new());
     let alias = settings.store(&job.store).map(|s| s.alias.as_str());
-    let Some(prefix) = alias.and_then(|a| crate::pipeline::batch_edit::job_edit_key(job, a)) else {
+    let Some(prefix) = alias.and_then(|a| job.edit.as_ref().map(|e| format!("{}@", e.key(a))))
+    else {
         return (in_doubt, missed, None);
     };
     let records = match state.edit_records(&prefix) {

@@ -20,6 +20,15 @@ pub struct BatchEdit {
 }
 
 impl BatchEdit {
+    /// What the edit is, independent of the job's name: a hash of the store alias and the
+    /// request body with its keys in a canonical order. Occurrence records are keyed by it.
+    pub fn key(&self, alias: &str) -> String {
+        let mut canonical = String::new();
+        write_canonical(&self.body, &mut canonical);
+        let hash = blake3::hash(format!("{alias}\n{canonical}").as_bytes());
+        hash.to_hex()[..32].to_string()
+    }
+
     /// One line for logs and reports: "price_discount decrement 20 percent".
     pub fn describe(&self) -> String {
         let b = &self.body;
@@ -223,6 +232,37 @@ fn as_decimal(value: &Value) -> Option<rust_decimal::Decimal> {
     text.parse()
         .ok()
         .or_else(|| rust_decimal::Decimal::from_scientific(&text).ok())
+}
+
+/// JSON with object keys sorted, so two spellings of one edit hash alike.
+fn write_canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                write_canonical(&m[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(x, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
 }
 
 #[cfg(test)]

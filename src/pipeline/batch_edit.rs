@@ -20,7 +20,6 @@
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::Value;
 
 use crate::config::JobSettings;
 use crate::config::duration::format_duration;
@@ -112,45 +111,6 @@ fn latest_due(
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// What the edit is, independent of the job's name: a hash of the store alias and the request
-/// body with its keys in a canonical order.
-pub fn edit_key(alias: &str, body: &Value) -> String {
-    let mut canonical = String::new();
-    write_canonical(body, &mut canonical);
-    let hash = blake3::hash(format!("{alias}\n{canonical}").as_bytes());
-    hash.to_hex()[..32].to_string()
-}
-
-fn write_canonical(v: &Value, out: &mut String) {
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                write_canonical(&m[k], out);
-            }
-            out.push('}');
-        }
-        Value::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(x, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
-
 /// The key of one occurrence's record.
 pub fn record_key(edit: &str, occurrence: &Occurrence) -> String {
     format!("{edit}@{}", occurrence.key_part())
@@ -232,7 +192,7 @@ pub async fn run(
     };
     let shown = &occurrence.shown;
     let what = format!("{} (occurrence {shown})", edit.describe());
-    let key = record_key(&edit_key(&client.store().alias, &edit.body), &occurrence);
+    let key = record_key(&edit.key(&client.store().alias), &occurrence);
     let found = match find_record(state, &key, &job.name, &occurrence) {
         Ok(r) => r,
         Err(e) => {
@@ -351,13 +311,6 @@ pub async fn run(
     }
 }
 
-/// Where a job's edit is recorded: the key prefix of its occurrences.
-pub fn job_edit_key(job: &JobSettings, alias: &str) -> Option<String> {
-    job.edit
-        .as_ref()
-        .map(|e| format!("{}@", edit_key(alias, &e.body)))
-}
-
 /// `resolve`: an operator's verdict on an occurrence in doubt. `occurrence` is what `status` and
 /// the log show, or the same instant in any offset.
 pub async fn resolve(
@@ -373,7 +326,7 @@ pub async fn resolve(
     let Some(edit) = &job.edit else {
         return Err(format!("job {name} has no edit"));
     };
-    let key = record_key(&edit_key(alias, &edit.body), &occ);
+    let key = record_key(&edit.key(alias), &occ);
     // An earlier version keyed by the local time as it printed it: try what was typed too.
     let rec = match find_record(state, &key, name, &occ).map_err(|e| e.to_string())? {
         Some(r) => Some(r),
@@ -429,10 +382,13 @@ mod tests {
     fn the_key_is_the_content_and_the_utc_instant() {
         let a = json!({"attribute": "price_sale", "value": 10, "restrictions": {"include": {"brands_ids": [1]}}});
         let b = json!({"restrictions": {"include": {"brands_ids": [1]}}, "value": 10, "attribute": "price_sale"});
-        assert_eq!(edit_key("loja", &a), edit_key("loja", &b));
-        assert_ne!(edit_key("loja", &a), edit_key("outra", &a));
+        let key = |alias: &str, body: &serde_json::Value| {
+            crate::config::edit::BatchEdit { body: body.clone() }.key(alias)
+        };
+        assert_eq!(key("loja", &a), key("loja", &b));
+        assert_ne!(key("loja", &a), key("outra", &a));
         let c = json!({"attribute": "price_sale", "value": 11, "restrictions": {"include": {"brands_ids": [1]}}});
-        assert_ne!(edit_key("loja", &a), edit_key("loja", &c));
+        assert_ne!(key("loja", &a), key("loja", &c));
         let sp = chrono_tz::America::Sao_Paulo;
         let x = Occurrence::parse("2026-11-27T00:00:00-03:00", sp).unwrap();
         let y = Occurrence::parse("2026-11-27T03:00:00Z", chrono_tz::UTC).unwrap();
