@@ -2,21 +2,13 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
 use yampi_sync::sim::{Faults, SimLimits, sample_catalog};
 
 fn qty(_p: u64, sku: u64) -> (i64, i64) {
     ((sku % 13) as i64 + 1, (sku % 5) as i64 + 2)
-}
-
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,16 +33,14 @@ async fn killed_mid_run_then_rerun_sends_only_the_rest() {
             .spawn()
             .unwrap(),
     );
-    let started = Instant::now();
-    while env.writes() < 12 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the first run never got going"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    child.kill().unwrap(); // SIGKILL: no cleanup, no flush
-    child.wait().unwrap();
+    poll_until(
+        "the first run to get going",
+        Duration::from_secs(30),
+        Duration::from_millis(5),
+        || env.writes() >= 12,
+    )
+    .await;
+    child.kill_hard();
     let sent_before_kill = env.writes();
     assert!(
         sent_before_kill < catalog.products.len(),
@@ -59,12 +49,8 @@ async fn killed_mid_run_then_rerun_sends_only_the_rest() {
     // Let requests that were in flight at the kill finish on the server side.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let out = env.run_binary(&["--run-once"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    for (p, s, code) in all_skus(&catalog) {
-        assert_eq!(env.sim.stock(s, 1), Some(qty(p, s).0), "{code}");
-        assert_eq!(env.sim.stock(s, 2), Some(qty(p, s).1), "{code}");
-    }
+    assert_exit(&env.run_binary(&["--run-once"]), 0);
+    assert_stock(&env, &catalog, qty);
     for p in &catalog.products {
         assert_eq!(
             env.applied_syncs(p.id),
@@ -86,7 +72,7 @@ async fn check_reports_every_problem_at_once_and_sends_nothing() {
     let mut cmd = env.command(&["check"]);
     cmd.env_remove("YS_TEST_SECRET");
     let out = cmd.output().unwrap();
-    let all = text(&out);
+    let all = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{all}");
     assert!(all.contains("schedule_typo"), "{all}");
     assert!(all.contains("surprise"), "{all}");
@@ -112,7 +98,7 @@ async fn check_names_a_bad_schedule() {
         .replace("*/10 * * * *", "*/10 * * *");
     std::fs::write(&config, bad).unwrap();
     let out = cmd.output().unwrap();
-    let all = text(&out);
+    let all = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{all}");
     assert!(
         all.contains("*/10 * * *") && all.contains("fields"),
@@ -126,7 +112,7 @@ async fn a_good_config_checks_clean() {
     let env = Env::start(catalog.clone()).await;
     env.write_feed("estoque-1.csv", &feed_for(&catalog, qty));
     let out = env.run_binary(&["check"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,7 +131,7 @@ async fn secrets_never_leak_to_output_logs_reports_or_state() {
         vec!["check", "-vv"],
     ] {
         let out = env.run_binary(&args);
-        outputs.push(text(&out));
+        outputs.push(output_text(&out));
     }
     assert!(outputs[0].contains("rejected"), "{}", outputs[0]);
     // Wrong credentials: the 401 is reported, the (wrong) token is not.
@@ -154,7 +140,7 @@ async fn secrets_never_leak_to_output_logs_reports_or_state() {
         .env("YS_TEST_TOKEN", "wrong-SECRET-token-123")
         .output()
         .unwrap();
-    let all = text(&out);
+    let all = output_text(&out);
     assert_eq!(out.status.code(), Some(3), "{all}");
     assert!(all.contains("401"), "{all}");
     assert!(!all.contains("wrong-SECRET-token-123"), "{all}");
@@ -205,15 +191,15 @@ async fn exit_codes_for_rejects_and_bad_config() {
     feed.push_str("X;x;-1;0\n");
     env.write_feed("estoque-1.csv", &feed);
     let out = env.run_binary(&["--run-once"]);
-    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(4), "{}", output_text(&out));
     let out = env.run_binary(&["--run-once", "--job", "nao-existe"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
     let out = env.run_binary(&["--dry-run"]);
     assert_eq!(
         out.status.code(),
         Some(2),
         "--dry-run needs --run-once: {}",
-        text(&out)
+        output_text(&out)
     );
 }
 
@@ -224,7 +210,7 @@ async fn a_second_process_on_the_same_state_dir_fails_clearly() {
     env.write_feed("estoque-1.csv", &feed_for(&catalog, qty));
     let _held = yampi_sync::state::StateStore::open(&env.state_dir()).unwrap();
     let out = env.run_binary(&["--run-once"]);
-    let all = text(&out);
+    let all = output_text(&out);
     assert_eq!(out.status.code(), Some(3), "{all}");
     assert!(
         all.contains("in use by another yampi-sync process"),

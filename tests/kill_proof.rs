@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
 use yampi_sync::sim::{Catalog, Faults, sample_catalog};
@@ -70,16 +70,14 @@ async fn killed_at_twenty_moments_the_rerun_converges_with_few_extra_writes() {
     for (trial, k) in moments.iter().copied().enumerate() {
         let env = env_with_feed(&catalog).await;
         let mut child = Running(env.command(&["--run-once"]).spawn().expect("binary starts"));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if env.sim.requests().len() >= k || child.try_wait().unwrap().is_some() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "trial {trial}: no progress");
-            tokio::time::sleep(Duration::from_micros(300)).await;
-        }
-        child.kill().ok(); // SIGKILL
-        child.wait().ok();
+        poll_until(
+            &format!("trial {trial} to reach request {k}"),
+            Duration::from_secs(60),
+            Duration::from_micros(300),
+            || env.sim.requests().len() >= k || child.try_wait().unwrap().is_some(),
+        )
+        .await;
+        child.kill_hard();
         let seen_at_kill = env.sim.requests().len();
         let writes_killed = env.writes();
 

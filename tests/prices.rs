@@ -3,22 +3,16 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rust_decimal::Decimal;
+use support::prices::*;
 use support::*;
 use yampi_sync::sim::{Catalog, Faults};
 
-fn d(s: &str) -> Decimal {
-    s.parse().unwrap()
-}
-
-const PRICE_MAPPING: &str = r#"
-match = "sku"
-key = "Código"
-decimal = "comma"
-
-[price]
+/// Markup 1.5, rounding to .90, a generous change cap.
+fn mapping() -> String {
+    let fields = r#"
 price_sale = "Preço"
 price_discount = "Promoção"
 price_cost = "Custo"
@@ -26,22 +20,7 @@ markup = 1.5
 round_to = "0.90"
 max_change_pct = 5000
 "#;
-
-async fn price_env(catalog: &Catalog) -> Env {
-    let mut env = Env::start(catalog.clone()).await;
-    env.kind = "price".into();
-    env.mapping = PRICE_MAPPING.into();
-    env
-}
-
-/// A price feed; `f(sku index)` gives (sale, discount, cost) as written in the file.
-fn price_feed(catalog: &Catalog, f: impl Fn(usize) -> (String, String, String)) -> String {
-    let mut s = String::from("Código;Preço;Promoção;Custo\n");
-    for (i, (_, _, code)) in all_skus(catalog).iter().enumerate() {
-        let (a, b, c) = f(i);
-        s.push_str(&format!("{code};{a};{b};{c}\n"));
-    }
-    s
+    price_mapping("comma", fields)
 }
 
 fn sku_prices(env: &Env, id: u64) -> (Decimal, Decimal, Decimal) {
@@ -59,7 +38,7 @@ fn writes(env: &Env) -> usize {
 #[tokio::test]
 async fn markup_and_rounding_land_exact_decimals_and_blank_cells_are_left_alone() {
     let catalog = small_catalog();
-    let env = price_env(&catalog).await;
+    let env = price_env(&catalog, &mapping()).await;
     let skus = all_skus(&catalog);
     // The second SKU's promotion sits below its new sale price (a sale price below the store's
     // discount with a blank discount cell is refused).
@@ -104,8 +83,8 @@ async fn markup_and_rounding_land_exact_decimals_and_blank_cells_are_left_alone(
 #[tokio::test]
 async fn refused_rows_are_untouched_and_the_rest_lands() {
     let catalog = small_catalog();
-    let mut env = price_env(&catalog).await;
-    env.mapping = PRICE_MAPPING
+    let mut env = price_env(&catalog, &mapping()).await;
+    env.mapping = mapping()
         .replace("max_change_pct = 5000", "max_change_pct = 50")
         .replace("markup = 1.5", "markup = 1")
         .replace("round_to = \"0.90\"", "");
@@ -176,7 +155,7 @@ async fn refused_rows_are_untouched_and_the_rest_lands() {
 #[tokio::test]
 async fn shared_prices_go_in_one_request_per_product_and_reruns_send_nothing() {
     let catalog = small_catalog();
-    let env = price_env(&catalog).await;
+    let env = price_env(&catalog, &mapping()).await;
     let skus = all_skus(&catalog);
     // Product 0: all three SKUs get 300 → one batch update. Product 1: three different prices →
     // three SKU updates. Every other product: the same price for its SKUs → one batch each.
@@ -204,9 +183,7 @@ async fn shared_prices_go_in_one_request_per_product_and_reruns_send_nothing() {
     }
     // The same values in a new file: nothing to send.
     let before = writes(&env);
-    let mut lines: Vec<&str> = feed.lines().collect();
-    lines[1..].reverse();
-    env.write_feed("estoque-2.csv", &(lines.join("\n") + "\n"));
+    env.write_feed("estoque-2.csv", &rows_reversed(&feed));
     let (code, report) = env.run_default().await;
     assert_eq!(code, 0, "{}", report.summary_line());
     assert_eq!(writes(&env), before, "no write after an unchanged feed");
@@ -215,9 +192,9 @@ async fn shared_prices_go_in_one_request_per_product_and_reruns_send_nothing() {
 #[tokio::test]
 async fn an_asynchronous_batch_update_is_followed_to_the_end() {
     let catalog = small_catalog();
-    let mut env = price_env(&catalog).await;
+    let mut env = price_env(&catalog, &mapping()).await;
     // Without a cost column (no floor to trip): every SKU gets the same price.
-    env.mapping = PRICE_MAPPING.replace("price_cost = \"Custo\"\n", "");
+    env.mapping = mapping().replace("price_cost = \"Custo\"\n", "");
     env.sim.set_batch_async_threshold(1);
     env.sim.set_batch_async_delay(Duration::from_millis(300));
     env.write_feed(
@@ -258,20 +235,8 @@ async fn a_batch_edit_occurrence_is_applied_once() {
         .flat_map(|p| p.skus.iter().map(|s| s.id))
         .collect();
     let before = sku_prices(&env, brand1[0]).1;
-    let out = env.run_binary(&["--run-once"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = env.run_binary(&["--run-once"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&env.run_binary(&["--run-once"]), 0);
+    assert_exit(&env.run_binary(&["--run-once"]), 0);
     assert_eq!(env.sim.batch_edits_applied(), 1);
     assert_eq!(
         env.sim.count("PUT", "/batch-edit"),
@@ -293,8 +258,7 @@ async fn apply_then_drop_leaves_the_occurrence_in_doubt_until_resolved() {
         ..Faults::default()
     });
     let out = env.run_binary(&["--run-once"]);
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text = output_text(&out);
     assert_eq!(out.status.code(), Some(3), "{text}");
     assert!(text.contains("in doubt"), "{text}");
     env.sim.set_faults(Faults::default());
@@ -314,12 +278,7 @@ async fn apply_then_drop_leaves_the_occurrence_in_doubt_until_resolved() {
         .expect("the occurrence is printed")
         .to_string();
     let out = env.run_binary(&["resolve", "estoque", &occurrence, "--applied"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let out = env.run_binary(&["--run-once"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
@@ -363,18 +322,18 @@ async fn a_kill_between_send_and_checkpoint_never_applies_twice() {
         ..Faults::default()
     });
     let mut child = Running(env.command(&["--run-once"]).spawn().unwrap());
-    let t0 = Instant::now();
-    while env.sim.count("PUT", "/batch-edit") == 0 {
-        assert!(t0.elapsed() < Duration::from_secs(20));
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    poll_until(
+        "the edit to be sent",
+        Duration::from_secs(20),
+        Duration::from_millis(5),
+        || env.sim.count("PUT", "/batch-edit") > 0,
+    )
+    .await;
+    child.kill_hard();
     tokio::time::sleep(Duration::from_millis(1200)).await;
     env.sim.set_faults(Faults::default());
     let out = env.run_binary(&["--run-once"]);
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text = output_text(&out);
     assert_eq!(out.status.code(), Some(3), "{text}");
     assert!(text.contains("in doubt"), "{text}");
     assert_eq!(env.sim.count("PUT", "/batch-edit"), 1, "not sent again");
@@ -401,7 +360,7 @@ async fn the_simulator_demands_product_id_and_price_cost_on_a_sku_update() {
     let env = Env::start(catalog.clone()).await;
     let sku = &catalog.products[0].skus[0];
     let before = sku_prices(&env, sku.id);
-    let put = |body: &'static str| {
+    let put = |body: String| {
         reqwest::Client::new()
             .put(format!(
                 "{}/loja-teste/catalog/skus/{}",
@@ -414,7 +373,7 @@ async fn the_simulator_demands_product_id_and_price_cost_on_a_sku_update() {
             .body(body)
             .send()
     };
-    let r = put(r#"{"price_sale": 99.9}"#).await.unwrap();
+    let r = put(r#"{"price_sale": 99.9}"#.into()).await.unwrap();
     assert_eq!(r.status(), 422);
     let body: serde_json::Value = r.json().await.unwrap();
     assert!(
@@ -426,19 +385,7 @@ async fn the_simulator_demands_product_id_and_price_cost_on_a_sku_update() {
         r#"{{"product_id": {}, "price_cost": 1.5, "price_sale": 99.9}}"#,
         sku.product_id
     );
-    let r = reqwest::Client::new()
-        .put(format!(
-            "{}/loja-teste/catalog/skus/{}",
-            env.sim.base_url(),
-            sku.id
-        ))
-        .header("User-Token", TOKEN)
-        .header("User-Secret-Key", SECRET)
-        .header("Content-Type", "application/json")
-        .body(ok)
-        .send()
-        .await
-        .unwrap();
+    let r = put(ok).await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(
         sku_prices(&env, sku.id),
@@ -469,27 +416,11 @@ max_change_pct = 5000
     }
     env.write_feed("estoque-1.csv", &feed);
     let base = env.config_text(true);
-    let config = base.replace("mapping = \"stock.toml\"", "mapping = \"shared.toml\"")
-        + r#"
-[[job]]
-name = "precos"
-store = "loja"
-kind = "price"
-source = { path = "erp/estoque-*.csv", settle_ms = 0 }
-mapping = "shared.toml"
-"#;
+    let prices = job_table("precos", "price", "erp/estoque-*.csv", "shared.toml", None);
+    let config = base.replace("mapping = \"stock.toml\"", "mapping = \"shared.toml\"") + &prices;
     let path = env.path("shared-config.toml");
     std::fs::write(&path, config).unwrap();
-    let settings = yampi_sync::config::load(&path, None).unwrap();
-    let state = yampi_sync::state::StateStore::open(&settings.state_dir).unwrap();
-    let clients = yampi_sync::pipeline::clients(&settings).unwrap();
-    let reports = yampi_sync::pipeline::run_once(
-        &settings,
-        &state,
-        &clients,
-        &yampi_sync::pipeline::RunOptions::default(),
-    )
-    .await;
+    let (_, reports) = open_config(&path).run(&Default::default()).await;
     for r in &reports {
         assert_eq!(r.exit_code, 0, "{}", r.summary_line());
     }

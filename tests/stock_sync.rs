@@ -13,18 +13,6 @@ fn qty(product: u64, sku: u64) -> (i64, i64) {
     ((sku % 17) as i64 + product as i64 % 5, (sku % 7) as i64 * 3)
 }
 
-fn assert_store_matches(
-    env: &Env,
-    catalog: &yampi_sync::sim::Catalog,
-    f: impl Fn(u64, u64) -> (i64, i64),
-) {
-    for (p, s, code) in all_skus(catalog) {
-        let (a, b) = f(p, s);
-        assert_eq!(env.sim.stock(s, 1), Some(a), "{code} stock 1");
-        assert_eq!(env.sim.stock(s, 2), Some(b), "{code} stock 2");
-    }
-}
-
 #[tokio::test]
 async fn first_sync_sets_every_sku_with_one_request_per_product() {
     let catalog = small_catalog();
@@ -32,7 +20,7 @@ async fn first_sync_sets_every_sku_with_one_request_per_product() {
     env.write_feed("estoque-1.csv", &feed_for(&catalog, qty));
     let (code, report) = env.run_default().await;
     assert_eq!(code, 0, "{}", report.summary_line());
-    assert_store_matches(&env, &catalog, qty);
+    assert_stock(&env, &catalog, qty);
     assert_eq!(env.writes(), catalog.products.len());
     assert_eq!(report.products_written, catalog.products.len() as u64);
     assert!(report.unmatched.is_empty() && report.rejected.is_empty());
@@ -60,9 +48,7 @@ async fn unchanged_rerun_sends_no_write() {
     assert_eq!(code, 0);
     assert!(report.skipped, "{}", report.summary_line());
     // A new file with the same values in another order: read, diffed, nothing to send.
-    let mut lines: Vec<&str> = feed.lines().collect();
-    lines[1..].reverse();
-    env.write_feed("estoque-2.csv", &(lines.join("\n") + "\n"));
+    env.write_feed("estoque-2.csv", &rows_reversed(&feed));
     let (code, report) = env.run_default().await;
     assert_eq!(code, 0);
     assert!(!report.skipped);
@@ -103,7 +89,7 @@ async fn seven_changed_skus_over_four_products_are_four_requests() {
     assert_eq!(code, 0, "{}", report.summary_line());
     assert_eq!(env.writes() - before, 4);
     assert_eq!(report.changed_skus(), 7);
-    assert_store_matches(&env, &catalog, f);
+    assert_stock(&env, &catalog, f);
 }
 
 #[tokio::test]
@@ -118,7 +104,7 @@ async fn tight_limits_apply_everything_without_a_429() {
     env.write_feed("estoque-1.csv", &feed_for(&catalog, qty));
     let (code, report) = env.run_default().await;
     assert_eq!(code, 0, "{}", report.summary_line());
-    assert_store_matches(&env, &catalog, qty);
+    assert_stock(&env, &catalog, qty);
     assert_eq!(env.sim.count_status(429), 0, "the client must pace itself");
     assert_eq!(report.rate_limited, 0);
 }
@@ -140,7 +126,7 @@ async fn a_429_storm_is_waited_out_not_reported_as_failure() {
     let (code, report) = env.run_default().await;
     assert_eq!(code, 0, "{}", report.summary_line());
     assert!(env.sim.count_status(429) > 0);
-    assert_store_matches(&env, &catalog, qty);
+    assert_stock(&env, &catalog, qty);
 }
 
 #[tokio::test]
@@ -156,7 +142,7 @@ async fn server_errors_and_dropped_connections_are_retried() {
     env.write_feed("estoque-1.csv", &feed_for(&catalog, qty));
     let (code, report) = env.run_default().await;
     assert_eq!(code, 0, "{}", report.summary_line());
-    assert_store_matches(&env, &catalog, qty);
+    assert_stock(&env, &catalog, qty);
     let faults = env
         .sim
         .requests()
@@ -295,7 +281,7 @@ async fn string_pagination_numbers_are_understood() {
     assert_eq!(report.matched_skus, 210);
     assert!(report.unmatched.is_empty());
     assert_eq!(env.sim.count("GET", "/catalog/skus"), 3);
-    assert_store_matches(&env, &catalog, qty);
+    assert_stock(&env, &catalog, qty);
 }
 
 #[tokio::test]
@@ -364,11 +350,7 @@ async fn reserve_and_missing_zero() {
     env.job_extra = "max_zeroed_pct = 100".into();
     let skus = all_skus(&catalog);
     let absent = skus[7].1;
-    let feed: String = feed_for(&catalog, |_, _| (10, 1))
-        .lines()
-        .filter(|l| !l.starts_with(&format!("{};", skus[7].2)))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let feed = without_row(&feed_for(&catalog, |_, _| (10, 1)), &skus[7].2);
     env.write_feed("estoque-1.csv", &feed);
     let (code, report) = env.run_default().await;
     assert_eq!(code, 0, "{}", report.summary_line());
@@ -454,14 +436,7 @@ async fn index_refresh_is_incremental_and_sees_new_skus() {
     assert_eq!(env.run_default().await.0, 0);
     let full_scan_requests = env.sim.count("GET", "/catalog/skus");
     // A SKU created in the store after the first scan.
-    let mut new_sku = catalog.products[0].skus[0].clone();
-    new_sku.id = 999_001;
-    new_sku.sku = "NOVO-1".into();
-    env.sim.add_sku(new_sku);
-    env.sim.clear_requests();
-    let mut feed = feed_for(&catalog, qty);
-    feed.push_str("NOVO-1;novo;4;2\n");
-    env.write_feed("estoque-2.csv", &feed);
+    new_sku_and_its_feed(&env, &catalog, qty);
     let (code, report) = env.run_default().await;
     assert_eq!(code, 0, "{}", report.summary_line());
     assert!(full_scan_requests >= 1);
@@ -485,10 +460,7 @@ async fn index_refresh_is_incremental_and_sees_new_skus() {
 async fn incremental_refresh_reads_only_recent_updates_and_full_rescans_catch_deletions() {
     let catalog = small_catalog();
     let env = Env::start(catalog.clone()).await;
-    let config = env.write_config();
-    let settings = yampi_sync::config::load(&config, None).unwrap();
-    let state = yampi_sync::state::StateStore::open(&settings.state_dir).unwrap();
-    let clients = yampi_sync::pipeline::clients(&settings).unwrap();
+    let Opened { state, clients, .. } = env.open();
     let client = &clients["loja"];
     let skus = all_skus(&catalog);
 
@@ -560,10 +532,7 @@ async fn a_product_the_store_refuses_is_reported_with_the_api_message() {
     env.write_feed("estoque-1.csv", &feed_for(&catalog, qty));
     // The product's SKUs disappear between the index refresh and the write.
     let (code, report) = {
-        let config = env.write_config();
-        let settings = yampi_sync::config::load(&config, None).unwrap();
-        let state = yampi_sync::state::StateStore::open(&settings.state_dir).unwrap();
-        let clients = yampi_sync::pipeline::clients(&settings).unwrap();
+        let Opened { state, clients, .. } = env.open();
         yampi_sync::index::refresh(&clients["loja"], &state, false, |_, _| {})
             .await
             .unwrap();

@@ -5,75 +5,32 @@
 
 mod support;
 
-use std::os::unix::net::UnixDatagram;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
 
+use support::daemon::*;
 use support::*;
-use yampi_sync::pipeline::{self, RunOptions};
+use yampi_sync::pipeline::RunOptions;
 use yampi_sync::sim::{Faults, sample_catalog};
 
 /// The hidden switch that makes the binary panic at a chosen place (see `daemon::injected_panic`).
 const PANIC_SWITCH: &str = "YAMPI_SYNC_TESTING_ONLY_INJECT_PANIC";
 
-fn qty(_p: u64, sku: u64) -> (i64, i64) {
-    ((sku % 11) as i64 + 2, (sku % 3) as i64)
-}
-
-fn signal(child: &Running, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
-fn log_of(env: &Env) -> String {
-    std::fs::read_to_string(env.path("daemon.log")).unwrap_or_default()
-}
-
-async fn wait_until(what: &str, secs: u64, env: &Env, mut f: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(secs),
-            "timed out waiting for {what}; the daemon's log:\n{}",
-            log_of(env)
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-fn wait_exit(child: &mut Running, secs: u64) -> Option<i32> {
-    let t0 = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code();
-        }
-        if t0.elapsed() > Duration::from_secs(secs) {
-            let _ = child.kill();
-            panic!("the daemon did not exit within {secs} s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The daemon with its stderr in `daemon.log`.
-fn spawn_daemon(env: &Env, extra_env: &[(&str, &str)]) -> Running {
-    let log = std::fs::File::create(env.path("daemon.log")).unwrap();
-    let mut c = env.command(&[]);
-    c.stdout(Stdio::null()).stderr(log);
-    for (k, v) in extra_env {
-        c.env(k, v);
-    }
-    Running(c.spawn().unwrap())
-}
-
 fn second_job(name: &str) -> String {
-    format!(
-        "\n[[job]]\nname = \"{name}\"\nstore = \"loja\"\nkind = \"stock\"\nschedule = \"* * * * * *\"\n\
-         source = {{ path = \"erp/estoque-*.csv\", settle_ms = 0 }}\nmapping = \"stock.toml\"\n"
-    )
+    let glob = "erp/estoque-*.csv";
+    job_table(name, "stock", glob, "stock.toml", Some("* * * * * *"))
+}
+
+/// The binary on the config file at `path`, with no credentials in its environment.
+fn binary_on(path: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_yampi-sync"))
+        .arg("--config")
+        .arg(path)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,7 +45,7 @@ async fn runs_of_one_store_never_overlap_not_even_across_reloads() {
         ..Faults::default()
     });
     env.write_feed("estoque-1.csv", &feed_for(&catalog, qty));
-    let mut daemon = spawn_daemon(&env, &[]);
+    let mut daemon = spawn_daemon(&env, &[], &[]);
     let products = catalog.products.len();
     for round in 1..=2usize {
         if round > 1 {
@@ -183,12 +140,7 @@ async fn a_panic_inside_a_one_shot_run_is_that_runs_failure_with_exit_3() {
         .env(PANIC_SWITCH, "run:estoque ")
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,22 +149,18 @@ async fn a_retention_beyond_the_calendar_does_not_panic_after_the_writes() {
     let env = Env::start(catalog.clone()).await;
     env.write_feed("estoque-1.csv", &feed_for(&catalog, qty));
     // `check` refuses it now; set past validation to reach the housekeeping itself.
-    let mut settings = yampi_sync::config::load(&env.write_config(), None).unwrap();
-    settings.retention_days = 100_000_000;
-    let state = yampi_sync::state::StateStore::open(&settings.state_dir).unwrap();
-    let clients = pipeline::clients(&settings).unwrap();
-    let reports = pipeline::run_once(&settings, &state, &clients, &RunOptions::default()).await;
+    let mut opened = env.open();
+    opened.settings.retention_days = 100_000_000;
+    let (_, reports) = opened.run(&RunOptions::default()).await;
     assert_eq!(reports[0].exit_code, 0, "{}", reports[0].summary_line());
-    assert_eq!(state.runs("estoque").unwrap().len(), 1);
+    assert_eq!(opened.state.runs("estoque").unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_records_a_panicking_run_as_failed_and_goes_on() {
     let catalog = sample_catalog(3, 1, 2);
-    let mut env = Env::start(catalog.clone()).await;
-    env.schedule = "* * * * * *".into();
-    env.write_feed("estoque-1.csv", &feed_for(&catalog, qty));
-    let mut daemon = spawn_daemon(&env, &[(PANIC_SWITCH, "run:estoque")]);
+    let env = every_second_env(&catalog).await;
+    let mut daemon = spawn_daemon(&env, &[], &[(PANIC_SWITCH, "run:estoque")]);
     wait_until("two failed runs", 30, &env, || {
         log_of(&env).matches("stopped on an internal error").count() >= 2
     })
@@ -230,42 +178,23 @@ async fn the_daemon_records_a_panicking_run_as_failed_and_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_scheduler_stops_the_watchdog_and_the_daemon_exits_3() {
     let catalog = sample_catalog(3, 1, 2);
-    let mut env = Env::start(catalog.clone()).await;
-    env.schedule = "* * * * * *".into();
-    env.write_feed("estoque-1.csv", &feed_for(&catalog, qty));
-    let socket_path = env.path("notify.sock");
-    let socket = UnixDatagram::bind(&socket_path).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let socket_text = socket_path.display().to_string();
+    let env = every_second_env(&catalog).await;
+    let mut notify = Notifications::bind(&env);
     let mut daemon = spawn_daemon(
         &env,
+        &[],
         &[
             (PANIC_SWITCH, "scheduler:estoque"),
-            ("NOTIFY_SOCKET", &socket_text),
+            ("NOTIFY_SOCKET", &notify.env_value()),
             ("WATCHDOG_USEC", "200000"),
         ],
     );
-    let mut received = String::new();
-    let mut buf = [0u8; 4096];
-    while !received.contains("WATCHDOG=1") {
-        let n = socket.recv(&mut buf).expect("a notification");
-        received.push_str(&String::from_utf8_lossy(&buf[..n]));
-        received.push('\n');
-    }
+    notify.wait_for("WATCHDOG=1", &env);
     assert_eq!(wait_exit(&mut daemon, 30), Some(3), "{}", log_of(&env));
     let log = log_of(&env);
     assert!(log.contains("scheduler of job estoque stopped"), "{log}");
     // After the scheduler died no watchdog ping was sent.
-    socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let mut after = String::new();
-    while let Ok(n) = socket.recv(&mut buf) {
-        after.push_str(&String::from_utf8_lossy(&buf[..n]));
-        after.push('\n');
-    }
+    let after = notify.read_rest(Duration::from_millis(200));
     let tail = after.rsplit("STOPPING=1").next().unwrap_or_default();
     assert!(!tail.contains("WATCHDOG=1"), "{after}");
 }
@@ -273,14 +202,12 @@ async fn a_dead_scheduler_stops_the_watchdog_and_the_daemon_exits_3() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_while_waiting_for_the_store_at_start_up_is_applied() {
     let catalog = sample_catalog(3, 1, 2);
-    let mut env = Env::start(catalog.clone()).await;
-    env.schedule = "* * * * * *".into();
-    env.write_feed("estoque-1.csv", &feed_for(&catalog, qty));
+    let env = every_second_env(&catalog).await;
     env.sim.set_faults(Faults {
         ping_status: Some(503),
         ..Faults::default()
     });
-    let mut daemon = spawn_daemon(&env, &[]);
+    let mut daemon = spawn_daemon(&env, &[], &[]);
     wait_until("the start-up wait", 20, &env, || {
         log_of(&env).contains("waiting for store loja")
     })
@@ -300,29 +227,14 @@ async fn sighup_while_waiting_for_the_store_at_start_up_is_applied() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_answering_404_does_not_block_ready() {
     let catalog = sample_catalog(3, 1, 2);
-    let mut env = Env::start(catalog.clone()).await;
-    env.schedule = "* * * * * *".into();
-    env.write_feed("estoque-1.csv", &feed_for(&catalog, qty));
+    let env = every_second_env(&catalog).await;
     env.sim.set_faults(Faults {
         ping_status: Some(404),
         ..Faults::default()
     });
-    let socket_path = env.path("notify.sock");
-    let socket = UnixDatagram::bind(&socket_path).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let socket_text = socket_path.display().to_string();
-    let mut daemon = spawn_daemon(&env, &[("NOTIFY_SOCKET", &socket_text)]);
-    let mut received = String::new();
-    let mut buf = [0u8; 4096];
-    while !received.contains("READY=1") {
-        let n = socket
-            .recv(&mut buf)
-            .unwrap_or_else(|e| panic!("no READY ({e}); log:\n{}", log_of(&env)));
-        received.push_str(&String::from_utf8_lossy(&buf[..n]));
-        received.push('\n');
-    }
+    let mut notify = Notifications::bind(&env);
+    let mut daemon = spawn_daemon(&env, &[], &[("NOTIFY_SOCKET", &notify.env_value())]);
+    notify.wait_for("READY=1", &env);
     wait_until("the first sync", 30, &env, || env.writes() >= 3).await;
     signal(&daemon, "-TERM");
     assert_eq!(wait_exit(&mut daemon, 20), Some(0), "{}", log_of(&env));
@@ -338,7 +250,7 @@ async fn ping_refusing_the_credentials_fails_fast_naming_them() {
             ping_status: Some(status),
             ..Faults::default()
         });
-        let mut daemon = spawn_daemon(&env, &[]);
+        let mut daemon = spawn_daemon(&env, &[], &[]);
         assert_eq!(wait_exit(&mut daemon, 20), Some(3), "{}", log_of(&env));
         let log = log_of(&env);
         assert!(log.contains(&format!("HTTP {status}")), "{log}");
@@ -358,82 +270,69 @@ async fn check_refuses_numbers_that_cannot_work_naming_the_key_and_its_range() {
     let good = env.config_text(true);
     env.write_config();
     let top = "timezone = \"America/Sao_Paulo\"";
-    let cases: Vec<(String, &str)> = vec![
-        (
-            good.replace("window_ms = 500", "window_ms = 9223372036854775807"),
-            "`limits.window_ms` must be between",
+    // Each case: `good` with `from` replaced by `to`, which `check` refuses naming `key`.
+    let case = |from: &str, to: &str, key: &str| {
+        (good.replace(from, to), format!("`{key}` must be between"))
+    };
+    let top_line = |line: &str| format!("{top}\n{line}");
+    let big = "9223372036854775807";
+    let cases = [
+        case(
+            "window_ms = 500",
+            &format!("window_ms = {big}"),
+            "limits.window_ms",
         ),
-        (
-            good.replace(top, &format!("{top}\nretention_days = 100000000")),
-            "`retention_days` must be between",
+        case(
+            top,
+            &top_line("retention_days = 100000000"),
+            "retention_days",
         ),
-        (
-            good.replace(top, &format!("{top}\nretention_days = 0")),
-            "`retention_days` must be between",
+        case(top, &top_line("retention_days = 0"), "retention_days"),
+        case(top, &top_line("max_run_records = 0"), "max_run_records"),
+        case("timeout_secs = 5", "timeout_secs = 0", "timeout_secs"),
+        case(
+            "timeout_secs = 5",
+            &format!("timeout_secs = {big}"),
+            "timeout_secs",
         ),
-        (
-            good.replace(top, &format!("{top}\nmax_run_records = 0")),
-            "`max_run_records` must be between",
+        case("max_retries = 8", "max_retries = 4000000000", "max_retries"),
+        case(
+            "max_retries = 8",
+            &format!("max_retries = 8\nindex_full_rescan_hours = {big}"),
+            "index_full_rescan_hours",
         ),
-        (
-            good.replace("timeout_secs = 5", "timeout_secs = 0"),
-            "`timeout_secs` must be between",
+        case(
+            "max_retries = 8",
+            "max_retries = 8\nmax_in_flight = 0",
+            "max_in_flight",
         ),
-        (
-            good.replace("timeout_secs = 5", "timeout_secs = 9223372036854775807"),
-            "`timeout_secs` must be between",
+        case(
+            "max_retries = 8",
+            "max_retries = 8\nmax_in_flight = 17",
+            "max_in_flight",
         ),
-        (
-            good.replace("max_retries = 8", "max_retries = 4000000000"),
-            "`max_retries` must be between",
+        case(
+            "get_skus = 1000",
+            "get_skus = 4000000000",
+            "limits.get_skus",
         ),
-        (
-            good.replace(
-                "max_retries = 8",
-                "max_retries = 8\nindex_full_rescan_hours = 9223372036854775807",
-            ),
-            "`index_full_rescan_hours` must be between",
-        ),
-        (
-            good.replace("max_retries = 8", "max_retries = 8\nmax_in_flight = 0"),
-            "`max_in_flight` must be between",
-        ),
-        (
-            good.replace("max_retries = 8", "max_retries = 8\nmax_in_flight = 17"),
-            "`max_in_flight` must be between",
-        ),
-        (
-            good.replace("get_skus = 1000", "get_skus = 4000000000"),
-            "`limits.get_skus` must be between",
-        ),
-        (
-            good.replace("settle_ms = 0", "settle_ms = 9223372036854775807"),
-            "`source.settle_ms` must be between",
+        case(
+            "settle_ms = 0",
+            &format!("settle_ms = {big}"),
+            "source.settle_ms",
         ),
     ];
     let path = env.path("bad.toml");
     for (text, wanted) in &cases {
         assert_ne!(text, &good, "the case {wanted} changes the config");
         std::fs::write(&path, text).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_yampi-sync"))
-            .arg("--config")
-            .arg(&path)
-            .arg("check")
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap();
+        let out = binary_on(&path, &["check"]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(2), "{wanted}: {stdout}");
         assert!(stdout.contains(wanted), "{wanted}: {stdout}");
     }
     std::fs::write(&path, &good).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_yampi-sync"))
-        .arg("--config")
-        .arg(&path)
-        .arg("check")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(binary_on(&path, &["check"]).status.code(), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -460,30 +359,7 @@ async fn the_largest_accepted_numbers_run_without_a_panic() {
     env.write_config();
     let path = env.path("max.toml");
     std::fs::write(&path, &text).unwrap();
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_yampi-sync"))
-            .arg("--config")
-            .arg(&path)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap()
-    };
-    let out = run(&["check"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let out = run(&["--run-once"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for (p, s, _) in all_skus(&catalog) {
-        assert_eq!(env.sim.stock(s, 1), Some(qty(p, s).0));
-    }
+    assert_exit(&binary_on(&path, &["check"]), 0);
+    assert_exit(&binary_on(&path, &["--run-once"]), 0);
+    assert_stock_1(&env, &catalog, qty);
 }

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use support::*;
-use yampi_sync::pipeline::{self, RunOptions};
-use yampi_sync::report::{RunReport, worst_exit};
+use yampi_sync::pipeline::RunOptions;
+use yampi_sync::report::RunReport;
 use yampi_sync::sim::{Catalog, Faults};
 
 const BLACK_FRIDAY: &str = r#"edit = { attribute = "price_sale", operation_type = "decrement", value_type = "percent", value = 20, restrictions = { include = { brands_ids = [1] } } }"#;
@@ -39,19 +39,30 @@ async fn run_text(env: &Env, text: &str, opts: RunOptions) -> (i32, Vec<RunRepor
     let config = env.path("yampi-sync.toml");
     std::fs::write(&config, text).unwrap();
     std::fs::write(env.path("stock.toml"), &env.mapping).unwrap();
-    let settings = yampi_sync::config::load(&config, None).expect("valid config");
-    let state = yampi_sync::state::StateStore::open(&settings.state_dir).expect("state");
-    let clients = pipeline::clients(&settings).unwrap();
-    let reports = pipeline::run_once(&settings, &state, &clients, &opts).await;
-    (worst_exit(reports.iter().map(|r| r.exit_code)), reports)
+    open_config(&config).run(&opts).await
 }
 
 fn edits_sent(env: &Env) -> usize {
     env.sim.count("PUT", "/batch-edit")
 }
 
-fn output(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+/// An edit every ten minutes, sent once by a run at 12:03 UTC.
+async fn edit_sent_at_12_03() -> Env {
+    let (env, _) = edit_env("*/10 * * * *", "").await;
+    let (code, _) = env.run(at("2026-12-01T12:03:00Z")).await;
+    assert_eq!(code, 0);
+    assert_eq!(edits_sent(&env), 1);
+    env
+}
+
+/// Fails unless the report's message holds `needle`.
+#[track_caller]
+fn assert_says(report: &RunReport, needle: &str) {
+    assert!(
+        report.message.contains(needle),
+        "{needle} in {}",
+        report.message
+    );
 }
 
 // --- point 1: never late -------------------------------------------------------------------
@@ -71,7 +82,7 @@ async fn an_occurrence_older_than_max_lateness_is_missed_never_sent() {
         "max_lateness (1h)",
         "4 days",
     ] {
-        assert!(r.message.contains(needle), "{needle} in {}", r.message);
+        assert_says(r, needle);
     }
     assert!(
         r.report_path.as_ref().is_some_and(|p| p.exists()),
@@ -80,14 +91,10 @@ async fn an_occurrence_older_than_max_lateness_is_missed_never_sent() {
     // Later runs say so, send nothing and exit 0.
     let (code, reports) = env.run(at("2026-12-01T12:10:00Z")).await;
     assert_eq!(code, 0, "{}", reports[0].message);
-    assert!(
-        reports[0].message.contains("was missed"),
-        "{}",
-        reports[0].message
-    );
+    assert_says(&reports[0], "was missed");
     assert_eq!(edits_sent(&env), 0);
     // `status` lists it.
-    let status = output(&env.run_binary(&["status"]));
+    let status = output_text(&env.run_binary(&["status"]));
     assert!(
         status.contains("MISSED: occurrence 2026-11-27T00:00:00-03:00"),
         "{status}"
@@ -108,37 +115,26 @@ async fn an_occurrence_within_max_lateness_is_sent_once() {
     assert_eq!(env.sim.batch_edits_applied(), 1);
     let (code, reports) = env.run(at("2026-11-29T12:00:00Z")).await;
     assert_eq!(code, 0, "{}", reports[0].message);
-    assert!(reports[0].message.contains("already applied"));
+    assert_says(&reports[0], "already applied");
     assert_eq!(edits_sent(&env), 1);
     // Nothing has come yet for a schedule whose first time is ahead: nothing is sent early.
     let (env, _) = edit_env("0 0 0 27 11 * 2030", "").await;
     let (code, reports) = env.run(at("2026-11-28T12:00:00Z")).await;
     assert_eq!(code, 0, "{}", reports[0].message);
-    assert!(
-        reports[0].message.contains("no occurrence"),
-        "{}",
-        reports[0].message
-    );
+    assert_says(&reports[0], "no occurrence");
     assert_eq!(edits_sent(&env), 0);
 }
 
 #[tokio::test]
 async fn renaming_the_job_does_not_make_an_applied_occurrence_new() {
-    let (env, _) = edit_env("*/10 * * * *", "").await;
-    let (code, _) = env.run(at("2026-12-01T12:03:00Z")).await;
-    assert_eq!(code, 0);
-    assert_eq!(edits_sent(&env), 1);
+    let env = edit_sent_at_12_03().await;
     let renamed = env
         .config_text(true)
         .replace(r#"name = "estoque""#, r#"name = "promo-marca-1""#);
     assert!(renamed.contains("promo-marca-1"));
     let (code, reports) = run_text(&env, &renamed, at("2026-12-01T12:05:00Z")).await;
     assert_eq!(code, 0, "{}", reports[0].message);
-    assert!(
-        reports[0].message.contains("already applied"),
-        "{}",
-        reports[0].message
-    );
+    assert_says(&reports[0], "already applied");
     assert_eq!(
         edits_sent(&env),
         1,
@@ -148,10 +144,7 @@ async fn renaming_the_job_does_not_make_an_applied_occurrence_new() {
 
 #[tokio::test]
 async fn changing_timezone_does_not_make_an_applied_occurrence_new() {
-    let (env, _) = edit_env("*/10 * * * *", "").await;
-    let (code, _) = env.run(at("2026-12-01T12:03:00Z")).await;
-    assert_eq!(code, 0);
-    assert_eq!(edits_sent(&env), 1);
+    let env = edit_sent_at_12_03().await;
     // 12:00 UTC is 09:00 in São Paulo: the same instant, written another way.
     let utc_zone = env
         .config_text(true)
@@ -159,11 +152,7 @@ async fn changing_timezone_does_not_make_an_applied_occurrence_new() {
     assert!(utc_zone.contains(r#"timezone = "UTC""#));
     let (code, reports) = run_text(&env, &utc_zone, at("2026-12-01T12:05:00Z")).await;
     assert_eq!(code, 0, "{}", reports[0].message);
-    assert!(
-        reports[0].message.contains("already applied"),
-        "{}",
-        reports[0].message
-    );
+    assert_says(&reports[0], "already applied");
     assert_eq!(edits_sent(&env), 1);
     // A changed edit is another edit: it is sent.
     let changed = utc_zone.replace("value = 20", "value = 15");
@@ -190,15 +179,19 @@ async fn resolve_accepts_the_occurrence_in_any_offset() {
     env.sim.set_faults(Faults::default());
     // The same instant in UTC.
     let out = env.run_binary(&["resolve", "estoque", "2026-11-27T03:00:00Z", "--applied"]);
-    assert_eq!(out.status.code(), Some(0), "{}", output(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let (code, reports) = env.run(at("2026-11-27T03:30:00Z")).await;
     assert_eq!(code, 0, "{}", reports[0].message);
-    assert!(reports[0].message.contains("already applied"));
+    assert_says(&reports[0], "already applied");
     assert_eq!(edits_sent(&env), 1);
     // Something that is no instant is refused with the form to use.
     let out = env.run_binary(&["resolve", "estoque", "27/11/2026", "--applied"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(output(&out).contains("RFC 3339"), "{}", output(&out));
+    assert!(
+        output_text(&out).contains("RFC 3339"),
+        "{}",
+        output_text(&out)
+    );
 }
 
 #[tokio::test]
@@ -215,11 +208,7 @@ async fn an_occurrence_an_earlier_version_applied_is_not_sent_again() {
     }
     let (code, reports) = env.run(at("2026-11-27T03:10:00Z")).await;
     assert_eq!(code, 0, "{}", reports[0].message);
-    assert!(
-        reports[0].message.contains("already applied"),
-        "{}",
-        reports[0].message
-    );
+    assert_says(&reports[0], "already applied");
     assert_eq!(edits_sent(&env), 0);
 }
 
@@ -233,7 +222,7 @@ async fn check_validates_max_lateness() {
     ] {
         let (env, _) = edit_env("0 0 0 27 11 *", extra).await;
         let out = env.run_binary(&["check"]);
-        let text = output(&out);
+        let text = output_text(&out);
         assert_eq!(out.status.code(), Some(2), "{text}");
         assert!(
             text.contains("max_lateness") && text.contains(needle),
@@ -246,9 +235,9 @@ async fn check_validates_max_lateness() {
     let out = env.run_binary(&["check"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        output(&out).contains("only for batch_edit"),
+        output_text(&out).contains("only for batch_edit"),
         "{}",
-        output(&out)
+        output_text(&out)
     );
 }
 
@@ -272,7 +261,7 @@ async fn stock_env_with_two_runs() -> (Env, Catalog) {
             &feed_for(&catalog, |_, s| (base + (s % 3) as i64, 1)),
         );
         let out = env.run_binary(&["--run-once"]);
-        assert_eq!(out.status.code(), Some(0), "{}", output(&out));
+        assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     }
     // A third feed: a run that opened an empty database would send it all.
     env.write_feed(
@@ -302,7 +291,7 @@ fn written_len(env: &Env) -> u64 {
 fn assert_refused(env: &Env, damage: &str) {
     let before = store_writes(env);
     let out = env.run_binary(&["--run-once"]);
-    let text = output(&out);
+    let text = output_text(&out);
     assert_eq!(out.status.code(), Some(3), "{damage}: {text}");
     for needle in [
         "nothing was run",
@@ -315,7 +304,7 @@ fn assert_refused(env: &Env, damage: &str) {
     }
     assert_eq!(store_writes(env), before, "{damage}: nothing is sent");
     let out = env.run_binary(&["status"]);
-    let text = output(&out);
+    let text = output_text(&out);
     assert_eq!(out.status.code(), Some(3), "{damage}: {text}");
     assert!(!text.contains("never run"), "{damage}: {text}");
     assert!(text.contains("restore"), "{damage}: {text}");
@@ -403,13 +392,13 @@ async fn a_database_that_lost_its_recent_writes_is_refused() {
     env.write_feed("estoque-3.csv", &feed_for(&catalog, |_, _| (9, 1)));
     assert_refused(&env, "stale database");
     assert!(
-        output(&env.run_binary(&["--run-once"])).contains("lost recent writes"),
+        output_text(&env.run_binary(&["--run-once"])).contains("lost recent writes"),
         "the sentence says what happened"
     );
     // The operator restores that copy on purpose and says so by removing the identity file.
     remove_identity(&env);
     let out = env.run_binary(&["--run-once"]);
-    assert_eq!(out.status.code(), Some(0), "{}", output(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
 }
 
 // The binary runs while this test's runtime serves the simulator: two worker threads.
@@ -417,13 +406,13 @@ async fn a_database_that_lost_its_recent_writes_is_refused() {
 async fn the_journal_keeps_an_applied_edit_from_being_sent_again_when_the_db_is_lost() {
     let (env, _) = edit_env("*/10 * * * *", "").await;
     let out = env.run_binary(&["--run-once"]);
-    assert_eq!(out.status.code(), Some(0), "{}", output(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     assert_eq!(edits_sent(&env), 1);
     // A "fresh" state dir: no database, no identity; only the journal is left.
     std::fs::remove_dir_all(env.state_dir().join("db")).unwrap();
     remove_identity(&env);
     let out = env.run_binary(&["--run-once"]);
-    let text = output(&out);
+    let text = output_text(&out);
     assert_eq!(edits_sent(&env), 1, "never sent twice");
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("already applied"), "{text}");
@@ -443,7 +432,7 @@ async fn the_journal_keeps_an_edit_in_doubt_when_the_db_is_lost() {
     std::fs::remove_dir_all(env.state_dir().join("db")).unwrap();
     remove_identity(&env);
     let out = env.run_binary(&["--run-once"]);
-    let text = output(&out);
+    let text = output_text(&out);
     assert_eq!(out.status.code(), Some(3), "{text}");
     assert!(text.contains("in doubt"), "{text}");
     assert_eq!(edits_sent(&env), 1);
@@ -458,7 +447,7 @@ async fn an_unreadable_journal_line_stops_the_edit_and_a_torn_one_does_not() {
     // A crash in the middle of an append: an incomplete last line only.
     std::fs::write(&journal, br#"{"key":"0123","state":"sen"#).unwrap();
     let out = env.run_binary(&["--run-once"]);
-    assert_eq!(out.status.code(), Some(0), "{}", output(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     assert_eq!(edits_sent(&env), 1);
     // A complete line that cannot be read: the job stops, it never reads as "not sent".
     let mut text = std::fs::read_to_string(&journal).unwrap();
@@ -467,7 +456,7 @@ async fn an_unreadable_journal_line_stops_the_edit_and_a_torn_one_does_not() {
     std::fs::remove_dir_all(env.state_dir().join("db")).unwrap();
     remove_identity(&env);
     let out = env.run_binary(&["--run-once"]);
-    let text = output(&out);
+    let text = output_text(&out);
     assert_eq!(out.status.code(), Some(3), "{text}");
     assert!(
         text.contains("edits.journal") && text.contains("cannot be read"),
@@ -487,7 +476,7 @@ async fn an_unreadable_identity_file_stops_the_run() {
     )
     .unwrap();
     let out = env.run_binary(&["--run-once"]);
-    let text = output(&out);
+    let text = output_text(&out);
     assert_eq!(out.status.code(), Some(3), "{text}");
     assert!(
         text.contains("identity.json is unreadable") && text.contains("nothing was run"),

@@ -56,14 +56,6 @@ async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("{what} did not end within a minute"))
 }
 
-fn assert_stock(env: &Env, catalog: &Catalog, f: impl Fn(u64, u64) -> (i64, i64)) {
-    for (p, s, code) in all_skus(catalog) {
-        let (a, b) = f(p, s);
-        assert_eq!(env.sim.stock(s, 1), Some(a), "{code} stock 1");
-        assert_eq!(env.sim.stock(s, 2), Some(b), "{code} stock 2");
-    }
-}
-
 // --- point 9: the SKU index -------------------------------------------------------------------
 
 #[tokio::test]
@@ -111,12 +103,10 @@ async fn a_sku_the_full_scan_misses_is_kept_unless_the_store_says_it_is_gone() {
     let skus = all_skus(&catalog);
     let (deleted, slid) = (skus[0].1, skus[100].1);
     // The feed no longer lists the SKU being deleted (the ERP knows it is gone).
-    let feed: String = feed_for(&catalog, qty2)
-        .lines()
-        .filter(|l| !l.starts_with(&format!("{};", skus[0].2)))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    env.write_feed("estoque-2.csv", &feed);
+    env.write_feed(
+        "estoque-2.csv",
+        &without_row(&feed_for(&catalog, qty2), &skus[0].2),
+    );
     let (code, report) = env.run_default().await;
     assert!(
         env.sim.catalog().products[0]
@@ -158,10 +148,7 @@ async fn many_skus_missing_from_one_scan_stay_until_a_second_scan_misses_them() 
     for id in &removed {
         env.sim.remove_sku(*id);
     }
-    let config = env.write_config();
-    let settings = yampi_sync::config::load(&config, None).unwrap();
-    let state = yampi_sync::state::StateStore::open(&settings.state_dir).unwrap();
-    let clients = yampi_sync::pipeline::clients(&settings).unwrap();
+    let Opened { state, clients, .. } = env.open();
     let first = yampi_sync::index::refresh(&clients["loja"], &state, true, |_, _| {})
         .await
         .unwrap();
@@ -195,14 +182,7 @@ async fn a_server_clock_behind_ours_hides_no_update() {
     env.write_feed("estoque-1.csv", &feed_for(&catalog, qty));
     assert_eq!(env.run_default().await.0, 0);
     // A SKU created after the first scan: by the server's clock, 30 minutes ago.
-    let mut new_sku = catalog.products[0].skus[0].clone();
-    new_sku.id = 999_001;
-    new_sku.sku = "NOVO-1".into();
-    env.sim.add_sku(new_sku);
-    env.sim.clear_requests();
-    let mut feed = feed_for(&catalog, qty);
-    feed.push_str("NOVO-1;novo;4;2\n");
-    env.write_feed("estoque-2.csv", &feed);
+    new_sku_and_its_feed(&env, &catalog, qty);
     let (code, report) = env.run_default().await;
     assert_eq!(code, 0, "{}", report.summary_line());
     let listing = env
@@ -400,11 +380,8 @@ async fn credentials_echoed_in_error_bodies_are_never_stored_or_logged() {
         });
         env.write_feed(&format!("estoque-{status}.csv"), &feed_for(&catalog, feed));
         let out = env.run_binary(&["--run-once"]);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(exit), "{stdout}\n{stderr}");
-        logs.push_str(&stdout);
-        logs.push_str(&stderr);
+        assert_exit(&out, exit);
+        logs.push_str(&output_text(&out));
     }
     let echoed = env
         .sim

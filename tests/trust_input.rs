@@ -6,17 +6,13 @@ mod support;
 
 use std::time::Duration;
 
+use support::prices::*;
 use support::*;
 
-const PRICE_MAPPING: &str = r#"
-match = "sku"
-key = "Código"
-decimal = "comma"
-
-[price]
-price_sale = "Preço"
-max_change_pct = 100000
-"#;
+/// Sale prices only, numbers in decimal comma, changes of any size.
+fn price_only_mapping() -> String {
+    price_mapping("comma", "price_sale = \"Preço\"\nmax_change_pct = 100000\n")
+}
 
 fn stock_feed_with(catalog: &yampi_sync::sim::Catalog, first: &str) -> String {
     let mut s = String::from("Código;Saldo Loja;Saldo CD\n");
@@ -89,9 +85,7 @@ async fn thousands_groups_of_three_still_read_under_both_styles() {
 async fn a_price_with_a_stray_decimal_point_is_refused_not_multiplied() {
     let catalog = small_catalog();
     let skus = all_skus(&catalog);
-    let mut env = Env::start(catalog.clone()).await;
-    env.kind = "price".into();
-    env.mapping = PRICE_MAPPING.into();
+    let env = price_env(&catalog, &price_only_mapping()).await;
     let mut feed = String::from("Código;Preço\n");
     for (i, (_, _, code)) in skus.iter().enumerate() {
         // Above every store discount: a sale price below it would be refused on its own.
@@ -173,12 +167,8 @@ async fn max_quantity_is_a_job_key_and_check_validates_it() {
         env.job_extra = format!("max_quantity = {bad}");
         let out = env.run_binary(&["check"]);
         assert_eq!(out.status.code(), Some(2), "{bad}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            stderr.contains("max_quantity") || stdout.contains("max_quantity"),
-            "{stderr}{stdout}"
-        );
+        let text = output_text(&out);
+        assert!(text.contains("max_quantity"), "{text}");
     }
     env.job_extra = "max_quantity = 10".into();
     env.mapping = STOCK_MAPPING.replace("min_quantity = 0", "min_quantity = 50");
@@ -190,9 +180,7 @@ async fn max_quantity_is_a_job_key_and_check_validates_it() {
 async fn a_price_cell_of_1e30_rejects_the_row() {
     let catalog = small_catalog();
     let skus = all_skus(&catalog);
-    let mut env = Env::start(catalog.clone()).await;
-    env.kind = "price".into();
-    env.mapping = PRICE_MAPPING.into();
+    let mut env = price_env(&catalog, &price_only_mapping()).await;
     env.source = r#"{ path = "erp/precos-*.xlsx", settle_ms = 0 }"#.into();
     let mut wb = rust_xlsxwriter::Workbook::new();
     let ws = wb.add_worksheet();
@@ -556,12 +544,7 @@ fn bounded_check(env: &Env) -> (Option<i32>, String) {
         .env_remove("RUST_LOG")
         .output()
         .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), all)
+    (out.status.code(), output_text(&out))
 }
 
 #[tokio::test]

@@ -9,43 +9,21 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
+use support::prices::*;
 use support::*;
 use yampi_sync::model::PriceFields;
 use yampi_sync::sim::{Catalog, sample_catalog};
 use yampi_sync::state::StateStore;
 
-fn d(s: &str) -> Decimal {
-    s.parse().unwrap()
-}
-
 /// No markup or rounding: the file's prices are the store's.
-const MAPPING: &str = r#"
-match = "sku"
-key = "Código"
-decimal = "dot"
-
-[price]
+async fn env_for(catalog: &Catalog) -> Env {
+    let fields = r#"
 price_sale = "Preço"
 price_discount = "Promoção"
 price_cost = "Custo"
 max_change_pct = 5000
 "#;
-
-async fn env_for(catalog: &Catalog) -> Env {
-    let mut env = Env::start(catalog.clone()).await;
-    env.kind = "price".into();
-    env.mapping = MAPPING.into();
-    env
-}
-
-/// A feed with one row per SKU of `catalog`: `f(sku index)` gives (sale, discount, cost) cells.
-fn feed(catalog: &Catalog, f: impl Fn(usize) -> (String, String, String)) -> String {
-    let mut s = String::from("Código;Preço;Promoção;Custo\n");
-    for (i, (_, _, code)) in all_skus(catalog).iter().enumerate() {
-        let (a, b, c) = f(i);
-        s.push_str(&format!("{code};{a};{b};{c}\n"));
-    }
-    s
+    price_env(catalog, &price_mapping("dot", fields)).await
 }
 
 fn sale_only(p: &str) -> (String, String, String) {
@@ -58,14 +36,42 @@ fn sale(env: &Env, id: u64) -> Decimal {
 
 /// Waits (bounded) until no batch update of the simulator is still pending.
 async fn until_settled(env: &Env) {
-    let t0 = Instant::now();
-    while env.sim.pending_batch_updates() > 0 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "batch updates never finished"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll_until(
+        "the batch updates to finish",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || env.sim.pending_batch_updates() == 0,
+    )
+    .await
+}
+
+/// SKU `i`'s own sale price: 600.00 + i.
+fn own_price(i: usize) -> String {
+    format!("{}.00", 600 + i)
+}
+
+/// 2 products × 3 SKUs, every SKU synced at its own price.
+async fn synced_at_own_prices() -> (Env, Catalog) {
+    let catalog = sample_catalog(2, 3, 11);
+    let env = env_for(&catalog).await;
+    let feed = price_feed(&catalog, |i| sale_only(&own_price(i)));
+    env.write_feed("estoque-1.csv", &feed);
+    let (code, report) = env.run_default().await;
+    assert_eq!(code, 0, "{}", report.summary_line());
+    (env, catalog)
+}
+
+/// Records the intent a run leaves before it writes `sale` for SKU `id` (as if it died after).
+async fn record_sale_intent(env: &Env, id: u64, sale: &str) {
+    let state = StateStore::open(&env.state_dir()).unwrap();
+    let want = PriceFields {
+        sale: Some(d(sale)),
+        ..PriceFields::default()
+    };
+    state
+        .price_intent_record("estoque", &[(id, want)])
+        .await
+        .unwrap();
 }
 
 // Point 3: one product's batch updates go one after another, each followed to its end.
@@ -78,7 +84,10 @@ async fn a_products_batch_updates_are_sent_one_after_another_and_all_land() {
     env.sim.set_batch_async_threshold(1);
     env.sim.set_batch_async_delay(Duration::from_millis(200));
     let price = |i: usize| if i % 4 < 2 { "601.00" } else { "602.00" };
-    env.write_feed("estoque-1.csv", &feed(&catalog, |i| sale_only(price(i))));
+    env.write_feed(
+        "estoque-1.csv",
+        &price_feed(&catalog, |i| sale_only(price(i))),
+    );
     let (code, report) = env.run_default().await;
     assert_eq!(code, 0, "{}", report.summary_line());
     assert_eq!(env.sim.count("PUT", "/batch-update-skus"), 6);
@@ -182,7 +191,7 @@ async fn a_discount_change_leaves_an_admin_edit_of_the_sale_price_alone() {
     let skus = all_skus(&catalog);
     // Every SKU gets its own sale price and a discount below it.
     let row = |i: usize, promo: &str| (format!("{}.00", 600 + i), promo.to_string(), String::new());
-    env.write_feed("estoque-1.csv", &feed(&catalog, |i| row(i, "550.00")));
+    env.write_feed("estoque-1.csv", &price_feed(&catalog, |i| row(i, "550.00")));
     let (code, report) = env.run_default().await;
     assert_eq!(code, 0, "{}", report.summary_line());
     // The index now holds SKU 0 at 600.00. An admin raises it to 640.00 after the next run has
@@ -192,7 +201,7 @@ async fn a_discount_change_leaves_an_admin_edit_of_the_sale_price_alone() {
         .admin_sets_sale_before_next_price_write(target, d("640.00"));
     env.write_feed(
         "estoque-2.csv",
-        &feed(&catalog, |i| {
+        &price_feed(&catalog, |i| {
             row(i, if i == 0 { "540.00" } else { "550.00" })
         }),
     );
@@ -235,7 +244,7 @@ async fn a_sale_price_below_the_stores_discount_is_refused_unless_the_row_sets_i
         .collect();
     env.write_feed(
         "estoque-1.csv",
-        &feed(&catalog, |i| match i {
+        &price_feed(&catalog, |i| match i {
             // Below the promotion, discount cell blank: refused.
             0 => sale_only("250.00"),
             // Below the old promotion, but the row sets a new one: fine.
@@ -272,7 +281,7 @@ async fn an_interrupted_write_that_lands_late_is_overwritten_by_the_next_run() {
     let skus = all_skus(&catalog);
     // A: every SKU of a product at one price (one batch update per product).
     let a = |i: usize| format!("{}.00", 600 + i / 3);
-    let feed_a = feed(&catalog, |i| sale_only(&a(i)));
+    let feed_a = price_feed(&catalog, |i| sale_only(&a(i)));
     env.write_feed("estoque-1.csv", &feed_a);
     let (code, report) = env.run_default().await;
     assert_eq!(code, 0, "{}", report.summary_line());
@@ -281,7 +290,7 @@ async fn an_interrupted_write_that_lands_late_is_overwritten_by_the_next_run() {
     env.sim.set_batch_async_delay(Duration::from_millis(1500));
     env.write_feed(
         "estoque-2.csv",
-        &feed(&catalog, |i| sale_only(&format!("{}.00", 650 + i / 3))),
+        &price_feed(&catalog, |i| sale_only(&format!("{}.00", 650 + i / 3))),
     );
     let sent = env.sim.count("PUT", "/batch-update-skus");
     tokio::select! {
@@ -294,9 +303,7 @@ async fn an_interrupted_write_that_lands_late_is_overwritten_by_the_next_run() {
     }
 
     // The ERP goes back to A (same values, new file) before B has landed.
-    let mut lines: Vec<&str> = feed_a.lines().collect();
-    lines[1..].reverse();
-    env.write_feed("estoque-3.csv", &(lines.join("\n") + "\n"));
+    env.write_feed("estoque-3.csv", &rows_reversed(&feed_a));
     let (code, report) = env.run_default().await;
     assert_eq!(code, 0, "{}", report.summary_line());
     until_settled(&env).await;
@@ -313,36 +320,23 @@ async fn an_interrupted_write_that_lands_late_is_overwritten_by_the_next_run() {
 // counted as a write.
 #[tokio::test]
 async fn an_interrupted_write_the_store_confirms_is_checkpointed_and_not_counted_as_sent() {
-    let catalog = sample_catalog(2, 3, 11);
-    let env = env_for(&catalog).await;
+    let (env, catalog) = synced_at_own_prices().await;
     let skus = all_skus(&catalog);
-    let a = |i: usize| format!("{}.00", 600 + i);
-    env.write_feed("estoque-1.csv", &feed(&catalog, |i| sale_only(&a(i))));
-    let (code, report) = env.run_default().await;
-    assert_eq!(code, 0, "{}", report.summary_line());
 
     // A run recorded its intent for SKU 0 at 680.00, the write landed, and it died before the
     // checkpoint.
     let target = skus[0].1;
-    {
-        let state = StateStore::open(&env.state_dir()).unwrap();
-        let want = PriceFields {
-            sale: Some(d("680.00")),
-            ..PriceFields::default()
-        };
-        state
-            .price_intent_record("estoque", &[(target, want)])
-            .await
-            .unwrap();
-    }
+    record_sale_intent(&env, target, "680.00").await;
     env.sim.update_sku(target, |s| s.price_sale = d("680.00"));
     let before = env.sim.count("PUT", "");
-    env.write_feed(
-        "estoque-2.csv",
-        &feed(&catalog, |i| {
-            sale_only(&if i == 0 { "680.00".into() } else { a(i) })
-        }),
-    );
+    let feed_b = price_feed(&catalog, |i| {
+        sale_only(&if i == 0 {
+            "680.00".into()
+        } else {
+            own_price(i)
+        })
+    });
+    env.write_feed("estoque-2.csv", &feed_b);
     let (code, report) = env.run_default().await;
     assert_eq!(code, 0, "{}", report.summary_line());
     assert_eq!(env.sim.count("PUT", ""), before, "nothing sent again");
@@ -357,14 +351,7 @@ async fn an_interrupted_write_the_store_confirms_is_checkpointed_and_not_counted
         report.summary_line()
     );
     // Checkpointed: the next file with the same values sends nothing either.
-    env.write_feed("estoque-3.csv", &{
-        let text = feed(&catalog, |i| {
-            sale_only(&if i == 0 { "680.00".into() } else { a(i) })
-        });
-        let mut lines: Vec<&str> = text.lines().collect();
-        lines[1..].reverse();
-        lines.join("\n") + "\n"
-    });
+    env.write_feed("estoque-3.csv", &rows_reversed(&feed_b));
     let (code, report) = env.run_default().await;
     assert_eq!(code, 0, "{}", report.summary_line());
     assert_eq!(env.sim.count("PUT", ""), before);
@@ -375,32 +362,13 @@ async fn an_interrupted_write_the_store_confirms_is_checkpointed_and_not_counted
 // planned again, so whatever the write did, the store ends at the feed's value.
 #[tokio::test]
 async fn an_unconfirmed_intent_forgets_its_pushed_prices() {
-    let catalog = sample_catalog(2, 3, 11);
-    let env = env_for(&catalog).await;
+    let (env, catalog) = synced_at_own_prices().await;
     let skus = all_skus(&catalog);
-    let a = |i: usize| format!("{}.00", 600 + i);
-    env.write_feed("estoque-1.csv", &feed(&catalog, |i| sale_only(&a(i))));
-    let (code, report) = env.run_default().await;
-    assert_eq!(code, 0, "{}", report.summary_line());
     let target = skus[1].1;
-    {
-        let state = StateStore::open(&env.state_dir()).unwrap();
-        let want = PriceFields {
-            sale: Some(d("690.00")),
-            ..PriceFields::default()
-        };
-        state
-            .price_intent_record("estoque", &[(target, want)])
-            .await
-            .unwrap();
-    }
+    record_sale_intent(&env, target, "690.00").await;
     let before = env.sim.count("PUT", "");
-    let mut lines: Vec<String> = feed(&catalog, |i| sale_only(&a(i)))
-        .lines()
-        .map(String::from)
-        .collect();
-    lines[1..].reverse();
-    env.write_feed("estoque-2.csv", &(lines.join("\n") + "\n"));
+    let feed_a = price_feed(&catalog, |i| sale_only(&own_price(i)));
+    env.write_feed("estoque-2.csv", &rows_reversed(&feed_a));
     let (code, report) = env.run_default().await;
     assert_eq!(code, 0, "{}", report.summary_line());
     assert_eq!(
@@ -410,7 +378,7 @@ async fn an_unconfirmed_intent_forgets_its_pushed_prices() {
     );
     assert_eq!(report.changed_skus(), 1);
     assert_eq!(report.already_applied, 0);
-    assert_eq!(sale(&env, target), d(&a(1)));
+    assert_eq!(sale(&env, target), d(&own_price(1)));
 }
 
 // Point 7 with a real `kill -9`: the rerun ends with the store equal to the feed, sending again
@@ -421,34 +389,28 @@ async fn a_killed_price_run_is_finished_by_the_next_without_resending_what_lande
     let env = env_for(&catalog).await;
     let skus = all_skus(&catalog);
     // Every SKU its own price: one write per SKU, a product's writes one after another.
-    let price = |i: usize| format!("{}.00", 600 + i);
-    env.write_feed("estoque-1.csv", &feed(&catalog, |i| sale_only(&price(i))));
+    env.write_feed(
+        "estoque-1.csv",
+        &price_feed(&catalog, |i| sale_only(&own_price(i))),
+    );
     env.sim.set_faults(yampi_sync::sim::Faults {
         latency: Duration::from_millis(60),
         ..Default::default()
     });
     let mut child = Running(env.command(&["--run-once"]).spawn().unwrap());
-    let t0 = Instant::now();
-    while env.sim.count("PUT", "/batch-update-skus") < 12 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "the run never wrote"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    poll_until(
+        "the run to write",
+        Duration::from_secs(30),
+        Duration::from_millis(2),
+        || env.sim.count("PUT", "/batch-update-skus") >= 12,
+    )
+    .await;
+    child.kill_hard();
     let before_rerun = env.sim.count("PUT", "/batch-update-skus");
     env.sim.set_faults(yampi_sync::sim::Faults::default());
-    let out = env.run_binary(&["--run-once"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&env.run_binary(&["--run-once"]), 0);
     for (i, (_, id, _)) in skus.iter().enumerate() {
-        assert_eq!(sale(&env, *id), d(&price(i)), "SKU {i}");
+        assert_eq!(sale(&env, *id), d(&own_price(i)), "SKU {i}");
     }
     let total = env.sim.count("PUT", "/batch-update-skus");
     let resent = total - skus.len();

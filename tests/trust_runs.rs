@@ -18,14 +18,6 @@ fn qty_b(product: u64, sku: u64) -> (i64, i64) {
     (a + 10, b + 20)
 }
 
-fn assert_store(env: &Env, catalog: &Catalog, f: impl Fn(u64, u64) -> (i64, i64)) {
-    for (p, s, code) in all_skus(catalog) {
-        let (a, b) = f(p, s);
-        assert_eq!(env.sim.stock(s, 1), Some(a), "{code} stock 1");
-        assert_eq!(env.sim.stock(s, 2), Some(b), "{code} stock 2");
-    }
-}
-
 /// Feed A synced completely, then feed B's first writes applied by the store but never
 /// confirmed (the connection drops after every write, retries run out, the job stops): those
 /// products hold B, the job's checkpoints still say A, and B's intents are left for the next
@@ -84,7 +76,7 @@ async fn a_partly_sent_feed_never_makes_the_old_file_look_synced() {
     let (code, report) = env.run_default().await;
     assert_eq!(code, 0, "{}", report.summary_line());
     assert!(!report.skipped, "{}", report.summary_line());
-    assert_store(&env, &catalog, qty_a);
+    assert_stock(&env, &catalog, qty_a);
 }
 
 #[tokio::test]
@@ -92,12 +84,10 @@ async fn an_interrupted_write_the_next_plan_lacks_is_put_right() {
     let (env, catalog, feed_a, _) = a_then_b_applied_unconfirmed().await;
     // The ERP went back to A (another file, same values): the checkpoints say A was pushed, but
     // the store may hold B's interrupted writes.
-    let mut lines: Vec<&str> = feed_a.lines().collect();
-    lines[1..].reverse();
-    env.write_feed("estoque-3.csv", &(lines.join("\n") + "\n"));
+    env.write_feed("estoque-3.csv", &rows_reversed(&feed_a));
     let (code, report) = env.run_default().await;
     assert_eq!(code, 0, "{}", report.summary_line());
-    assert_store(&env, &catalog, qty_a);
+    assert_stock(&env, &catalog, qty_a);
     // Nothing is left in flight.
     let (code, report) = env.run_default().await;
     assert_eq!(code, 0, "{}", report.summary_line());
@@ -127,7 +117,7 @@ async fn writes_found_applied_after_a_lost_answer_are_not_counted_as_writes() {
         "{}",
         report.summary_line()
     );
-    assert_store(&env, &catalog, qty_b);
+    assert_stock(&env, &catalog, qty_b);
 }
 
 #[tokio::test]
@@ -150,7 +140,7 @@ async fn a_mapping_change_is_applied_without_a_new_file() {
         "the mapping changed: {}",
         report.summary_line()
     );
-    assert_store(&env, &catalog, |p, s| {
+    assert_stock(&env, &catalog, |p, s| {
         let (a, b) = qty_a(p, s);
         (a - 2, b - 2)
     });
@@ -191,8 +181,7 @@ fn check_refuses_a_stock_mapped_twice() {
     ] {
         env.mapping = mapping;
         let out = env.run_binary(&["check"]);
-        let err = String::from_utf8_lossy(&out.stdout).to_string()
-            + &String::from_utf8_lossy(&out.stderr);
+        let err = output_text(&out);
         assert_eq!(out.status.code(), Some(2), "{why}: {err}");
         assert!(err.contains("stock_id 1 is mapped twice"), "{why}: {err}");
     }
@@ -202,15 +191,7 @@ fn check_refuses_a_stock_mapped_twice() {
 async fn a_missing_source_after_another_job_wrote_is_not_exit_2() {
     let catalog = small_catalog();
     let mut env = Env::start(catalog.clone()).await;
-    env.job_extra = r#"
-[[job]]
-name = "estoque-cd"
-store = "loja"
-kind = "stock"
-source = { path = "erp/nada-*.csv", settle_ms = 0 }
-mapping = "stock.toml"
-"#
-    .to_string();
+    env.job_extra = job_table("estoque-cd", "stock", "erp/nada-*.csv", "stock.toml", None);
     env.write_feed("estoque-1.csv", &feed_for(&catalog, qty_a));
     let (code, reports) = env.run(Default::default()).await;
     assert!(env.writes() > 0);

@@ -293,3 +293,151 @@ impl Drop for Running {
         }
     }
 }
+
+pub mod daemon;
+pub mod prices;
+
+/// Fails unless every SKU of `catalog` holds `f(product, sku)` in stocks 1 and 2.
+#[track_caller]
+pub fn assert_stock(env: &Env, catalog: &Catalog, f: impl Fn(u64, u64) -> (i64, i64)) {
+    for (p, s, code) in all_skus(catalog) {
+        let (a, b) = f(p, s);
+        assert_eq!(env.sim.stock(s, 1), Some(a), "{code} stock 1");
+        assert_eq!(env.sim.stock(s, 2), Some(b), "{code} stock 2");
+    }
+}
+
+/// Fails unless every SKU of `catalog` holds the first of `f(product, sku)` in stock 1.
+#[track_caller]
+pub fn assert_stock_1(env: &Env, catalog: &Catalog, f: impl Fn(u64, u64) -> (i64, i64)) {
+    for (p, s, code) in all_skus(catalog) {
+        assert_eq!(env.sim.stock(s, 1), Some(f(p, s).0), "{code} stock 1");
+    }
+}
+
+/// The same rows in reverse order under the same header: a new file with the same values.
+pub fn rows_reversed(feed: &str) -> String {
+    let mut lines: Vec<&str> = feed.lines().collect();
+    lines[1..].reverse();
+    lines.join("\n") + "\n"
+}
+
+/// `feed` without the row whose key is `key`.
+pub fn without_row(feed: &str, key: &str) -> String {
+    feed.lines()
+        .filter(|l| !l.starts_with(&format!("{key};")))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// What a process printed: its stdout, then its stderr.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Fails unless the process exited with `code`, showing what it printed.
+#[track_caller]
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(out.status.code(), Some(code), "{}", output_text(out));
+}
+
+/// Looks at `ready` every `every` until it holds; fails naming `what` once `limit` has passed.
+pub async fn poll_until(what: &str, limit: Duration, every: Duration, ready: impl FnMut() -> bool) {
+    poll_until_showing(what, limit, every, ready, String::new).await
+}
+
+/// As `poll_until`, with `context()` added to the failure.
+pub async fn poll_until_showing(
+    what: &str,
+    limit: Duration,
+    every: Duration,
+    mut ready: impl FnMut() -> bool,
+    context: impl Fn() -> String,
+) {
+    let t0 = std::time::Instant::now();
+    while !ready() {
+        assert!(
+            t0.elapsed() < limit,
+            "timed out waiting for {what}{}",
+            context()
+        );
+        tokio::time::sleep(every).await;
+    }
+}
+
+impl Running {
+    /// SIGKILL (no cleanup, no flush), then reaps it; a child that already ended is only reaped.
+    pub fn kill_hard(&mut self) {
+        if self.0.try_wait().expect("the child's status").is_none() {
+            self.0.kill().expect("SIGKILL");
+        }
+        self.0.wait().expect("the child is reaped");
+    }
+}
+
+/// One more `[[job]]` table on the env's store (for `Env::job_extra`); `schedule` is optional,
+/// as for one-shot jobs.
+pub fn job_table(
+    name: &str,
+    kind: &str,
+    glob: &str,
+    mapping: &str,
+    schedule: Option<&str>,
+) -> String {
+    let schedule = schedule.map_or(String::new(), |s| format!("schedule = \"{s}\"\n"));
+    format!(
+        "\n[[job]]\nname = \"{name}\"\nstore = \"loja\"\nkind = \"{kind}\"\n{schedule}\
+         source = {{ path = \"{glob}\", settle_ms = 0 }}\nmapping = \"{mapping}\"\n"
+    )
+}
+
+/// What an in-process run needs, opened from the config file at `path`.
+pub struct Opened {
+    pub settings: yampi_sync::config::Settings,
+    pub state: yampi_sync::state::StateStore,
+    pub clients: pipeline::Clients,
+}
+
+pub fn open_config(path: &Path) -> Opened {
+    let settings = yampi_sync::config::load(path, None).expect("valid config");
+    let state = yampi_sync::state::StateStore::open(&settings.state_dir).expect("state");
+    let clients = pipeline::clients(&settings).unwrap();
+    Opened {
+        settings,
+        state,
+        clients,
+    }
+}
+
+impl Opened {
+    /// Runs every job once; returns the exit code and the reports.
+    pub async fn run(&self, opts: &RunOptions) -> (i32, Vec<RunReport>) {
+        let reports = pipeline::run_once(&self.settings, &self.state, &self.clients, opts).await;
+        (worst_exit(reports.iter().map(|r| r.exit_code)), reports)
+    }
+}
+
+impl Env {
+    /// Writes the config and mapping and opens them as an in-process run would.
+    pub fn open(&self) -> Opened {
+        open_config(&self.write_config())
+    }
+}
+
+/// A SKU "NOVO-1" (id 999001, a copy of the first SKU) created in the store after the first
+/// scan, and a feed `estoque-2.csv` with every SKU of `catalog` by `qty` plus NOVO-1 at (4, 2).
+/// The request log is cleared, so it shows only what the next run asks.
+pub fn new_sku_and_its_feed(env: &Env, catalog: &Catalog, qty: impl Fn(u64, u64) -> (i64, i64)) {
+    let mut new_sku = catalog.products[0].skus[0].clone();
+    new_sku.id = 999_001;
+    new_sku.sku = "NOVO-1".into();
+    env.sim.add_sku(new_sku);
+    env.sim.clear_requests();
+    let mut feed = feed_for(catalog, qty);
+    feed.push_str("NOVO-1;novo;4;2\n");
+    env.write_feed("estoque-2.csv", &feed);
+}
