@@ -199,7 +199,13 @@ async fn an_occurrence_an_earlier_version_applied_is_not_sent_again() {
     let (env, _) = edit_env("0 0 0 27 11 *", "").await;
     // What an earlier version wrote: `edits/<job>`, keyed by the local occurrence.
     {
-        let db = sled::open(env.state_dir().join("db")).unwrap();
+        // No background flusher: once `db` is dropped nothing holds the database's lock, so
+        // the run below can open it at once.
+        let db = sled::Config::new()
+            .path(env.state_dir().join("db"))
+            .flush_every_ms(None)
+            .open()
+            .unwrap();
         let tree = db.open_tree("edits/estoque").unwrap();
         let rec = serde_json::json!({"v": 1, "state": "applied", "at": "2026-11-27T03:00:01Z", "message": "applied"});
         tree.insert("2026-11-27T00:00:00-03:00", rec.to_string().as_bytes())
