@@ -35,7 +35,7 @@ use crate::model::{IndexedSku, PriceFields, Pushed, StockEntry};
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error(
-        "the state dir {dir} is in use by another yampi-sync process{pid}; stop it or use another --state-dir"
+        "the state dir {dir} is in use by another yampi-sync process{pid}; wait for it to finish or stop it (a fresh --state-dir would not know what was sent and would send everything again)"
     )]
     Locked { dir: PathBuf, pid: String },
     #[error("cannot use the state dir {dir}: {source}")]
