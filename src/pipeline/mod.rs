@@ -6,6 +6,7 @@
 
 pub mod batch_edit;
 pub mod common;
+pub mod driver;
 pub mod feed;
 pub mod plan;
 pub mod price;
