@@ -8,7 +8,7 @@
 //! settles the writes an earlier run left in flight, its planner, and how one operation is sent
 //! (docs/write-protocol.md lists the rules those sends keep).
 //!
-//! Each stage hands back a summary ([`FeedSummary`], [`PlanSummary`], [`SendSummary`]) and the
+//! Each stage hands back a summary ([`SourceSummary`], [`FeedSummary`], [`PlanSummary`], [`SendSummary`]) and the
 //! driver writes it into the report in one place per stage.
 
 use std::collections::HashMap;
@@ -20,7 +20,7 @@ use crate::config::JobSettings;
 use crate::index::{self, KeyMatch, SkuIndex};
 use crate::mapping::Mapping;
 use crate::report::{
-    ChangeRow, EXIT_FAILED, EXIT_INVALID, Outcome, RejectedRow, RunReport, UnmatchedKey,
+    ChangeRow, EXIT_FAILED, EXIT_INVALID, EXIT_OK, Outcome, RejectedRow, RunReport, UnmatchedKey,
 };
 use crate::shop::ShopClient;
 use crate::source::{Format, SourceError};
@@ -29,10 +29,19 @@ use crate::util::progress_bar;
 
 use super::RunOptions;
 use super::common::{
-    Fail, SendError, begin_writes, fail, feed_guards, finish_code, finish_run, job_inputs,
-    match_guard, open_source, record_failure, refresh_index, send_all,
+    Fail, SendError, SourceSummary, begin_writes, fail, feed_guards, finish_code, finish_run,
+    job_inputs, match_guard, open_source, record_failure, refresh_index, send_all,
 };
 use super::feed::Feed;
+
+/// Reads a feed: (file, format, sheet, mapping, key lookup) → matched rows.
+pub type FeedReader<T> = fn(
+    &Path,
+    Option<Format>,
+    Option<&str>,
+    &Mapping,
+    &HashMap<String, KeyMatch>,
+) -> Result<Feed<T>, SourceError>;
 
 /// What every step of a run may use.
 #[derive(Clone, Copy)]
@@ -111,7 +120,7 @@ pub struct SendSummary {
 /// What one kind of file-driven job supplies to the driver.
 pub trait JobKind: 'static {
     /// The kind's section of the mapping.
-    type Section: Send + Sync;
+    type Section: Clone + Send + Sync;
     /// What the kind reads from the store before the index (stock: the default stock id).
     type Prepared: Send + Sync;
     /// A feed row's values.
@@ -126,8 +135,11 @@ pub trait JobKind: 'static {
     /// Whether a write that finds a SKU or product gone (404/422) invalidates the SKU index.
     const INVALIDATE_STALE_INDEX: bool;
 
+    /// The name of the kind's mapping section, as the mapping file spells it.
+    const SECTION: &'static str;
+
     /// The kind's mapping section; a mapping without it is exit 2.
-    fn section(mapping: &Mapping) -> Result<Self::Section, Fail>;
+    fn section(mapping: &Mapping) -> Option<&Self::Section>;
 
     /// The columns the source must have.
     fn columns(mapping: &Mapping) -> Vec<String>;
@@ -140,13 +152,7 @@ pub trait JobKind: 'static {
     ) -> impl Future<Output = Result<Self::Prepared, Fail>> + Send;
 
     /// Reads and matches the feed (runs on the blocking pool).
-    fn read_feed(
-        path: &Path,
-        format: Option<Format>,
-        sheet: Option<&str>,
-        mapping: &Mapping,
-        lookup: &HashMap<String, KeyMatch>,
-    ) -> Result<Feed<Self::Values>, SourceError>;
+    const READ_FEED: FeedReader<Self::Values>;
 
     /// Loads what this job pushed and settles what can be settled before planning; returns the
     /// writes found already applied (counted even when loading then fails) and the history.
@@ -193,7 +199,19 @@ pub trait JobKind: 'static {
 }
 
 /// Runs one job of kind `K`; never panics on bad input, every outcome ends up in the report.
-pub async fn run<K: JobKind>(cx: JobContext<'_>, report: &mut RunReport) {
+pub async fn run<K: JobKind>(
+    job: &JobSettings,
+    client: &ShopClient,
+    state: &StateStore,
+    opts: &RunOptions,
+    report: &mut RunReport,
+) {
+    let cx = JobContext {
+        job,
+        client,
+        state,
+        opts,
+    };
     let result = run_inner::<K>(cx, report).await;
     record_failure(report, result);
 }
@@ -206,12 +224,17 @@ async fn run_inner<K: JobKind>(cx: JobContext<'_>, report: &mut RunReport) -> Re
         opts,
     } = cx;
     let (source, mapping) = job_inputs(job)?;
-    let section = K::section(&mapping)?;
+    let section = K::section(&mapping).cloned().ok_or_else(|| {
+        fail(
+            EXIT_INVALID,
+            format!("the mapping has no [{}] section", K::SECTION),
+        )
+    })?;
 
     // 1. The source: newest stable file, skipped when already synced.
-    let Some(mut src) =
-        open_source(job, &source, K::columns(&mapping), state, opts, report).await?
-    else {
+    let (opened, src) = open_source(job, &source, K::columns(&mapping), state, opts).await;
+    apply_source(report, opened);
+    let Some(mut src) = src? else {
         return Ok(());
     };
 
@@ -224,7 +247,7 @@ async fn run_inner<K: JobKind>(cx: JobContext<'_>, report: &mut RunReport) -> Re
     let feed: Feed<K::Values> = {
         let (p, m, l) = (src.path.clone(), mapping.clone(), lookup.clone());
         let (format, sheet) = (source.format, source.sheet.clone());
-        tokio::task::spawn_blocking(move || K::read_feed(&p, format, sheet.as_deref(), &m, &l))
+        tokio::task::spawn_blocking(move || (K::READ_FEED)(&p, format, sheet.as_deref(), &m, &l))
             .await
             .map_err(|e| fail(EXIT_FAILED, format!("reading the source failed: {e}")))?
             .map_err(|e| fail(EXIT_INVALID, e.to_string()))?
@@ -276,7 +299,11 @@ async fn run_inner<K: JobKind>(cx: JobContext<'_>, report: &mut RunReport) -> Re
     let sent = send::<K>(cx, settled).await;
     let failed = sent.failed;
     apply_send::<K>(report, sent);
-    finish_run(job, state, src, failed, report)
+    finish_run(job, state, src, failed)?;
+    if report.exit_code != EXIT_FAILED {
+        finish_code(report);
+    }
+    Ok(())
 }
 
 /// Sends every operation with at most `max_in_flight` at once; stops early (exit 3) when the
@@ -313,6 +340,16 @@ async fn send<K: JobKind>(cx: JobContext<'_>, settled: Settled<K::Op>) -> SendSu
     };
     K::tally(sent.results, &mut summary);
     summary
+}
+
+fn apply_source(report: &mut RunReport, source: SourceSummary) {
+    report.source_file = source.file;
+    report.source_hash = source.hash;
+    if let Some(why) = source.skipped {
+        report.message = why;
+        report.exit_code = EXIT_OK;
+        report.skipped = true;
+    }
 }
 
 fn apply_feed(report: &mut RunReport, feed: FeedSummary) {

@@ -13,7 +13,6 @@
 //! those fields' pushed values forgotten, so the feed plans it again whatever the write did.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,38 +20,23 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use crate::config::JobSettings;
-use crate::index::{KeyMatch, SkuIndex};
+use crate::index::SkuIndex;
 use crate::mapping::{Mapping, PriceMapping};
 use crate::model::{IndexedSku, PriceFields};
-use crate::report::{ChangeRow, EXIT_INVALID, Outcome, RunReport};
+use crate::report::{ChangeRow, Outcome, RunReport};
 use crate::shop::{ApiError, ShopClient};
-use crate::source::{Format, SourceError};
 use crate::state::StateStore;
 
 use super::RunOptions;
-use super::common::{Fail, SendError, fail, state_fail};
-use super::driver::{self, JobContext, JobKind, PlanInputs, PlanSummary, SendSummary, Settled};
-use super::feed::{PriceFeed, PriceValues, read_price_feed};
+use super::common::{Fail, SendError, state_fail};
+use super::driver::{
+    FeedReader, JobContext, JobKind, PlanInputs, PlanSummary, SendSummary, Settled,
+};
+use super::feed::{PriceValues, read_price_feed};
 use super::price_plan::{PriceOp, PricePlan, PricePlanInput, plan_prices};
 
 /// How long an asynchronous batch update may take before the run stops waiting for it.
 const BATCH_PROGRESS_TIMEOUT: Duration = Duration::from_secs(600);
-
-pub async fn run(
-    job: &JobSettings,
-    client: &ShopClient,
-    state: &StateStore,
-    opts: &RunOptions,
-    report: &mut RunReport,
-) {
-    let cx = JobContext {
-        job,
-        client,
-        state,
-        opts,
-    };
-    driver::run::<PriceKind>(cx, report).await;
-}
 
 /// A price as the API wants it: a JSON number with two decimals, written from the decimal text
 /// (never through a binary float).
@@ -79,11 +63,10 @@ impl JobKind for PriceKind {
     // Price writes leave the SKU index alone when they find a SKU gone.
     const INVALIDATE_STALE_INDEX: bool = false;
 
-    fn section(mapping: &Mapping) -> Result<PriceMapping, Fail> {
-        mapping
-            .price
-            .clone()
-            .ok_or_else(|| fail(EXIT_INVALID, "the mapping has no [price] section"))
+    const SECTION: &'static str = "price";
+
+    fn section(mapping: &Mapping) -> Option<&PriceMapping> {
+        mapping.price.as_ref()
     }
 
     fn columns(mapping: &Mapping) -> Vec<String> {
@@ -94,15 +77,7 @@ impl JobKind for PriceKind {
         Ok(())
     }
 
-    fn read_feed(
-        path: &Path,
-        format: Option<Format>,
-        sheet: Option<&str>,
-        mapping: &Mapping,
-        lookup: &HashMap<String, KeyMatch>,
-    ) -> Result<PriceFeed, SourceError> {
-        read_price_feed(path, format, sheet, mapping, lookup)
-    }
+    const READ_FEED: FeedReader<Self::Values> = read_price_feed;
 
     /// Settles the interrupted writes against the freshly refreshed index (recorded unless this
     /// is a dry run).
@@ -110,12 +85,7 @@ impl JobKind for PriceKind {
         cx: JobContext<'_>,
         index: &SkuIndex,
     ) -> (u64, Result<HashMap<u64, PriceFields>, Fail>) {
-        let JobContext {
-            job,
-            client,
-            state,
-            opts,
-        } = cx;
+        let (job, state) = (cx.job, cx.state);
         let mut pushed = match state.prices_pushed_load(&job.name).map_err(state_fail) {
             Ok(p) => p,
             Err(e) => return (0, Err(e)),
@@ -126,8 +96,10 @@ impl JobKind for PriceKind {
         };
         let interrupted = settle_interrupted(intents, &index.skus, &mut pushed);
         let landed = interrupted.landed.len() as u64;
-        if !opts.dry_run
-            && let Err(e) = interrupted.record(job, state, &client.store().name).await
+        if !cx.opts.dry_run
+            && let Err(e) = interrupted
+                .record(job, state, &cx.client.store().name)
+                .await
         {
             return (landed, Err(state_fail(e)));
         }

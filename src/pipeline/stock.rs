@@ -3,44 +3,26 @@
 //! `stocks/sync` per product, and interrupted writes read back before they are sent again.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
 use crate::config::JobSettings;
-use crate::index::{KeyMatch, SkuIndex};
+use crate::index::SkuIndex;
 use crate::mapping::{Mapping, StockMapping, StockTarget};
 use crate::model::{Pushed, StockEntry};
-use crate::report::{ChangeRow, EXIT_FAILED, EXIT_INVALID, Outcome, RunReport};
+use crate::report::{ChangeRow, EXIT_FAILED, Outcome, RunReport};
 use crate::shop::ShopClient;
-use crate::source::{Format, SourceError};
 use crate::state::StateStore;
 
-use super::RunOptions;
 use super::common::{Fail, SendError, fail, state_fail};
-use super::driver::{self, JobContext, JobKind, PlanInputs, PlanSummary, SendSummary, Settled};
-use super::feed::{StockFeed, StockValues, read_stock_feed};
+use super::driver::{
+    FeedReader, JobContext, JobKind, PlanInputs, PlanSummary, SendSummary, Settled,
+};
+use super::feed::{StockValues, read_stock_feed};
 use super::plan::{PlanInput, StockPlan, plan_stock};
 
 pub const SYNC_ROUTE: &str = "POST catalog/products/{id}/stocks/sync";
-
-/// Runs one stock job; never panics on bad input, every outcome ends up in the report.
-pub async fn run(
-    job: &JobSettings,
-    client: &ShopClient,
-    state: &StateStore,
-    opts: &RunOptions,
-    report: &mut RunReport,
-) {
-    let cx = JobContext {
-        job,
-        client,
-        state,
-        opts,
-    };
-    driver::run::<StockKind>(cx, report).await;
-}
 
 /// The stock job kind.
 pub struct StockKind;
@@ -65,11 +47,10 @@ impl JobKind for StockKind {
 
     const INVALIDATE_STALE_INDEX: bool = true;
 
-    fn section(mapping: &Mapping) -> Result<StockMapping, Fail> {
-        mapping
-            .stock
-            .clone()
-            .ok_or_else(|| fail(EXIT_INVALID, "the mapping has no [stock] section"))
+    const SECTION: &'static str = "stock";
+
+    fn section(mapping: &Mapping) -> Option<&StockMapping> {
+        mapping.stock.as_ref()
     }
 
     fn columns(mapping: &Mapping) -> Vec<String> {
@@ -132,15 +113,7 @@ impl JobKind for StockKind {
         Ok(default_stock)
     }
 
-    fn read_feed(
-        path: &Path,
-        format: Option<Format>,
-        sheet: Option<&str>,
-        mapping: &Mapping,
-        lookup: &HashMap<String, KeyMatch>,
-    ) -> Result<StockFeed, SourceError> {
-        read_stock_feed(path, format, sheet, mapping, lookup)
-    }
+    const READ_FEED: FeedReader<Self::Values> = read_stock_feed;
 
     async fn history(cx: JobContext<'_>, _index: &SkuIndex) -> (u64, Result<StockHistory, Fail>) {
         let load = || -> Result<StockHistory, Fail> {
