@@ -309,12 +309,7 @@ async fn run_inner<K: JobKind>(cx: JobContext<'_>, report: &mut RunReport) -> Re
 /// Sends every operation with at most `max_in_flight` at once; stops early (exit 3) when the
 /// store refuses the credentials or stays unreachable.
 async fn send<K: JobKind>(cx: JobContext<'_>, settled: Settled<K::Op>) -> SendSummary {
-    let Settled {
-        ops,
-        outcomes,
-        already_applied: _,
-        error: _,
-    } = settled;
+    let Settled { ops, outcomes, .. } = settled;
     let progress = cx.opts.progress.then(|| {
         progress_bar(
             ops.len() as u64,
