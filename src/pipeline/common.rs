@@ -36,22 +36,13 @@ pub fn record_failure(report: &mut RunReport, result: Result<(), Fail>) {
     }
 }
 
-/// What a read feed puts in the report, whatever its kind.
-pub fn report_feed<T>(report: &mut RunReport, feed: &super::feed::Feed<T>) {
-    report.rows_read = feed.rows_read;
-    report.rows_valid = feed.rows_valid;
-    report.rejected = feed.rejected.clone();
-    report.unmatched = feed.unmatched.clone();
-}
-
 /// After sending: the file counts as synced only when nothing failed (so a rerun retries the
-/// rest), the record is saved, and the exit code set unless the job already failed as a whole.
+/// rest) and the record is saved.
 pub fn finish_run(
     job: &JobSettings,
     state: &StateStore,
     source: Source,
     failed: u64,
-    report: &mut RunReport,
 ) -> Result<(), Fail> {
     let Source {
         path,
@@ -62,13 +53,7 @@ pub fn finish_run(
         record.last_synced_hash = Some(hash);
         record.last_synced_file = Some(path.display().to_string());
     }
-    state
-        .set_job_record(&job.name, &record)
-        .map_err(state_fail)?;
-    if report.exit_code != EXIT_FAILED {
-        finish_code(report);
-    }
-    Ok(())
+    state.set_job_record(&job.name, &record).map_err(state_fail)
 }
 
 /// A job failure: the exit code and the one sentence for the report and the log.
@@ -99,6 +84,15 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| fail(EXIT_INVALID, e.to_string()))
 }
 
+/// What opening the source puts in the report, as far as it got (also when it then failed).
+#[derive(Debug, Default)]
+pub struct SourceSummary {
+    pub file: Option<PathBuf>,
+    pub hash: Option<String>,
+    /// Set when the run is skipped: the sentence that says why.
+    pub skipped: Option<String>,
+}
+
 /// Picks the newest finished file, hashes it, skips it when already synced, and checks that
 /// `columns` exist, so a source the mapping does not fit is exit 2 before any request.
 pub async fn open_source(
@@ -107,7 +101,19 @@ pub async fn open_source(
     columns: Vec<String>,
     state: &StateStore,
     opts: &RunOptions,
-    report: &mut RunReport,
+) -> (SourceSummary, Result<Option<Source>, Fail>) {
+    let mut seen = SourceSummary::default();
+    let result = pick_source(job, source, columns, state, opts, &mut seen).await;
+    (seen, result)
+}
+
+async fn pick_source(
+    job: &JobSettings,
+    source: &SourceSettings,
+    columns: Vec<String>,
+    state: &StateStore,
+    opts: &RunOptions,
+    seen: &mut SourceSummary,
 ) -> Result<Option<Source>, Fail> {
     let (pattern, settle) = (source.path.clone(), source.settle);
     // Waits (bounded) until the newest file holds still, so a file written just before the run
@@ -119,19 +125,17 @@ pub async fn open_source(
             format!("no file matches the source path {}", source.path),
         ));
     };
-    report.source_file = Some(path.clone());
+    seen.file = Some(path.clone());
     let p = path.clone();
     let content = blocking(move || crate::source::content_hash(&p)).await?;
-    report.source_hash = Some(content.clone());
+    seen.hash = Some(content.clone());
     let hash = fingerprint(&content, job);
     let record = state.job_record(&job.name).map_err(state_fail)?;
     if !opts.full && record.last_synced_hash.as_deref() == Some(hash.as_str()) {
-        report.message = format!(
+        seen.skipped = Some(format!(
             "{} is unchanged since the last complete sync; nothing to do",
             path.display()
-        );
-        report.exit_code = EXIT_OK;
-        report.skipped = true;
+        ));
         return Ok(None);
     }
     let (p, format, sheet) = (path.clone(), source.format, source.sheet.clone());

@@ -6,6 +6,7 @@
 
 pub mod batch_edit;
 pub mod common;
+pub mod driver;
 pub mod feed;
 pub mod plan;
 pub mod price;
@@ -149,8 +150,12 @@ pub async fn run_job(
     let work = async {
         crate::panics::injected_panic("run", &job.name);
         match job.kind {
-            JobKind::Stock => stock::run(job, client, state, opts, &mut report).await,
-            JobKind::Price => price::run(job, client, state, opts, &mut report).await,
+            JobKind::Stock => {
+                driver::run::<stock::StockKind>(job, client, state, opts, &mut report).await
+            }
+            JobKind::Price => {
+                driver::run::<price::PriceKind>(job, client, state, opts, &mut report).await
+            }
             JobKind::BatchEdit => {
                 batch_edit::run(job, settings.timezone, client, state, opts, &mut report).await
             }

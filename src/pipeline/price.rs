@@ -1,5 +1,6 @@
-//! A `kind = "price"` run: source → guards → index → interrupted writes → rules and plan → send
-//! → checkpoints → report.
+//! A `kind = "price"` run, as a [`JobKind`] of the job driver (`src/pipeline/driver.rs`): the
+//! price feed, interrupted writes settled against the refreshed index, the price rules and plan,
+//! and `batch-update-skus` writes.
 //!
 //! Every write is recorded as an intent before it leaves and checkpointed only once the store
 //! has applied it. All writes are `batch-update-skus` carrying only the fields the plan changes.
@@ -19,33 +20,23 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use crate::config::JobSettings;
+use crate::index::SkuIndex;
+use crate::mapping::{Mapping, PriceMapping};
 use crate::model::{IndexedSku, PriceFields};
-use crate::report::{EXIT_FAILED, EXIT_INVALID, Outcome, RunReport};
+use crate::report::{ChangeRow, Outcome, RunReport};
 use crate::shop::{ApiError, ShopClient};
 use crate::state::StateStore;
-use crate::util::progress_bar;
 
 use super::RunOptions;
-use super::common::{
-    Fail, SendError, begin_writes, fail, feed_guards, finish_code, finish_run, job_inputs,
-    match_guard, open_source, record_failure, refresh_index, report_feed, send_all, state_fail,
+use super::common::{Fail, SendError, state_fail};
+use super::driver::{
+    FeedReader, JobContext, JobKind, PlanInputs, PlanSummary, SendSummary, Settled,
 };
-use super::feed::{PriceFeed, read_price_feed};
+use super::feed::{PriceValues, read_price_feed};
 use super::price_plan::{PriceOp, PricePlan, PricePlanInput, plan_prices};
 
 /// How long an asynchronous batch update may take before the run stops waiting for it.
 const BATCH_PROGRESS_TIMEOUT: Duration = Duration::from_secs(600);
-
-pub async fn run(
-    job: &JobSettings,
-    client: &ShopClient,
-    state: &StateStore,
-    opts: &RunOptions,
-    report: &mut RunReport,
-) {
-    let result = run_inner(job, client, state, opts, report).await;
-    record_failure(report, result);
-}
 
 /// A price as the API wants it: a JSON number with two decimals, written from the decimal text
 /// (never through a binary float).
@@ -57,95 +48,168 @@ pub fn money(d: Decimal) -> Value {
     )
 }
 
-async fn run_inner(
-    job: &JobSettings,
-    client: &ShopClient,
-    state: &StateStore,
-    opts: &RunOptions,
-    report: &mut RunReport,
-) -> Result<(), Fail> {
-    let (source, mapping) = job_inputs(job)?;
-    let price_mapping = mapping
-        .price
-        .clone()
-        .ok_or_else(|| fail(EXIT_INVALID, "the mapping has no [price] section"))?;
+/// The price job kind.
+pub struct PriceKind;
 
-    let Some(mut src) =
-        open_source(job, &source, mapping.price_columns(), state, opts, report).await?
-    else {
-        return Ok(());
-    };
-    let sku_index = refresh_index(job, client, state, opts).await?;
-    let lookup = Arc::new(sku_index.lookup(mapping.match_field));
-    let feed: PriceFeed = {
-        let (p, m, l) = (src.path.clone(), mapping.clone(), lookup.clone());
-        let (format, sheet) = (source.format, source.sheet.clone());
-        tokio::task::spawn_blocking(move || read_price_feed(&p, format, sheet.as_deref(), &m, &l))
-            .await
-            .map_err(|e| fail(EXIT_FAILED, format!("reading the source failed: {e}")))?
-            .map_err(|e| fail(EXIT_INVALID, e.to_string()))?
-    };
-    report_feed(report, &feed);
-    feed_guards(job, &src.record, feed.rows_valid, &src.path)?;
-    match_guard(&mapping, &feed, &src.path)?;
+impl JobKind for PriceKind {
+    type Section = PriceMapping;
+    type Prepared = ();
+    type Values = PriceValues;
+    /// SKU id → the fields this job pushed, interrupted writes settled.
+    type History = HashMap<u64, PriceFields>;
+    type Plan = PricePlan;
+    type Op = ProductWrites;
 
-    let mut pushed = state.prices_pushed_load(&job.name).map_err(state_fail)?;
-    let intents = state.price_intents_load(&job.name).map_err(state_fail)?;
-    let interrupted = settle_interrupted(intents, &sku_index.skus, &mut pushed);
-    report.already_applied = interrupted.landed.len() as u64;
-    if !opts.dry_run {
-        interrupted
-            .record(job, state, &client.store().name)
-            .await
-            .map_err(state_fail)?;
+    // Price writes leave the SKU index alone when they find a SKU gone.
+    const INVALIDATE_STALE_INDEX: bool = false;
+
+    const SECTION: &'static str = "price";
+
+    fn section(mapping: &Mapping) -> Option<&PriceMapping> {
+        mapping.price.as_ref()
     }
-    let file = src.path.display().to_string();
-    let plan: PricePlan = plan_prices(&PricePlanInput {
-        feed: &feed,
-        skus: &sku_index.skus,
-        pushed: &pushed,
-        mapping: &price_mapping,
-        file: &file,
-        full: opts.full,
-    });
-    report.rejected.extend(plan.refused.iter().cloned());
-    report.rejected.sort_by_key(|r| r.row);
-    report.matched_skus = plan.matched_skus;
-    report.changes = plan.changes.clone();
-    let mut per_route: BTreeMap<&str, u64> = BTreeMap::new();
-    for op in &plan.ops {
-        *per_route.entry(op.route()).or_default() += 1;
+
+    fn columns(mapping: &Mapping) -> Vec<String> {
+        mapping.price_columns()
     }
-    report.plan = per_route.iter().map(|(r, n)| (r.to_string(), *n)).collect();
-    let limits = client.limiter().limits;
-    let writes = plan.ops.len() as u64;
-    report.plan_eta_secs =
-        (writes.saturating_sub(1) / u64::from(limits.default)) as f64 * limits.window.as_secs_f64();
-    src.record.last_good_rows = Some(feed.rows_valid);
-    tracing::info!(
-        job = %job.name,
-        requests = writes,
-        skus = report.changed_skus(),
-        "Plan: {}",
-        report
-            .plan
-            .iter()
-            .map(|(r, n)| format!("{n} × {r}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    if opts.dry_run {
-        for c in report.changes.iter_mut() {
-            c.outcome = Outcome::DryRun;
+
+    async fn prepare(_cx: JobContext<'_>, _: &Mapping, _: &PriceMapping) -> Result<(), Fail> {
+        Ok(())
+    }
+
+    const READ_FEED: FeedReader<Self::Values> = read_price_feed;
+
+    /// Settles the interrupted writes against the freshly refreshed index (recorded unless this
+    /// is a dry run).
+    async fn history(
+        cx: JobContext<'_>,
+        index: &SkuIndex,
+    ) -> (u64, Result<HashMap<u64, PriceFields>, Fail>) {
+        let (job, state) = (cx.job, cx.state);
+        let mut pushed = match state.prices_pushed_load(&job.name).map_err(state_fail) {
+            Ok(p) => p,
+            Err(e) => return (0, Err(e)),
+        };
+        let intents = match state.price_intents_load(&job.name).map_err(state_fail) {
+            Ok(i) => i,
+            Err(e) => return (0, Err(e)),
+        };
+        let interrupted = settle_interrupted(intents, &index.skus, &mut pushed);
+        let landed = interrupted.landed.len() as u64;
+        if !cx.opts.dry_run
+            && let Err(e) = interrupted
+                .record(job, state, &cx.client.store().name)
+                .await
+        {
+            return (landed, Err(state_fail(e)));
         }
-        report.message = format!("dry run: {writes} price requests planned");
-        finish_code(report);
-        return Ok(());
+        (landed, Ok(pushed))
     }
 
-    begin_writes(job, state, &mut src).await?;
-    let failed = send_plan(job, client, state, opts, plan, report).await?;
-    finish_run(job, state, src, failed, report)
+    fn plan(inputs: PlanInputs<'_, Self>) -> PricePlan {
+        let file = inputs.file.display().to_string();
+        plan_prices(&PricePlanInput {
+            feed: inputs.feed,
+            skus: &inputs.index.skus,
+            pushed: inputs.history,
+            mapping: inputs.section,
+            file: &file,
+            full: inputs.full,
+        })
+    }
+
+    fn summarize(plan: &PricePlan) -> PlanSummary {
+        let mut per_route: BTreeMap<&str, u64> = BTreeMap::new();
+        for op in &plan.ops {
+            *per_route.entry(op.route()).or_default() += 1;
+        }
+        PlanSummary {
+            matched_skus: plan.matched_skus,
+            changes: plan.changes.clone(),
+            refused: plan.refused.clone(),
+            routes: per_route.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
+            writes: plan.ops.len() as u64,
+        }
+    }
+
+    fn log_plan(job: &JobSettings, plan: &PricePlan, report: &RunReport) {
+        tracing::info!(
+            job = %job.name,
+            requests = plan.ops.len() as u64,
+            skus = report.changed_skus(),
+            "Plan: {}",
+            report
+                .plan
+                .iter()
+                .map(|(r, n)| format!("{n} × {r}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+
+    fn dry_run_message(writes: u64) -> String {
+        format!("dry run: {writes} price requests planned")
+    }
+
+    /// Interrupted writes were settled before the plan; here the writes are grouped per
+    /// product, to go one after another.
+    async fn settle(
+        _cx: JobContext<'_>,
+        plan: PricePlan,
+        _history: HashMap<u64, PriceFields>,
+    ) -> Settled<ProductWrites> {
+        let mut per_product: BTreeMap<u64, Vec<PriceOp>> = BTreeMap::new();
+        for op in plan.ops {
+            per_product.entry(op.product_id()).or_default().push(op);
+        }
+        Settled {
+            ops: per_product
+                .into_values()
+                .map(|ops| ProductWrites {
+                    ops,
+                    results: Vec::new(),
+                })
+                .collect(),
+            outcomes: HashMap::new(),
+            already_applied: 0,
+            error: None,
+        }
+    }
+
+    async fn send(
+        cx: JobContext<'_>,
+        mut p: ProductWrites,
+    ) -> (ProductWrites, Result<(), SendError>) {
+        let store = &cx.client.store().name;
+        let r = send_product(cx.job, cx.client, cx.state, store, cx.opts, &mut p).await;
+        (p, r)
+    }
+
+    fn tally(results: Vec<(ProductWrites, Result<(), String>)>, summary: &mut SendSummary) {
+        for (p, r) in results {
+            for (i, op) in p.ops.iter().enumerate() {
+                // An op without a result of its own was never sent: it shares the product's.
+                let result = p.results.get(i).cloned().unwrap_or_else(|| r.clone());
+                let outcome = match result {
+                    Ok(()) => {
+                        summary.written += 1;
+                        Outcome::Applied
+                    }
+                    Err(msg) => {
+                        summary.failed += 1;
+                        Outcome::Failed(Arc::from(msg))
+                    }
+                };
+                for (sku, _) in op.entries() {
+                    summary.outcomes.insert(sku, outcome.clone());
+                }
+            }
+        }
+    }
+
+    fn outcome_key(change: &ChangeRow) -> u64 {
+        change.sku_id
+    }
 }
 
 /// Writes an earlier run left in flight, split by what the freshly refreshed index shows.
@@ -216,84 +280,9 @@ fn settle_interrupted(
 }
 
 /// One product's writes, sent one after another, and what became of each.
-struct ProductWrites {
+pub struct ProductWrites {
     ops: Vec<PriceOp>,
     results: Vec<Result<(), String>>,
-}
-
-/// Sends every planned request; returns how many failed.
-async fn send_plan(
-    job: &JobSettings,
-    client: &ShopClient,
-    state: &StateStore,
-    opts: &RunOptions,
-    plan: PricePlan,
-    report: &mut RunReport,
-) -> Result<u64, Fail> {
-    let store = client.store().name.clone();
-    let mut per_product: BTreeMap<u64, Vec<PriceOp>> = BTreeMap::new();
-    for op in plan.ops {
-        per_product.entry(op.product_id()).or_default().push(op);
-    }
-    let products: Vec<ProductWrites> = per_product
-        .into_values()
-        .map(|ops| ProductWrites {
-            ops,
-            results: Vec::new(),
-        })
-        .collect();
-
-    let progress = opts.progress.then(|| {
-        progress_bar(
-            products.len() as u64,
-            "{pos}/{len} products",
-            job.name.clone(),
-        )
-    });
-    let store = &store;
-    let sent = send_all(
-        products,
-        client.store().max_in_flight,
-        progress.as_ref(),
-        opts.cancel.as_ref(),
-        |mut p| async move {
-            let r = send_product(job, client, state, store, opts, &mut p).await;
-            (p, r)
-        },
-    )
-    .await;
-    let mut outcomes: HashMap<u64, Outcome> = HashMap::new();
-    let mut failed = 0u64;
-    for (p, r) in sent.results {
-        for (i, op) in p.ops.iter().enumerate() {
-            // An op without a result of its own was never sent: it shares the product's.
-            let result = p.results.get(i).cloned().unwrap_or_else(|| r.clone());
-            let outcome = match result {
-                Ok(()) => {
-                    report.products_written += 1;
-                    Outcome::Applied
-                }
-                Err(msg) => {
-                    failed += 1;
-                    Outcome::Failed(Arc::from(msg))
-                }
-            };
-            for (sku, _) in op.entries() {
-                outcomes.insert(sku, outcome.clone());
-            }
-        }
-    }
-    report.products_failed = failed;
-    for c in report.changes.iter_mut() {
-        if let Some(o) = outcomes.get(&c.sku_id) {
-            c.outcome = o.clone();
-        }
-    }
-    if let Some(why) = sent.stopped {
-        report.exit_code = EXIT_FAILED;
-        report.message = format!("stopped: {why}");
-    }
-    Ok(failed)
 }
 
 /// One product's writes in order. A write refused outright leaves the next ones free to go;
