@@ -134,7 +134,7 @@ pub async fn refresh(
             other => other?,
         };
         fetched = listing.skus.len();
-        state.index_store(&store, &listing.skus, false)?;
+        state.index_store(&store, &listing.skus)?;
     }
     // The server's clock when this refresh started; without a `Date` header, the newest
     // update seen (never moving back), and only as a last resort our own clock.
@@ -187,7 +187,7 @@ async fn settle_missing(
         .filter(|id| !seen.contains(id))
         .collect();
     missing.sort_unstable();
-    state.index_store(store, scanned, false)?;
+    state.index_store(store, scanned)?;
     let mut gone = Vec::new();
     let mut unconfirmed = Vec::new();
     if missing.len() <= CONFIRM_MAX {
@@ -212,7 +212,7 @@ async fn settle_missing(
                 skus = found.len(),
                 "SKUs the scan missed still exist (the pages shifted during the scan); kept"
             );
-            state.index_store(store, &found, false)?;
+            state.index_store(store, &found)?;
         }
     } else {
         let before: HashSet<u64> = previous_suspects.iter().copied().collect();

@@ -413,7 +413,7 @@ async fn an_api_error_never_carries_a_credential() {
     });
     let c = client(&env, Duration::from_secs(5), 0);
     let err = c
-        .put_sku(50_000, &serde_json::json!({"price_sale": 1}))
+        .batch_edit(&serde_json::json!({"attribute": "price_sale", "value": 1}))
         .await
         .expect_err("refused");
     let text = format!("{err} {err:?}");

@@ -777,21 +777,6 @@ impl ShopClient {
         }
     }
 
-    /// `PUT /catalog/skus/{id}`: absolute values, so safe to retry. Price jobs do not use it: it
-    /// demands `price_cost` and `price_sale`, so a one-field change would re-send the others from
-    /// a possibly stale read (a batch update selecting one SKU carries only the changed fields).
-    pub async fn put_sku(&self, sku_id: u64, body: &Value) -> Result<(), ApiError> {
-        self.send(
-            Method::PUT,
-            &format!("catalog/skus/{sku_id}"),
-            &[],
-            Some(body),
-            true,
-        )
-        .await?;
-        Ok(())
-    }
-
     /// `PUT /catalog/products/{id}/skus/batch-update-skus`; returns the answer's `data`
     /// (`type` sync or async, `status`).
     pub async fn batch_update_skus(

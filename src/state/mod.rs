@@ -344,26 +344,11 @@ impl StateStore {
         Ok(out)
     }
 
-    /// Inserts or replaces SKUs; with `replace_all`, SKUs not in `skus` are removed (full rescan).
-    pub fn index_store(
-        &self,
-        store: &str,
-        skus: &[IndexedSku],
-        replace_all: bool,
-    ) -> Result<(), StateError> {
+    /// Inserts or replaces SKUs. Nothing is removed here: a SKU a scan did not see goes only
+    /// through `index_remove`, once the store confirmed it is gone.
+    pub fn index_store(&self, store: &str, skus: &[IndexedSku]) -> Result<(), StateError> {
         let tree = self.tree(&format!("index/{store}"))?;
         let mut batch = sled::Batch::default();
-        if replace_all {
-            let keep: std::collections::HashSet<u64> = skus.iter().map(|s| s.id).collect();
-            for k in tree.iter().keys() {
-                let k = k.map_err(|e| self.err(e))?;
-                if k.len() == 8
-                    && !keep.contains(&u64::from_be_bytes(k[..8].try_into().unwrap_or_default()))
-                {
-                    batch.remove(k);
-                }
-            }
-        }
         for s in skus {
             let v = serde_json::to_vec(s).map_err(|e| self.err(e))?;
             batch.insert(&s.id.to_be_bytes(), v);
@@ -445,14 +430,8 @@ impl StateStore {
         product_id: u64,
         entries: &[StockEntry],
     ) -> Result<(), StateError> {
-        let tree = self.tree(&format!("job/{job}"))?;
-        let mut batch = sled::Batch::default();
-        for e in entries {
-            batch.remove(&pushed_key(e.sku_id, e.stock_id)[..]);
-        }
-        batch.remove(&intent_key(product_id)[..]);
-        tree.apply_batch(batch).map_err(|e| self.err(e))?;
-        self.flush().await
+        self.settle_stock_intent(job, product_id, entries, false)
+            .await
     }
 
     pub fn intent_clear(&self, job: &str, product_id: u64) -> Result<(), StateError> {
@@ -469,27 +448,35 @@ impl StateStore {
         product_id: u64,
         entries: &[StockEntry],
     ) -> Result<(), StateError> {
-        self.checkpoint_stock_nosync(job, product_id, entries)?;
-        self.flush().await
+        self.settle_stock_intent(job, product_id, entries, true)
+            .await
     }
 
-    fn checkpoint_stock_nosync(
+    /// The end of a stock intent, in one atomic batch then fsync'd: the intent goes, and its
+    /// entries become the pushed values (`landed`) or stop having any (outcome unknown).
+    async fn settle_stock_intent(
         &self,
         job: &str,
         product_id: u64,
         entries: &[StockEntry],
+        landed: bool,
     ) -> Result<(), StateError> {
         let tree = self.tree(&format!("job/{job}"))?;
         let mut batch = sled::Batch::default();
         for e in entries {
-            let mut v = [0u8; 16];
-            v[..8].copy_from_slice(&e.quantity.to_be_bytes());
-            v[8..].copy_from_slice(&e.min_quantity.to_be_bytes());
-            batch.insert(&pushed_key(e.sku_id, e.stock_id)[..], &v[..]);
+            let key = pushed_key(e.sku_id, e.stock_id);
+            if landed {
+                let mut v = [0u8; 16];
+                v[..8].copy_from_slice(&e.quantity.to_be_bytes());
+                v[8..].copy_from_slice(&e.min_quantity.to_be_bytes());
+                batch.insert(&key[..], &v[..]);
+            } else {
+                batch.remove(&key[..]);
+            }
         }
         batch.remove(&intent_key(product_id)[..]);
         tree.apply_batch(batch).map_err(|e| self.err(e))?;
-        Ok(())
+        self.flush().await
     }
 
     // --- price checkpoints ---------------------------------------------------------------
@@ -579,8 +566,8 @@ impl StateStore {
     }
 
     /// The checkpoint: the sent fields merged into the last pushed prices, the intents removed,
-    /// and the SKU index updated (the next `PUT /catalog/skus/{id}` needs fresh prices), then
-    /// fsync'd.
+    /// and the SKU index updated (the next run's checks against the store's prices read it),
+    /// then fsync'd.
     pub async fn checkpoint_prices(
         &self,
         job: &str,
