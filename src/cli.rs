@@ -82,6 +82,33 @@ pub enum Command {
     },
     /// Run the embedded default against the bundled Yampi simulator (no account, no network).
     Demo,
+    /// Propose a config and mapping from a sample ERP export (never overwrites a file).
+    Init {
+        /// The sample export (CSV, XLSX, XLS or ODS).
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// Where to write yampi-sync.toml and mappings/.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+        /// Sheet to read (spreadsheets; default: the first).
+        #[arg(long)]
+        sheet: Option<String>,
+        /// Which jobs to write (default: from the columns found).
+        #[arg(long, value_enum)]
+        kind: Option<crate::init::InitKind>,
+        /// The key column (default: guessed, e.g. Código, SKU, EAN).
+        #[arg(long, value_name = "COLUMN")]
+        key: Option<String>,
+        /// A quantity column; repeat it once per warehouse (default: guessed).
+        #[arg(long, value_name = "COLUMN")]
+        quantity: Vec<String>,
+        /// The sale price column (default: guessed).
+        #[arg(long, value_name = "COLUMN")]
+        price: Option<String>,
+        /// The store's Yampi alias.
+        #[arg(long)]
+        alias: Option<String>,
+    },
     /// Settle a batch edit occurrence whose outcome is unknown, after checking the store.
     Resolve {
         /// The batch_edit job.

@@ -3,7 +3,7 @@
 //! double-applying a change.
 //!
 //! # Layout
-//! - [`cli`], [`app`], [`daemon`], [`demo`]: commands and the ways of running them.
+//! - [`cli`], [`app`], [`daemon`], [`demo`], [`init`]: commands and the ways of running them.
 //! - [`runtime`]: settings, state store and API clients opened for a command or the daemon.
 //! - [`config`], [`mapping`]: the TOML config and mapping files, validated all at once.
 //! - [`toml_env`]: TOML parsing with unknown keys collected and `${VAR}` expanded (a leaf).
@@ -22,6 +22,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod index;
+pub mod init;
 pub mod mapping;
 pub mod model;
 pub mod panics;

@@ -7,7 +7,9 @@ use std::process::Command;
 
 /// The first `sh` block under `## Install`.
 fn install_block(readme: &str) -> String {
-    let section = &readme[readme.find("\n## Install\n").expect("README has an Install section")..];
+    let section = &readme[readme
+        .find("\n## Install\n")
+        .expect("README has an Install section")..];
     let start = section.find("```sh\n").expect("a sh block") + "```sh\n".len();
     let len = section[start..].find("```").expect("the block ends");
     section[start..start + len].to_string()
@@ -34,12 +36,22 @@ fn rooted(block: &str, root: &Path, binary: &Path) -> String {
 fn the_install_steps_work_literally_and_end_with_a_passing_check() {
     let readme = std::fs::read_to_string("README.md").unwrap();
     let block = install_block(&readme);
-    assert!(block.contains("mappings/price.toml"), "both mappings are installed");
-    assert!(block.trim_end().ends_with("check'"), "the steps end with check");
+    assert!(
+        block.contains("mappings/price.toml"),
+        "both mappings are installed"
+    );
+    assert!(
+        block.trim_end().ends_with("check'"),
+        "the steps end with check"
+    );
 
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(root.path().join("usr/local/bin")).unwrap();
-    let script = rooted(&block, root.path(), Path::new(env!("CARGO_BIN_EXE_yampi-sync")));
+    let script = rooted(
+        &block,
+        root.path(),
+        Path::new(env!("CARGO_BIN_EXE_yampi-sync")),
+    );
     let path = format!(
         "{}:{}",
         root.path().join("usr/local/bin").display(),
@@ -64,11 +76,17 @@ fn the_install_steps_work_literally_and_end_with_a_passing_check() {
     assert!(stdout.contains("OK"), "check says OK: {stdout}");
     assert!(!stderr.contains("error"), "no errors: {stderr}");
     let etc = root.path().join("etc/yampi-sync");
-    for f in ["yampi-sync.toml", "mappings/stock.toml", "mappings/price.toml"] {
+    for f in [
+        "yampi-sync.toml",
+        "mappings/stock.toml",
+        "mappings/price.toml",
+    ] {
         assert!(etc.join(f).is_file(), "{f} installed");
     }
     let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(etc.join("credentials.env")).unwrap().permissions(),
+        &std::fs::metadata(etc.join("credentials.env"))
+            .unwrap()
+            .permissions(),
     );
     assert_eq!(mode & 0o777, 0o600, "credentials.env stays private");
 }
