@@ -14,6 +14,7 @@
 //! - [`shop`]: the Yampi API client: throttling, retries, typed calls.
 //! - [`state`]: the sled state store (checkpoints, index, run records), behind one module.
 //! - [`report`]: per-run reports (xlsx) and exit codes.
+//! - [`xls`]: BIFF8 `.xls` writing (Yampi price imports), checked by reading back.
 //! - [`sim`]: the Yampi simulator used by the tests and `demo`.
 
 pub mod app;
@@ -37,3 +38,4 @@ pub mod systemd;
 pub mod telemetry;
 pub mod toml_env;
 pub mod util;
+pub mod xls;
