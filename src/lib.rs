@@ -8,6 +8,7 @@
 //! - [`config`], [`mapping`]: the TOML config and mapping files, validated all at once.
 //! - [`toml_env`]: TOML parsing with unknown keys collected and `${VAR}` expanded (a leaf).
 //! - [`source`]: ERP files (CSV, XLSX, XLS, ODS) → rows of cells.
+//! - [`export_file`]: Yampi's export files (`.xls`/`.xlsx`, sniffed) → a bounded table of text.
 //! - [`pipeline`]: feed → guards → plan → send → checkpoints, one module per stage.
 //! - [`model`]: the shared data types (indexed SKU, stock entries, prices), a leaf module.
 //! - [`index`]: the SKU index (store SKUs by key), refreshed incrementally.
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod export_file;
 pub mod index;
 pub mod mapping;
 pub mod model;
