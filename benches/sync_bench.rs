@@ -10,8 +10,10 @@
 //! (c) price requests planned for N changed SKUs against the lower bound.
 //! (d) an idle daemon with six jobs scheduled: RSS and CPU over a few minutes (`--minutes`).
 //! (e) the state dir's size over 3,000 runs of an unchanged feed (sampled every 1,000).
+//! (f) 70,000 price rows in the SKU-template layout written as two `.xls` files and read back:
+//!     seconds and peak RSS (target ≤ 2 s, ≤ 300 MB).
 //!
-//! `cargo bench -- --case csv|csv-all|xlsx|e2e|prices|idle|runs` runs one case.
+//! `cargo bench -- --case csv|csv-all|xlsx|e2e|prices|idle|runs|xls` runs one case.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -518,6 +520,77 @@ fn case_runs(n: usize) {
     });
 }
 
+/// (f) 70,000 rows in the SKU-template layout (12 columns) written as `.xls` files of at most
+/// 65,535 rows each (every file is read back and compared by the writer), then read back as
+/// export tables.
+fn case_xls() {
+    use yampi_sync::export_file::read_table;
+    use yampi_sync::xls::{MAX_DATA_ROWS, XlsCell, chunks, write_xls};
+    const ROWS: usize = 70_000;
+    let header: Vec<String> = [
+        "id",
+        "id_produto",
+        "sku",
+        "nome_produto",
+        "valores_de_variacoes",
+        "preço_custo",
+        "preço_venda",
+        "preço_promocional",
+        "peso_em_kg",
+        "altura_em_cm",
+        "largura_em_cm",
+        "comprimento_em_cm",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let cents = |n: usize| XlsCell::Number(Decimal::new(n as i64, 2));
+    let rows: Vec<Vec<XlsCell>> = (0..ROWS)
+        .map(|i| {
+            vec![
+                XlsCell::Text(format!("{}", 1_000_000 + i)),
+                XlsCell::Text(format!("{}", 10_000 + i / 3)),
+                XlsCell::Text(format!("SKU-{i:07}")),
+                XlsCell::Text(format!("Camiseta Básica {}", i / 3)),
+                XlsCell::Text(format!("Cor: Azul, Tamanho: {}", ["P", "M", "G"][i % 3])),
+                cents(4_000 + i % 1_000),
+                cents(9_990 + i % 1_000),
+                cents(8_990 + i % 1_000),
+                XlsCell::Number(Decimal::new(250, 3)),
+                XlsCell::Number(Decimal::from(5)),
+                XlsCell::Number(Decimal::from(30)),
+                XlsCell::Number(Decimal::from(40)),
+            ]
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let rss_setup = peak_rss_mb();
+    let started = Instant::now();
+    let mut paths = Vec::new();
+    for (n, range) in chunks(ROWS, MAX_DATA_ROWS).into_iter().enumerate() {
+        let path = dir.path().join(format!("prices-{n}.xls"));
+        write_xls(&path, "skus", &header, &rows[range]).unwrap();
+        paths.push(path);
+    }
+    let write = started.elapsed();
+    let started = Instant::now();
+    let mut read_rows = 0;
+    for path in &paths {
+        let table = read_table(&std::fs::read(path).unwrap(), &path.display().to_string()).unwrap();
+        read_rows += table.rows.len();
+    }
+    let read = started.elapsed();
+    assert_eq!(read_rows, ROWS);
+    println!(
+        "(f) xls, {ROWS} rows × 12 columns in {} files: write (with read-back check) {:.3} s, read {:.3} s; peak RSS {:.0} MB (setup alone {:.0} MB)",
+        paths.len(),
+        write.as_secs_f64(),
+        read.as_secs_f64(),
+        peak_rss_mb(),
+        rss_setup
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| {
@@ -540,6 +613,7 @@ fn main() {
             "prices" => case_prices(),
             "idle" => case_idle(arg("--minutes").and_then(|m| m.parse().ok()).unwrap_or(3)),
             "runs" => case_runs(arg("--runs").and_then(|n| n.parse().ok()).unwrap_or(3000)),
+            "xls" => case_xls(),
             other => eprintln!("unknown case {other}"),
         }
         return;
@@ -555,7 +629,9 @@ fn main() {
     }
     // Each case in its own process, so peak RSS is per case.
     let exe = std::env::current_exe().unwrap();
-    for case in ["csv", "csv-all", "xlsx", "e2e", "prices", "runs", "idle"] {
+    for case in [
+        "csv", "csv-all", "xlsx", "e2e", "prices", "runs", "xls", "idle",
+    ] {
         let status = std::process::Command::new(&exe)
             .args([
                 "--case",
