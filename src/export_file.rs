@@ -184,31 +184,33 @@ pub fn norm(name: &str) -> String {
         .collect()
 }
 
-/// The one column whose name matches any of `aliases`; two columns matching is an error, not
-/// a guess.
+/// The column named by the first of `aliases` (a priority list: the merchant's names first, then
+/// the defaults) that the header has. Two columns answering to that same name are an error, not
+/// a guess; a later alias is never consulted once an earlier one matched, so a stock export with
+/// both `id_sku` and a row `id` is read by `id_sku`.
 pub fn find_column(header: &[String], aliases: &[&str]) -> Result<Option<usize>, AmbiguousColumn> {
-    let wanted: Vec<String> = aliases.iter().map(|a| norm(a)).collect();
-    let mut found = header
-        .iter()
-        .enumerate()
-        .filter(|(_, h)| !h.trim().is_empty() && wanted.contains(&norm(h)));
-    let Some((first, first_name)) = found.next() else {
-        return Ok(None);
-    };
-    if let Some((second, second_name)) = found.next() {
-        return Err(AmbiguousColumn {
-            first: first + 1,
-            first_name: first_name.clone(),
-            second: second + 1,
-            second_name: second_name.clone(),
-            aliases: aliases
-                .iter()
-                .map(|a| format!("\"{a}\""))
-                .collect::<Vec<_>>()
-                .join(" or "),
-        });
+    let names: Vec<String> = header.iter().map(|h| norm(h)).collect();
+    for alias in aliases {
+        let wanted = norm(alias);
+        let mut found = names
+            .iter()
+            .enumerate()
+            .filter(|(i, h)| !header[*i].trim().is_empty() && **h == wanted);
+        let Some((first, _)) = found.next() else {
+            continue;
+        };
+        if let Some((second, _)) = found.next() {
+            return Err(AmbiguousColumn {
+                first: first + 1,
+                first_name: header[first].clone(),
+                second: second + 1,
+                second_name: header[second].clone(),
+                aliases: format!("\"{alias}\""),
+            });
+        }
+        return Ok(Some(first));
     }
-    Ok(Some(first))
+    Ok(None)
 }
 
 /// A number as a merchant reads it: at most 15 significant digits (no float noise), no
@@ -432,19 +434,21 @@ mod tests {
         );
         assert_eq!(find_column(&header, columns::QUANTITY).unwrap(), Some(4));
         assert_eq!(find_column(&header, columns::PRICE_COST).unwrap(), None);
-        // `id_sku` and `id` both present: which one is the SKU id is not guessed.
+        // `id_sku` and a row `id` both present: the earlier alias wins.
         let stock: Vec<String> = ["id", "id_sku", "quantidade"]
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let e = find_column(&stock, columns::STOCK_SKU_ID).unwrap_err();
-        let msg = e.to_string();
-        assert!(
-            msg.contains("\"id\"") && msg.contains("\"id_sku\""),
-            "{msg}"
-        );
+        assert_eq!(find_column(&stock, columns::STOCK_SKU_ID).unwrap(), Some(1));
+        // Two columns answering to the same name are not guessed between.
+        let twice: Vec<String> = ["ID SKU", "id_sku", "quantidade"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let msg = find_column(&twice, columns::STOCK_SKU_ID).unwrap_err().to_string();
+        assert!(msg.contains("\"ID SKU\"") && msg.contains("\"id_sku\""), "{msg}");
         let table = Table {
-            header: stock,
+            header: twice,
             rows: vec![],
             row_numbers: vec![],
             what: "the stock export of queue 9".into(),
@@ -454,6 +458,12 @@ mod tests {
             e.starts_with("the stock export of queue 9: columns 1"),
             "{e}"
         );
+        let table = Table {
+            header: stock,
+            rows: vec![],
+            row_numbers: vec![],
+            what: "the stock export of queue 9".into(),
+        };
         let e = table.require(columns::PRICE_SALE).unwrap_err().to_string();
         assert!(
             e.contains("no column named \"preco_venda\"") && e.contains("\"id_sku\""),
