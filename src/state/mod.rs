@@ -4,14 +4,18 @@
 //! Trees and keys:
 //! - `meta`: small records (`job/<name>` → `JobRecord`, `index/<store>` → `IndexMeta`).
 //! - `index/<store>`: the SKU index, `sku id (u64 BE)` → JSON `IndexedSku`.
-//! - `job/<name>`: a job's checkpoints. `p` + sku id + stock id (BE) → last pushed stock value;
-//!   `i` + product id → the write in flight for that product (an intent, recorded before sending).
-//!   Success writes the pushed values and removes the intent in one atomic batch.
-//!   `m` + sku id → the last pushed prices (JSON, per field); `k` + sku id → a price write in
-//!   flight for that SKU.
-//! - `edits`: `<edit content hash>@<UTC instant>` → `EditRecord` (intent, then outcome) of a
-//!   batch edit occurrence; mirrored in the journal beside the database (`journal`), which wins.
-//!   `edits/<name>` (job name, local time) is where earlier versions kept them: read, never written.
+//! - `ledger/<name>`: a job's operation ledger (`ledger`): every write whose outcome is not known
+//!   yet, intended before it was sent, by operation key.
+//! - `job/<name>`: a job's checkpoints (`checkpoints`). `p` + sku id + stock id (BE) → last pushed
+//!   stock value; `m` + sku id → the last pushed prices (JSON, per field). Written with the
+//!   outcome of the ledger operation that pushed them, in one transaction. (`i` + product id and
+//!   `k` + sku id are where earlier versions kept writes in flight: moved into the ledger on open,
+//!   see `migrate`.)
+//! - `edits`: `<edit content hash>@<UTC instant>` → `EditRecord`, the outcome of a batch edit
+//!   occurrence (applied, missed); while it is in flight or in doubt it is an operation of the
+//!   job's ledger. Every step is mirrored in the journal beside the database (`journal`), which
+//!   wins. `edits/<name>` (job name, local time) is where earlier versions kept them: read, never
+//!   written.
 //! - `runs/<name>`: `start time (i64 BE nanoseconds)` → JSON `RunRecord`, for `status`.
 //!
 //! - `meta/generation`, `meta/identity`: see `identity` (a lost or replaced database is refused).
