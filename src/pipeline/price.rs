@@ -375,10 +375,11 @@ async fn send_one(
         Ok(answer) => answer,
         Err(e) => {
             // A refusal with a status was not applied; anything else is checked next run.
+            let why = client.scrubber().scrub(&e.to_string());
             settle(if e.status().is_some() {
-                Settle::Failed(e.to_string())
+                Settle::Failed(why)
             } else {
-                Settle::Unknown(e.to_string())
+                Settle::Unknown(why)
             })
             .await;
             return Err(e.into());
@@ -387,7 +388,8 @@ async fn send_one(
     // From here the write was accepted: until it is seen finished its outcome is unknown, and
     // the operations stay for the next run to check.
     if let Err(e) = wait_for_batch(client, product_id, &answer).await {
-        settle(Settle::Unknown(e.to_string())).await;
+        // The reason is stored: never with a credential in it (the answer is the server's).
+        settle(Settle::Unknown(client.scrubber().scrub(&e.to_string()))).await;
         return Err(e);
     }
     let checkpoint = state.price_checkpoint(&job.name, store, &entries)?;

@@ -315,10 +315,12 @@ async fn send_one(
         Err(e) => {
             // A refusal with a status was not applied; a transport failure may have been, and the
             // next run checks it against the store before sending again.
+            // The reason is stored: never with a credential in it.
+            let why = client.scrubber().scrub(&e.to_string());
             let outcome = if e.status().is_some() {
-                Settle::Failed(e.to_string())
+                Settle::Failed(why)
             } else {
-                Settle::Unknown(e.to_string())
+                Settle::Unknown(why)
             };
             if let Err(se) = ledger.settle(&key, outcome).await {
                 tracing::warn!(job = %job.name, product, error = %se, "Cannot record how a write ended; the next run checks it");
