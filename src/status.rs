@@ -27,11 +27,15 @@ pub fn rows(settings: &Settings, state: &StateStore) -> Vec<Value> {
                 .as_ref()
                 .and_then(|s| s.upcoming(settings.timezone).next())
                 .map(|t| t.to_rfc3339());
-            let pending = state.intents_load(&job.name).map(|m| m.len()).unwrap_or(0)
-                + state
-                    .price_intents_load(&job.name)
-                    .map(|m| m.len())
-                    .unwrap_or(0);
+            let pending = state
+                .ledger(&job.name)
+                .and_then(|l| l.pending())
+                .map(|ops| {
+                    ops.iter()
+                        .filter(|op| op.kind != crate::state::OpKind::BatchEdit)
+                        .count()
+                })
+                .unwrap_or(0);
             let (in_doubt, missed, edits_error) = edit_occurrences(settings, job, state);
             json!({
                 "job": job.name,

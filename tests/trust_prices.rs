@@ -68,10 +68,8 @@ async fn record_sale_intent(env: &Env, id: u64, sale: &str) {
         sale: Some(d(sale)),
         ..PriceFields::default()
     };
-    state
-        .price_intent_record("estoque", &[(id, want)])
-        .await
-        .unwrap();
+    let ops = state.price_ops(&[(id, want)]).unwrap();
+    state.ledger("estoque").unwrap().intend(&ops).await.unwrap();
 }
 
 // Point 3: one product's batch updates go one after another, each followed to its end.

@@ -228,7 +228,7 @@ pub async fn run(
                 rec.message = "the process stopped while sending".into();
                 rec.job = job.name.clone();
                 rec.occurrence = shown.clone();
-                if let Err(e) = state.set_edit_record(&key, &rec).await {
+                if let Err(e) = state.set_edit_record(&job.name, &key, &rec).await {
                     tracing::error!(job = %job.name, "cannot record the occurrence as in doubt: {e}");
                 }
             }
@@ -251,7 +251,7 @@ pub async fn run(
                 return;
             }
             let rec = record(EditState::Missed, &job.name, &occurrence, message.clone());
-            if let Err(e) = state.set_edit_record(&key, &rec).await {
+            if let Err(e) = state.set_edit_record(&job.name, &key, &rec).await {
                 report.exit_code = EXIT_FAILED;
                 report.message = format!("{message}; recording it failed: {e}");
                 return;
@@ -269,7 +269,7 @@ pub async fn run(
         return;
     }
     let mut rec = record(EditState::Sending, &job.name, &occurrence, String::new());
-    if let Err(e) = state.set_edit_record(&key, &rec).await {
+    if let Err(e) = state.set_edit_record(&job.name, &key, &rec).await {
         report.exit_code = EXIT_FAILED;
         report.message = format!("{what} was not sent: {e}");
         return;
@@ -297,7 +297,7 @@ pub async fn run(
     };
     rec.state = state_now;
     rec.message = message.clone();
-    if let Err(e) = state.set_edit_record(&key, &rec).await {
+    if let Err(e) = state.set_edit_record(&job.name, &key, &rec).await {
         tracing::error!(job = %job.name, "cannot record the edit's outcome: {e}");
     }
     report.exit_code = code;
@@ -358,7 +358,7 @@ pub async fn resolve(
         ),
     );
     state
-        .set_edit_record(&key, &new)
+        .set_edit_record(name, &key, &new)
         .await
         .map_err(|e| e.to_string())?;
     Ok(if applied {

@@ -25,7 +25,7 @@ use crate::mapping::{Mapping, PriceMapping};
 use crate::model::{IndexedSku, PriceFields};
 use crate::report::{ChangeRow, Outcome, RunReport};
 use crate::shop::{ApiError, ShopClient};
-use crate::state::StateStore;
+use crate::state::{Outcome as Settle, StateStore, price_key};
 
 use super::RunOptions;
 use super::common::{Fail, SendError, state_fail};
@@ -90,7 +90,7 @@ impl JobKind for PriceKind {
             Ok(p) => p,
             Err(e) => return (0, Err(e)),
         };
-        let intents = match state.price_intents_load(&job.name).map_err(state_fail) {
+        let intents = match state.price_pending(&job.name).map_err(state_fail) {
             Ok(i) => i,
             Err(e) => return (0, Err(e)),
         };
@@ -229,9 +229,11 @@ impl Interrupted {
         state: &StateStore,
         store: &str,
     ) -> Result<(), crate::state::StateError> {
+        let ledger = state.ledger(&job.name)?;
         if !self.landed.is_empty() {
-            state
-                .checkpoint_prices(&job.name, store, &self.landed)
+            let checkpoint = state.price_checkpoint(&job.name, store, &self.landed)?;
+            ledger
+                .settle_all(&keys(&self.landed), Settle::Applied(checkpoint))
                 .await?;
         }
         if !self.unconfirmed.is_empty() {
@@ -240,12 +242,18 @@ impl Interrupted {
                 skus = self.unconfirmed.len(),
                 "An interrupted run's price writes are not confirmed by the store; planning those SKUs again"
             );
-            state
-                .price_intents_forget(&job.name, &self.unconfirmed)
+            let forget = state.price_forget(&job.name, &self.unconfirmed)?;
+            ledger
+                .settle_all(&keys(&self.unconfirmed), Settle::Replanned(forget))
                 .await?;
         }
         Ok(())
     }
+}
+
+/// The ledger keys of a write's SKUs.
+fn keys(entries: &[(u64, PriceFields)]) -> Vec<String> {
+    entries.iter().map(|(sku, _)| price_key(*sku)).collect()
 }
 
 /// Sorts the intents and applies the verdict to `pushed` (in memory), so the plan sends a
@@ -355,21 +363,39 @@ async fn send_one(
             batch_body(product_id, &sku_ids, values)
         }
     };
-    state.price_intent_record(&job.name, &entries).await?;
+    let ledger = state.ledger(&job.name)?;
+    let keys = keys(&entries);
+    ledger.intend(&state.price_ops(&entries)?).await?;
+    let settle = |outcome| async {
+        if let Err(e) = ledger.settle_all(&keys, outcome).await {
+            tracing::warn!(job = %job.name, product_id, error = %e, "Cannot record how a price write ended; the next run checks it");
+        }
+    };
     let answer = match client.batch_update_skus(product_id, &body).await {
         Ok(answer) => answer,
         Err(e) => {
             // A refusal with a status was not applied; anything else is checked next run.
-            if e.status().is_some() {
-                let _ = state.price_intents_clear(&job.name, &sku_ids);
-            }
+            let why = client.scrubber().scrub(&e.to_string());
+            settle(if e.status().is_some() {
+                Settle::Failed(why)
+            } else {
+                Settle::Unknown(why)
+            })
+            .await;
             return Err(e.into());
         }
     };
     // From here the write was accepted: until it is seen finished its outcome is unknown, and
-    // the intents stay for the next run to check.
-    wait_for_batch(client, product_id, &answer).await?;
-    state.checkpoint_prices(&job.name, store, &entries).await?;
+    // the operations stay for the next run to check.
+    if let Err(e) = wait_for_batch(client, product_id, &answer).await {
+        // The reason is stored: never with a credential in it (the answer is the server's).
+        settle(Settle::Unknown(client.scrubber().scrub(&e.to_string()))).await;
+        return Err(e);
+    }
+    let checkpoint = state.price_checkpoint(&job.name, store, &entries)?;
+    ledger
+        .settle_all(&keys, Settle::Applied(checkpoint))
+        .await?;
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use crate::mapping::{Mapping, StockMapping, StockTarget};
 use crate::model::{Pushed, StockEntry};
 use crate::report::{ChangeRow, EXIT_FAILED, Outcome, RunReport};
 use crate::shop::ShopClient;
-use crate::state::StateStore;
+use crate::state::{Outcome as Settle, StateStore, stock_key};
 
 use super::common::{Fail, SendError, fail, state_fail};
 use super::driver::{
@@ -121,7 +121,7 @@ impl JobKind for StockKind {
             // Writes an earlier run left in flight may or may not have landed: what was pushed
             // before them no longer says what the store holds, so those values are planned
             // again from the feed.
-            let intents = cx.state.intents_load(&cx.job.name).map_err(state_fail)?;
+            let intents = cx.state.stock_pending(&cx.job.name).map_err(state_fail)?;
             for e in intents.values().flatten() {
                 pushed.remove(&(e.sku_id, e.stock_id));
             }
@@ -206,6 +206,17 @@ impl JobKind for StockKind {
         let mut outcomes: HashMap<u64, Outcome> = HashMap::new();
         let mut already_applied = 0u64;
         let mut error = None;
+        let ledger = match state.ledger(&job.name) {
+            Ok(l) => l,
+            Err(e) => {
+                return Settled {
+                    ops: Vec::new(),
+                    outcomes,
+                    already_applied,
+                    error: Some(state_fail(e)),
+                };
+            }
+        };
         for (product, entries) in history.intents {
             if products.get(&product) == Some(&entries) {
                 match client.product_stocks(product).await {
@@ -219,8 +230,10 @@ impl JobKind for StockKind {
                             })
                         });
                         if all_there {
-                            if let Err(e) =
-                                state.checkpoint_stock(&job.name, product, &entries).await
+                            let checkpoint = state.stock_checkpoint(&job.name, &entries);
+                            if let Err(e) = ledger
+                                .settle(&stock_key(product), Settle::Applied(checkpoint))
+                                .await
                             {
                                 error = Some(state_fail(e));
                                 break;
@@ -236,7 +249,11 @@ impl JobKind for StockKind {
                     }
                 }
             }
-            if let Err(e) = state.forget_interrupted(&job.name, product, &entries).await {
+            let forget = state.stock_forget(&job.name, &entries);
+            if let Err(e) = ledger
+                .settle(&stock_key(product), Settle::Replanned(forget))
+                .await
+            {
                 error = Some(state_fail(e));
                 break;
             }
@@ -286,17 +303,27 @@ async fn send_one(
     product: u64,
     entries: &[StockEntry],
 ) -> Result<(), SendError> {
-    state.intent_record(&job.name, product, entries).await?;
+    let ledger = state.ledger(&job.name)?;
+    let key = stock_key(product);
+    ledger.intend(&[state.stock_op(product, entries)?]).await?;
     match client.stocks_sync(product, entries).await {
         Ok(()) => {
-            state.checkpoint_stock(&job.name, product, entries).await?;
+            let checkpoint = state.stock_checkpoint(&job.name, entries);
+            ledger.settle(&key, Settle::Applied(checkpoint)).await?;
             Ok(())
         }
         Err(e) => {
             // A refusal with a status was not applied; a transport failure may have been, and the
             // next run checks it against the store before sending again.
-            if e.status().is_some() {
-                let _ = state.intent_clear(&job.name, product);
+            // The reason is stored: never with a credential in it.
+            let why = client.scrubber().scrub(&e.to_string());
+            let outcome = if e.status().is_some() {
+                Settle::Failed(why)
+            } else {
+                Settle::Unknown(why)
+            };
+            if let Err(se) = ledger.settle(&key, outcome).await {
+                tracing::warn!(job = %job.name, product, error = %se, "Cannot record how a write ended; the next run checks it");
             }
             Err(e.into())
         }

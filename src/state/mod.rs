@@ -4,22 +4,32 @@
 //! Trees and keys:
 //! - `meta`: small records (`job/<name>` → `JobRecord`, `index/<store>` → `IndexMeta`).
 //! - `index/<store>`: the SKU index, `sku id (u64 BE)` → JSON `IndexedSku`.
-//! - `job/<name>`: a job's checkpoints. `p` + sku id + stock id (BE) → last pushed stock value;
-//!   `i` + product id → the write in flight for that product (an intent, recorded before sending).
-//!   Success writes the pushed values and removes the intent in one atomic batch.
-//!   `m` + sku id → the last pushed prices (JSON, per field); `k` + sku id → a price write in
-//!   flight for that SKU.
-//! - `edits`: `<edit content hash>@<UTC instant>` → `EditRecord` (intent, then outcome) of a
-//!   batch edit occurrence; mirrored in the journal beside the database (`journal`), which wins.
-//!   `edits/<name>` (job name, local time) is where earlier versions kept them: read, never written.
+//! - `ledger/<name>`: a job's operation ledger (`ledger`): every write whose outcome is not known
+//!   yet, intended before it was sent, by operation key.
+//! - `job/<name>`: a job's checkpoints (`checkpoints`). `p` + sku id + stock id (BE) → last pushed
+//!   stock value; `m` + sku id → the last pushed prices (JSON, per field). Written with the
+//!   outcome of the ledger operation that pushed them, in one transaction. (`i` + product id and
+//!   `k` + sku id are where earlier versions kept writes in flight: moved into the ledger on open,
+//!   see `migrate`.)
+//! - `edits`: `<edit content hash>@<UTC instant>` → `EditRecord`, the outcome of a batch edit
+//!   occurrence (applied, missed); while it is in flight or in doubt it is an operation of the
+//!   job's ledger. Every step is mirrored in the journal beside the database (`journal`), which
+//!   wins. `edits/<name>` (job name, local time) is where earlier versions kept them: read, never
+//!   written.
 //! - `runs/<name>`: `start time (i64 BE nanoseconds)` → JSON `RunRecord`, for `status`.
 //!
 //! - `meta/generation`, `meta/identity`: see `identity` (a lost or replaced database is refused).
 //!
 //! Every value carries a `v` version so later releases can read what earlier ones wrote.
 
+mod checkpoints;
 pub mod identity;
 pub mod journal;
+pub mod ledger;
+mod migrate;
+
+pub use checkpoints::{price_key, stock_key};
+pub use ledger::{Checkpoint, Ledger, OpKind, Operation, Outcome};
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -30,7 +40,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{IndexedSku, PriceFields, Pushed, StockEntry};
+use crate::model::{IndexedSku, PriceFields, Pushed};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -75,6 +85,16 @@ pub struct EditRecord {
     #[serde(default)]
     pub job: String,
     /// The occurrence as messages show it (RFC 3339 in the config's zone, or `once`).
+    #[serde(default)]
+    pub occurrence: String,
+}
+
+/// What a batch-edit operation in the ledger says about its occurrence (for messages: the
+/// request itself is the job's edit).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EditIntent {
+    #[serde(default)]
+    pub job: String,
     #[serde(default)]
     pub occurrence: String,
 }
@@ -206,7 +226,7 @@ impl StateStore {
             Err(_) => return Err(db_err(dir, "it is corrupt (opening it failed)")),
         };
         let meta = db.open_tree("meta").map_err(|e| damaged(e.to_string()))?;
-        let edits = db.open_tree("edits").map_err(|e| damaged(e.to_string()))?;
+        let edits = db.open_tree(EDITS).map_err(|e| damaged(e.to_string()))?;
         let generation = match meta.get(GENERATION).map_err(|e| damaged(e.to_string()))? {
             None => 0,
             Some(v) => match <[u8; 8]>::try_from(v.as_ref()) {
@@ -265,7 +285,7 @@ impl StateStore {
             identity::write(dir, &ident).map_err(io)?;
         }
         let journal = journal::Journal::open(dir)?;
-        Ok(Self {
+        let store = Self {
             dir: dir.to_path_buf(),
             db,
             meta,
@@ -273,7 +293,9 @@ impl StateStore {
             journal,
             identity: Mutex::new(ident),
             _lock: lock,
-        })
+        };
+        store.migrate_to_ledger()?;
+        Ok(store)
     }
 
     pub fn dir(&self) -> &Path {
@@ -390,105 +412,11 @@ impl StateStore {
         Ok(out)
     }
 
-    /// Records the write about to be sent for a product (durable before the request leaves).
-    pub async fn intent_record(
-        &self,
-        job: &str,
-        product_id: u64,
-        entries: &[StockEntry],
-    ) -> Result<(), StateError> {
-        let tree = self.tree(&format!("job/{job}"))?;
-        let v = serde_json::to_vec(entries).map_err(|e| self.err(e))?;
-        tree.insert(intent_key(product_id), v)
-            .map_err(|e| self.err(e))?;
-        self.flush().await
-    }
-
-    /// Writes left in flight by an earlier run that died, per product.
-    pub fn intents_load(&self, job: &str) -> Result<HashMap<u64, Vec<StockEntry>>, StateError> {
-        let tree = self.tree(&format!("job/{job}"))?;
-        let mut out = HashMap::new();
-        for item in tree.scan_prefix(b"i") {
-            let (k, v) = item.map_err(|e| self.err(e))?;
-            if k.len() != 9 {
-                continue;
-            }
-            let product = u64::from_be_bytes(k[1..9].try_into().unwrap_or_default());
-            if let Ok(entries) = serde_json::from_slice::<Vec<StockEntry>>(&v) {
-                out.insert(product, entries);
-            }
-        }
-        Ok(out)
-    }
-
-    /// An interrupted write that is not known to have landed: the pushed values of its entries
-    /// are forgotten and the intent removed, atomically, then fsync'd. The SKUs are then planned
-    /// again from the feed, whatever the store holds.
-    pub async fn forget_interrupted(
-        &self,
-        job: &str,
-        product_id: u64,
-        entries: &[StockEntry],
-    ) -> Result<(), StateError> {
-        self.settle_stock_intent(job, product_id, entries, false)
-            .await
-    }
-
-    pub fn intent_clear(&self, job: &str, product_id: u64) -> Result<(), StateError> {
-        let tree = self.tree(&format!("job/{job}"))?;
-        tree.remove(intent_key(product_id))
-            .map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
-    /// The checkpoint: pushed values recorded and the intent removed, atomically, then fsync'd.
-    pub async fn checkpoint_stock(
-        &self,
-        job: &str,
-        product_id: u64,
-        entries: &[StockEntry],
-    ) -> Result<(), StateError> {
-        self.settle_stock_intent(job, product_id, entries, true)
-            .await
-    }
-
-    /// The end of a stock intent, in one atomic batch then fsync'd: the intent goes, and its
-    /// entries become the pushed values (`landed`) or stop having any (outcome unknown).
-    async fn settle_stock_intent(
-        &self,
-        job: &str,
-        product_id: u64,
-        entries: &[StockEntry],
-        landed: bool,
-    ) -> Result<(), StateError> {
-        let tree = self.tree(&format!("job/{job}"))?;
-        let mut batch = sled::Batch::default();
-        for e in entries {
-            let key = pushed_key(e.sku_id, e.stock_id);
-            if landed {
-                let mut v = [0u8; 16];
-                v[..8].copy_from_slice(&e.quantity.to_be_bytes());
-                v[8..].copy_from_slice(&e.min_quantity.to_be_bytes());
-                batch.insert(&key[..], &v[..]);
-            } else {
-                batch.remove(&key[..]);
-            }
-        }
-        batch.remove(&intent_key(product_id)[..]);
-        tree.apply_batch(batch).map_err(|e| self.err(e))?;
-        self.flush().await
-    }
-
     // --- price checkpoints ---------------------------------------------------------------
 
     /// Last pushed prices per SKU (fields never pushed are `None`).
     pub fn prices_pushed_load(&self, job: &str) -> Result<HashMap<u64, PriceFields>, StateError> {
         self.load_sku_json(job, b'm')
-    }
-
-    /// Price writes left in flight by a run that died, per SKU.
-    pub fn price_intents_load(&self, job: &str) -> Result<HashMap<u64, PriceFields>, StateError> {
-        self.load_sku_json(job, b'k')
     }
 
     fn load_sku_json<T: for<'de> Deserialize<'de>>(
@@ -511,98 +439,6 @@ impl StateStore {
         Ok(out)
     }
 
-    /// Records the price writes about to be sent (durable before the request leaves).
-    pub async fn price_intent_record(
-        &self,
-        job: &str,
-        entries: &[(u64, PriceFields)],
-    ) -> Result<(), StateError> {
-        let tree = self.tree(&format!("job/{job}"))?;
-        let mut batch = sled::Batch::default();
-        for (sku, v) in entries {
-            let bytes = serde_json::to_vec(v).map_err(|e| self.err(e))?;
-            batch.insert(&sku_key(b'k', *sku)[..], bytes);
-        }
-        tree.apply_batch(batch).map_err(|e| self.err(e))?;
-        self.flush().await
-    }
-
-    pub fn price_intents_clear(&self, job: &str, skus: &[u64]) -> Result<(), StateError> {
-        let tree = self.tree(&format!("job/{job}"))?;
-        let mut batch = sled::Batch::default();
-        for sku in skus {
-            batch.remove(&sku_key(b'k', *sku)[..]);
-        }
-        tree.apply_batch(batch).map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
-    /// Interrupted writes the store does not confirm: the fields they were sending are dropped
-    /// from the last pushed prices (so the feed plans them again) and the intents removed,
-    /// atomically, then fsync'd.
-    pub async fn price_intents_forget(
-        &self,
-        job: &str,
-        entries: &[(u64, PriceFields)],
-    ) -> Result<(), StateError> {
-        let tree = self.tree(&format!("job/{job}"))?;
-        let mut batch = sled::Batch::default();
-        for (sku, sent) in entries {
-            let key = sku_key(b'm', *sku);
-            if let Some(v) = tree.get(key).map_err(|e| self.err(e))? {
-                let mut pushed: PriceFields = serde_json::from_slice(&v).unwrap_or_default();
-                pushed.forget(sent);
-                if pushed == PriceFields::default() {
-                    batch.remove(&key[..]);
-                } else {
-                    let bytes = serde_json::to_vec(&pushed).map_err(|e| self.err(e))?;
-                    batch.insert(&key[..], bytes);
-                }
-            }
-            batch.remove(&sku_key(b'k', *sku)[..]);
-        }
-        tree.apply_batch(batch).map_err(|e| self.err(e))?;
-        self.flush().await
-    }
-
-    /// The checkpoint: the sent fields merged into the last pushed prices, the intents removed,
-    /// and the SKU index updated (the next run's checks against the store's prices read it),
-    /// then fsync'd.
-    pub async fn checkpoint_prices(
-        &self,
-        job: &str,
-        store: &str,
-        entries: &[(u64, PriceFields)],
-    ) -> Result<(), StateError> {
-        let tree = self.tree(&format!("job/{job}"))?;
-        let index = self.tree(&format!("index/{store}"))?;
-        let mut batch = sled::Batch::default();
-        for (sku, sent) in entries {
-            let key = sku_key(b'm', *sku);
-            let mut merged: PriceFields = match tree.get(key).map_err(|e| self.err(e))? {
-                Some(v) => serde_json::from_slice(&v).unwrap_or_default(),
-                None => PriceFields::default(),
-            };
-            merged.merge(sent);
-            let bytes = serde_json::to_vec(&merged).map_err(|e| self.err(e))?;
-            batch.insert(&key[..], bytes);
-            batch.remove(&sku_key(b'k', *sku)[..]);
-            if let Some(v) = index.get(sku.to_be_bytes()).map_err(|e| self.err(e))?
-                && let Ok(mut s) = serde_json::from_slice::<IndexedSku>(&v)
-            {
-                s.price_sale = sent.sale.or(s.price_sale);
-                s.price_discount = sent.discount.or(s.price_discount);
-                s.price_cost = sent.cost.or(s.price_cost);
-                let bytes = serde_json::to_vec(&s).map_err(|e| self.err(e))?;
-                index
-                    .insert(sku.to_be_bytes(), bytes)
-                    .map_err(|e| self.err(e))?;
-            }
-        }
-        tree.apply_batch(batch).map_err(|e| self.err(e))?;
-        self.flush().await
-    }
-
     // --- batch edit occurrences ----------------------------------------------------------
 
     fn parse_edit(&self, key: &[u8], v: &[u8]) -> Result<EditRecord, StateError> {
@@ -617,33 +453,110 @@ impl StateStore {
     }
 
     /// An occurrence's record (`key` = edit content hash `@` UTC instant): the journal's when it
-    /// says the edit may have left or must not leave, else the database's.
+    /// says the edit may have left or must not leave, else the database's (the ledger's
+    /// operation while its outcome is not known, else the recorded outcome).
     pub fn edit_record(&self, key: &str) -> Result<Option<EditRecord>, StateError> {
         let journal = self.journal.load()?.remove(key);
-        let db = match self.edits.get(key).map_err(|e| self.err(e))? {
-            Some(v) => Some(self.parse_edit(key.as_bytes(), &v)?),
-            None => None,
+        let db = match self.edit_op(key)? {
+            Some((_, op)) => Some(edit_from_op(&op)),
+            None => match self.edits.get(key).map_err(|e| self.err(e))? {
+                Some(v) => Some(self.parse_edit(key.as_bytes(), &v)?),
+                None => None,
+            },
         };
         Ok(newest_claim(journal, db))
     }
 
-    /// Writes an occurrence's record, journal first, and makes both durable before returning.
-    pub async fn set_edit_record(&self, key: &str, rec: &EditRecord) -> Result<(), StateError> {
+    /// The ledger operation of an occurrence and the job whose ledger holds it (the job may have
+    /// been renamed since: occurrences are keyed by the edit's content).
+    fn edit_op(&self, key: &str) -> Result<Option<(String, ledger::Operation)>, StateError> {
+        for (job, l) in self.ledgers()? {
+            if let Some(op) = l.get(key)?
+                && op.kind == ledger::OpKind::BatchEdit
+            {
+                return Ok(Some((job, op)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Records a step of an occurrence, journal first, and makes both durable before returning.
+    /// In the database it is a step of the job's ledger: `sending` is the intent, `applied` the
+    /// outcome with the record as checkpoint, `not_applied` a failure, `in_doubt` unknown.
+    /// `missed` was never a write: only its record is kept.
+    pub async fn set_edit_record(
+        &self,
+        job: &str,
+        key: &str,
+        rec: &EditRecord,
+    ) -> Result<(), StateError> {
+        use ledger::Outcome;
         self.journal.append(key, rec)?;
-        let bytes = serde_json::to_vec(rec).map_err(|e| self.err(e))?;
-        self.edits.insert(key, bytes).map_err(|e| self.err(e))?;
-        self.flush().await
+        let held = self.edit_op(key)?;
+        let ledger = self.ledger(held.as_ref().map_or(job, |(j, _)| j.as_str()))?;
+        let op = || -> Result<ledger::Operation, StateError> {
+            let intent = EditIntent {
+                job: rec.job.clone(),
+                occurrence: rec.occurrence.clone(),
+            };
+            let mut op = ledger::Operation::new(ledger::OpKind::BatchEdit, key, &intent)
+                .map_err(|e| self.err(e))?;
+            op.at = rec.at;
+            Ok(op)
+        };
+        match rec.state {
+            EditState::Sending => ledger.intend(&[op()?]).await,
+            EditState::Applied => {
+                let mut cp = ledger::Checkpoint::default();
+                cp.insert(
+                    EDITS,
+                    key,
+                    serde_json::to_vec(rec).map_err(|e| self.err(e))?,
+                );
+                ledger.settle(key, Outcome::Applied(cp)).await
+            }
+            EditState::NotApplied => {
+                ledger
+                    .settle(key, Outcome::Failed(rec.message.clone()))
+                    .await
+            }
+            EditState::InDoubt => {
+                if held.is_none() {
+                    ledger.intend(&[op()?]).await?;
+                }
+                ledger
+                    .settle(key, Outcome::Unknown(rec.message.clone()))
+                    .await
+            }
+            EditState::Missed => {
+                let bytes = serde_json::to_vec(rec).map_err(|e| self.err(e))?;
+                self.edits.insert(key, bytes).map_err(|e| self.err(e))?;
+                self.flush().await
+            }
+        }
     }
 
     /// Every occurrence record whose key starts with `prefix` (one edit's content), by key.
     pub fn edit_records(&self, prefix: &str) -> Result<Vec<(String, EditRecord)>, StateError> {
         let mut journal = self.journal.load()?;
         journal.retain(|k, _| k.starts_with(prefix));
-        let mut out = std::collections::BTreeMap::new();
+        let mut db = std::collections::BTreeMap::new();
         for item in self.edits.scan_prefix(prefix) {
             let (k, v) = item.map_err(|e| self.err(e))?;
-            let key = String::from_utf8_lossy(&k).into_owned();
-            let rec = self.parse_edit(&k, &v)?;
+            db.insert(
+                String::from_utf8_lossy(&k).into_owned(),
+                self.parse_edit(&k, &v)?,
+            );
+        }
+        for (_, l) in self.ledgers()? {
+            for op in l.pending_with_prefix(prefix)? {
+                if op.kind == ledger::OpKind::BatchEdit {
+                    db.insert(op.key.clone(), edit_from_op(&op));
+                }
+            }
+        }
+        let mut out = std::collections::BTreeMap::new();
+        for (key, rec) in db {
             out.insert(key.clone(), newest_claim(journal.remove(&key), Some(rec)));
         }
         for (k, rec) in journal {
@@ -788,6 +701,27 @@ fn damaged_sentence(dir: &Path, what: &str) -> String {
     )
 }
 
+/// An occurrence's ledger operation as a record: `sending` until its outcome is recorded
+/// unknown, then `in_doubt`.
+fn edit_from_op(op: &ledger::Operation) -> EditRecord {
+    let intent: EditIntent = op.intent_as().unwrap_or_default();
+    EditRecord {
+        v: 1,
+        state: if op.unknown.is_some() {
+            EditState::InDoubt
+        } else {
+            EditState::Sending
+        },
+        at: op.at,
+        message: op.unknown.clone().unwrap_or_default(),
+        job: intent.job,
+        occurrence: intent.occurrence,
+    }
+}
+
+/// The `edits` tree: the outcome of every occurrence that has one.
+const EDITS: &str = "edits";
+
 /// Of the journal's and the database's record of an occurrence, the one to believe: the
 /// journal whenever it says the edit may have left or must not leave.
 fn newest_claim(journal: Option<EditRecord>, db: Option<EditRecord>) -> Option<EditRecord> {
@@ -826,10 +760,6 @@ fn sku_key(prefix: u8, sku: u64) -> [u8; 9] {
     k
 }
 
-fn intent_key(product: u64) -> [u8; 9] {
-    sku_key(b'i', product)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -837,7 +767,7 @@ mod tests {
     #[tokio::test]
     async fn checkpoint_replaces_intent_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let e = [StockEntry {
+        let e = [crate::model::StockEntry {
             sku_id: 7,
             stock_id: 1,
             quantity: 5,
@@ -845,12 +775,18 @@ mod tests {
         }];
         {
             let s = StateStore::open(dir.path()).unwrap();
-            s.intent_record("j", 70, &e).await.unwrap();
-            assert_eq!(s.intents_load("j").unwrap().len(), 1);
-            s.checkpoint_stock("j", 70, &e).await.unwrap();
+            let l = s.ledger("j").unwrap();
+            l.intend(&[s.stock_op(70, &e).unwrap()]).await.unwrap();
+            assert_eq!(s.stock_pending("j").unwrap().len(), 1);
+            l.settle(
+                &stock_key(70),
+                Outcome::Applied(s.stock_checkpoint("j", &e)),
+            )
+            .await
+            .unwrap();
         }
         let s = StateStore::open(dir.path()).unwrap();
-        assert!(s.intents_load("j").unwrap().is_empty());
+        assert!(s.stock_pending("j").unwrap().is_empty());
         assert_eq!(
             s.pushed_load("j").unwrap().get(&(7, 1)),
             Some(&Pushed {
@@ -873,7 +809,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = StateStore::open(dir.path()).unwrap();
-            s.set_edit_record("e@once", &rec(EditState::Sending))
+            s.set_edit_record("bf", "e@once", &rec(EditState::Sending))
                 .await
                 .unwrap();
             // The database alone says the opposite (a write the journal never saw).
