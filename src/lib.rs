@@ -14,6 +14,7 @@
 //! - [`shop`]: the Yampi API client: throttling, retries, typed calls.
 //! - [`state`]: the sled state store (checkpoints, index, run records), behind one module.
 //! - [`report`]: per-run reports (xlsx) and exit codes.
+//! - [`publish`]: the built-in file server Yampi downloads import spreadsheets from.
 //! - [`sim`]: the Yampi simulator used by the tests and `demo`.
 
 pub mod app;
@@ -26,6 +27,7 @@ pub mod mapping;
 pub mod model;
 pub mod panics;
 pub mod pipeline;
+pub mod publish;
 pub mod report;
 pub mod runtime;
 pub mod shop;
