@@ -179,7 +179,8 @@ impl PublishServer {
 
     /// Copies `file` in under a fresh token (≥ 128 random bits, URL-safe) and returns its public
     /// URL `public_base_url/<token>/<name>` (no query string). `name` must be a plain file name
-    /// ending in `.xls`.
+    /// ending in `.xls`. Blocking file I/O (copy and fsync): from async code, for a large file,
+    /// call it through `spawn_blocking`.
     pub fn publish(&self, file: &Path, name: &str) -> Result<Published, PublishError> {
         if !is_name(name) {
             return Err(PublishError::BadName {
@@ -560,21 +561,9 @@ async fn respond(inner: &Inner, req: Request<Incoming>, peer: SocketAddr) -> Res
     } else if has_query {
         Err(StatusCode::NOT_FOUND)
     } else {
-        match match_path(&inner.prefix, &path) {
+        match live_file(inner, &path, Utc::now()) {
+            Some(file) => open_file(&file).await.ok_or(StatusCode::NOT_FOUND),
             None => Err(StatusCode::NOT_FOUND),
-            Some((token, name)) => {
-                let live = lock(&inner.entries)
-                    .get(token)
-                    .filter(|e| e.name == name && e.expires_at > Utc::now())
-                    .is_some();
-                if live {
-                    open_file(&inner.dir.join(token).join(name))
-                        .await
-                        .ok_or(StatusCode::NOT_FOUND)
-                } else {
-                    Err(StatusCode::NOT_FOUND)
-                }
-            }
         }
     };
     let (status, bytes) = match &found {
@@ -612,6 +601,16 @@ async fn respond(inner: &Inner, req: Request<Incoming>, peer: SocketAddr) -> Res
         Err(_) => response.body(Body::empty()),
     }
     .unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+/// The file a request path names, if it is published and not expired at `now` (whether or not
+/// the sweep has run yet).
+fn live_file(inner: &Inner, path: &str, now: DateTime<Utc>) -> Option<PathBuf> {
+    let (token, name) = match_path(&inner.prefix, path)?;
+    lock(&inner.entries)
+        .get(token)
+        .filter(|e| e.name == name && e.expires_at > now)
+        .map(|_| inner.dir.join(token).join(name))
 }
 
 async fn open_file(path: &Path) -> Option<(tokio::fs::File, u64)> {
@@ -695,6 +694,39 @@ mod tests {
         ] {
             assert_eq!(match_path("/arquivos", &bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn an_expired_file_is_refused_before_the_sweep_removes_it() {
+        let now = Utc::now();
+        let token = new_token();
+        let inner = Inner {
+            dir: PathBuf::from("/nonexistent"),
+            public_base_url: "https://a.b/arquivos".into(),
+            prefix: "/arquivos".into(),
+            ttl: Duration::from_secs(60),
+            local_addr: "127.0.0.1:1".parse().unwrap(),
+            entries: Mutex::new(HashMap::from([(
+                token.clone(),
+                Entry {
+                    name: "a.xls".into(),
+                    size: 1,
+                    expires_at: now + chrono::Duration::seconds(10),
+                },
+            )])),
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        };
+        let path = format!("/arquivos/{token}/a.xls");
+        assert!(live_file(&inner, &path, now).is_some());
+        assert!(live_file(&inner, &format!("/arquivos/{token}/b.xls"), now).is_none());
+        let later = now + chrono::Duration::seconds(10);
+        assert!(live_file(&inner, &path, later).is_none());
+        assert_eq!(
+            lock(&inner.entries).len(),
+            1,
+            "not swept yet, still refused"
+        );
     }
 
     #[test]
