@@ -78,6 +78,7 @@ pub enum PublishError {
         file: PathBuf,
         source: std::io::Error,
     },
+    /// `path` has its token cut short (`short_token`).
     #[error("cannot remove the published file {}: {source}", path.display())]
     Remove {
         path: PathBuf,
@@ -85,12 +86,25 @@ pub enum PublishError {
     },
 }
 
-/// One published file, as `publish` returns it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One published file, as `publish` returns it. Its Debug shows the token cut short.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Published {
     pub token: String,
     pub url: String,
     pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for Published {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Published")
+            .field("token", &short_token(&self.token))
+            .field(
+                "url",
+                &self.url.replace(&self.token, &short_token(&self.token)),
+            )
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// What the sidecar `<token>.json` holds.
@@ -352,16 +366,19 @@ fn write_sidecar(dir: &Path, token: &str, entry: &Entry) -> std::io::Result<()> 
 /// Deletes a token's sidecar first (it is what makes a file served after a restart), then its
 /// file. Missing files are fine: this is also how a half-published token is cleaned up.
 fn remove_files(dir: &Path, token: &str) -> Result<(), PublishError> {
-    let ignore_missing = |r: std::io::Result<()>, path: PathBuf| match r {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(PublishError::Remove { path, source: e })
-        }
+    let short = short_token(token);
+    let ignore_missing = |r: std::io::Result<()>, shown: PathBuf| match r {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(PublishError::Remove {
+            path: shown,
+            source: e,
+        }),
         _ => Ok(()),
     };
-    let sidecar = sidecar_path(dir, token);
-    ignore_missing(std::fs::remove_file(&sidecar), sidecar)?;
-    let token_dir = dir.join(token);
-    ignore_missing(std::fs::remove_dir_all(&token_dir), token_dir)
+    ignore_missing(
+        std::fs::remove_file(sidecar_path(dir, token)),
+        dir.join(format!("{short}.json")),
+    )?;
+    ignore_missing(std::fs::remove_dir_all(dir.join(token)), dir.join(short))
 }
 
 /// The files an earlier process published and that are still live; everything else of ours in
@@ -419,10 +436,13 @@ fn read_sidecar(dir: &Path, token: &str) -> Option<Entry> {
         return None;
     }
     let entry: Entry = serde_json::from_slice(&text).ok()?;
+    if !is_name(&entry.name) {
+        return None;
+    }
     let size = std::fs::metadata(dir.join(token).join(&entry.name))
         .ok()?
         .len();
-    (is_name(&entry.name) && size == entry.size).then_some(entry)
+    (size == entry.size).then_some(entry)
 }
 
 /// Deletes expired files every quarter of the ttl (at most a minute apart).

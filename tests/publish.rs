@@ -157,6 +157,7 @@ async fn unpublish_answers_404_and_deletes_the_file() {
     assert!(dir.join(&p.token).join("a.xls").is_file());
     server.unpublish(&p.token).unwrap();
     assert!(!server.is_published(&p.token));
+    assert!(!format!("{p:?}").contains(&p.token), "{p:?}");
     assert_eq!(request(&server, "GET", &path_of(&p)).await.status, 404);
     assert!(!dir.join(&p.token).exists(), "the file is gone from disk");
     assert!(!dir.join(format!("{}.json", p.token)).exists());
