@@ -12,9 +12,9 @@
 //! - [`model`]: the shared data types (indexed SKU, stock entries, prices), a leaf module.
 //! - [`index`]: the SKU index (store SKUs by key), refreshed incrementally.
 //! - [`shop`]: the Yampi API client: throttling, retries, typed calls.
+//! - [`publish`]: the built-in file server Yampi downloads import spreadsheets from.
 //! - [`state`]: the sled state store (checkpoints, index, run records), behind one module.
 //! - [`report`]: per-run reports (xlsx) and exit codes.
-//! - [`publish`]: the built-in file server Yampi downloads import spreadsheets from.
 //! - [`sim`]: the Yampi simulator used by the tests and `demo`.
 
 pub mod app;
