@@ -131,6 +131,12 @@ pub fn check(config_path: &Path, state_dir: Option<&Path>) -> i32 {
     let mut warnings = Vec::new();
     if let Some(s) = &settings {
         warnings.extend(s.warnings.iter().cloned());
+        if let Some(p) = &s.publish {
+            match crate::publish::probe_listen(p, &s.state_dir, config_path) {
+                Ok(w) => warnings.extend(w),
+                Err(e) => problems.push(e),
+            }
+        }
         for job in &s.jobs {
             let (Some(src), Some(mapping)) = (&job.source, &job.mapping) else {
                 continue;

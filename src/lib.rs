@@ -13,6 +13,7 @@
 //! - [`model`]: the shared data types (indexed SKU, stock entries, prices), a leaf module.
 //! - [`index`]: the SKU index (store SKUs by key), refreshed incrementally.
 //! - [`shop`]: the Yampi API client: throttling, retries, typed calls.
+//! - [`publish`]: the built-in file server Yampi downloads import spreadsheets from.
 //! - [`state`]: the sled state store (checkpoints, index, run records), behind one module.
 //! - [`report`]: per-run reports (xlsx) and exit codes.
 //! - [`xls`]: BIFF8 `.xls` writing (Yampi price imports), checked by reading back.
@@ -30,6 +31,7 @@ pub mod mapping;
 pub mod model;
 pub mod panics;
 pub mod pipeline;
+pub mod publish;
 pub mod report;
 pub mod runtime;
 pub mod shop;

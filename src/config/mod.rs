@@ -6,6 +6,7 @@
 
 pub mod duration;
 pub mod edit;
+pub mod publish;
 pub mod raw;
 pub mod secret;
 
@@ -19,6 +20,7 @@ use rust_decimal::Decimal;
 use crate::mapping::Mapping;
 use crate::source::Format;
 use crate::toml_env::parse_toml;
+pub use publish::PublishSettings;
 use raw::{RawConfig, RawJob, RawStore};
 pub use secret::SecretString;
 
@@ -53,6 +55,8 @@ pub struct Settings {
     pub max_run_records: u32,
     pub stores: Vec<Arc<StoreSettings>>,
     pub jobs: Vec<JobSettings>,
+    /// `[publish]`, when the config has one.
+    pub publish: Option<PublishSettings>,
     /// Non-fatal findings (for example a literal token in a world-readable file).
     pub warnings: Vec<String>,
 }
@@ -310,6 +314,10 @@ pub fn from_str(
         ),
         stores,
         jobs,
+        publish: raw
+            .publish
+            .as_ref()
+            .and_then(|p| publish::validate(p, &file, errors)),
         warnings,
     })
 }

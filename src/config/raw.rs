@@ -16,6 +16,16 @@ pub struct RawConfig {
     pub store: Vec<RawStore>,
     #[serde(default)]
     pub job: Vec<RawJob>,
+    pub publish: Option<RawPublish>,
+}
+
+/// `[publish]`: the built-in file server Yampi downloads import spreadsheets from.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawPublish {
+    pub listen: Option<String>,
+    pub public_base_url: Option<String>,
+    /// A humane duration ("6h").
+    pub file_ttl: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
