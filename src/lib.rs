@@ -8,12 +8,14 @@
 //! - [`config`], [`mapping`]: the TOML config and mapping files, validated all at once.
 //! - [`toml_env`]: TOML parsing with unknown keys collected and `${VAR}` expanded (a leaf).
 //! - [`source`]: ERP files (CSV, XLSX, XLS, ODS) → rows of cells.
+//! - [`export_file`]: Yampi's export files (`.xls`/`.xlsx`, sniffed) → a bounded table of text.
 //! - [`pipeline`]: feed → guards → plan → send → checkpoints, one module per stage.
 //! - [`model`]: the shared data types (indexed SKU, stock entries, prices), a leaf module.
 //! - [`index`]: the SKU index (store SKUs by key), refreshed incrementally.
 //! - [`shop`]: the Yampi API client: throttling, retries, typed calls.
 //! - [`state`]: the sled state store (checkpoints, index, run records), behind one module.
 //! - [`report`]: per-run reports (xlsx) and exit codes.
+//! - [`xls`]: BIFF8 `.xls` writing (Yampi price imports), checked by reading back.
 //! - [`sim`]: the Yampi simulator used by the tests and `demo`.
 
 pub mod app;
@@ -21,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod export_file;
 pub mod index;
 pub mod mapping;
 pub mod model;
@@ -37,3 +40,4 @@ pub mod systemd;
 pub mod telemetry;
 pub mod toml_env;
 pub mod util;
+pub mod xls;
