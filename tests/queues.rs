@@ -55,8 +55,31 @@ fn read_sheet(bytes: &[u8]) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// An import file: `header`, then rows of text cells (`None`: a blank cell; prices as numbers).
+/// An import file, a genuine BIFF8 `.xls` as the docs ask: `header`, then rows of cells (`None`:
+/// a blank cell; prices as numbers, the rest as text).
 fn import_file(header: &[String], rows: &[Vec<Option<String>>]) -> Vec<u8> {
+    use yampi_sync::xls::XlsCell;
+    let cells: Vec<Vec<XlsCell>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .zip(header)
+                .map(|(cell, h)| match cell {
+                    None => XlsCell::Empty,
+                    Some(v) if h.starts_with("preço") => XlsCell::Number(dec(v)),
+                    Some(v) => XlsCell::Text(v.clone()),
+                })
+                .collect()
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("precos.xls");
+    yampi_sync::xls::write_xls(&path, "SKUs", header, &cells).unwrap();
+    std::fs::read(path).unwrap()
+}
+
+/// The same as an `.xlsx` (which the simulator refuses unless told otherwise).
+fn import_file_xlsx(header: &[String], rows: &[Vec<Option<String>>]) -> Vec<u8> {
     let mut wb = rust_xlsxwriter::Workbook::new();
     let ws = wb.add_worksheet();
     for (c, h) in header.iter().enumerate() {
@@ -64,12 +87,8 @@ fn import_file(header: &[String], rows: &[Vec<Option<String>>]) -> Vec<u8> {
     }
     for (r, row) in rows.iter().enumerate() {
         for (c, cell) in row.iter().enumerate() {
-            let Some(v) = cell else { continue };
-            let (r, c) = (r as u32 + 1, c as u16);
-            if header[c as usize].starts_with("preço") {
-                ws.write_number(r, c, v.parse::<f64>().unwrap()).unwrap();
-            } else {
-                ws.write_string(r, c, v).unwrap();
+            if let Some(v) = cell {
+                ws.write_string(r as u32 + 1, c as u16, v).unwrap();
             }
         }
     }
@@ -299,7 +318,7 @@ async fn a_queue_that_never_finishes_times_out_naming_it() {
 #[tokio::test]
 async fn import_logs_are_read_across_pages_and_each_line_is_applied() {
     let catalog = sample_catalog(100, 3, 5);
-    let env = env_with_queues(catalog.clone(), 100, |s| s.import_accepts_xlsx = true).await;
+    let env = env_with_queues(catalog.clone(), 100, |_| {}).await;
     let c = client(&env);
     let header = env.sim.sku_export_header();
     let ids = sku_ids(&catalog);
@@ -334,7 +353,7 @@ async fn import_logs_are_read_across_pages_and_each_line_is_applied() {
 #[tokio::test]
 async fn locked_skus_fail_with_the_message_and_a_blank_price_cell_clears_that_price() {
     let catalog = sample_catalog(2, 2, 5);
-    let env = env_with_queues(catalog.clone(), 50, |s| s.import_accepts_xlsx = true).await;
+    let env = env_with_queues(catalog.clone(), 50, |_| {}).await;
     let ids = sku_ids(&catalog);
     env.sim.set_faults(Faults {
         locked_sku_ids: vec![ids[1]],
@@ -371,7 +390,7 @@ async fn locked_skus_fail_with_the_message_and_a_blank_price_cell_clears_that_pr
 #[tokio::test]
 async fn a_header_that_is_not_the_exports_refuses_the_whole_file() {
     let catalog = sample_catalog(2, 2, 5);
-    let env = env_with_queues(catalog.clone(), 50, |s| s.import_accepts_xlsx = true).await;
+    let env = env_with_queues(catalog.clone(), 50, |_| {}).await;
     let c = client(&env);
     let ids = sku_ids(&catalog);
     let before = env.sim.sku_prices(ids[0]);
@@ -401,11 +420,20 @@ async fn an_xlsx_import_is_refused_by_default_and_an_unfetchable_file_applies_no
     let before = env.sim.sku_prices(ids[0]);
     let header = env.sim.sku_export_header();
     let row = price_row(&header, Some(ids[0]), [Some("5"), Some("20"), Some("18")]);
-    let logs = import(&env, &c, std::slice::from_ref(&row)).await;
+    let url = env.sim.host_file(
+        "p.xlsx",
+        import_file_xlsx(&header, std::slice::from_ref(&row)),
+    );
+    let id = c.post_sku_import(&url).await.unwrap().queue_id.unwrap();
+    bounded("watch", watch(&c, id, PATIENCE, POLL, None))
+        .await
+        .unwrap();
+    let logs = c.queue_logs(id).await.unwrap();
     assert!(
         logs.len() == 1 && !logs[0].ok && logs[0].message.contains(".xls"),
         "{logs:?}"
     );
+    assert_eq!(env.sim.sku_prices(ids[0]), before, "nothing applied");
     env.sim.set_faults(Faults {
         import_fetch_fails: true,
         ..Faults::default()
@@ -419,7 +447,7 @@ async fn an_xlsx_import_is_refused_by_default_and_an_unfetchable_file_applies_no
 #[tokio::test]
 async fn an_import_answer_without_a_queue_id_is_found_in_the_queue_list() {
     let catalog = sample_catalog(2, 2, 5);
-    let env = env_with_queues(catalog.clone(), 50, |s| s.import_accepts_xlsx = true).await;
+    let env = env_with_queues(catalog.clone(), 50, |_| {}).await;
     env.sim.set_faults(Faults {
         import_without_queue_id: true,
         log_line_as_number: true,
@@ -490,4 +518,38 @@ async fn an_import_whose_connection_drops_is_an_unknown_outcome_posted_exactly_o
     env.sim.clear_requests();
     assert!(c.post_sku_import(&url).await.is_err());
     assert_eq!(env.sim.count("POST", "catalog/skus/import"), 1);
+}
+
+#[tokio::test]
+async fn an_xls_export_is_a_genuine_biff8_file_with_the_template_header() {
+    let env = env_with_queues(sample_catalog(3, 2, 5), 100, |s| {
+        s.format = yampi_sync::sim::FileFormat::Xls;
+    })
+    .await;
+    let c = client(&env);
+    let id = c.start_sku_export().await.unwrap().queue_id.unwrap();
+    let state = bounded("watch", watch(&c, id, PATIENCE, POLL, None))
+        .await
+        .unwrap();
+    assert!(state.redirect_url.as_deref().unwrap().ends_with(".xls"));
+    let bytes = export_file(&c, &state, POLL).await.unwrap();
+    assert!(bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]), "BIFF8");
+    let rows = read_sheet(&bytes);
+    assert_eq!(rows[0], env.sim.sku_export_header());
+    assert_eq!(rows.len(), 7);
+}
+
+#[tokio::test]
+async fn an_oversized_file_is_refused_without_reading_it_all() {
+    let env = Env::start(sample_catalog(1, 1, 5)).await;
+    let c = client(&env);
+    let url = env.sim.host_file("big.xlsx", vec![b'x'; 4096]);
+    assert_eq!(c.download(&url).await.unwrap().len(), 4096);
+    let err = c.download_with_cap(&url, 1000).await.unwrap_err();
+    assert!(err.to_string().contains("exceeded 1000 bytes"), "{err}");
+    let missing = format!(
+        "{}/files/nothing/here.xlsx",
+        env.sim.base_url().trim_end_matches("/v2")
+    );
+    assert_eq!(c.download(&missing).await.unwrap_err().status(), Some(404));
 }

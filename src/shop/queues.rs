@@ -275,7 +275,14 @@ impl ShopClient {
             .map_err(|e| e.scrubbed(&self.scrubber))
     }
 
-    pub(crate) async fn download_capped(
+    /// [`ShopClient::download`] with a smaller cap (tests).
+    pub async fn download_with_cap(&self, url: &str, max: usize) -> Result<Vec<u8>, ApiError> {
+        self.download_capped(url, max, DOWNLOAD_TIMEOUT)
+            .await
+            .map_err(|e| e.scrubbed(&self.scrubber))
+    }
+
+    async fn download_capped(
         &self,
         url: &str,
         max: usize,

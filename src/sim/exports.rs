@@ -93,8 +93,35 @@ pub(super) fn write_sheet(
 ) -> Result<Vec<u8>, String> {
     match format {
         FileFormat::Xlsx => write_xlsx(header, rows).map_err(|e| e.to_string()),
-        FileFormat::Xls => Err("the .xls writer is not available in this build".to_owned()),
+        FileFormat::Xls => write_biff8(header, rows),
     }
+}
+
+/// A genuine BIFF8 file through the crate's own writer (which reads every file back).
+fn write_biff8(header: &[&str], rows: &[Vec<SheetCell>]) -> Result<Vec<u8>, String> {
+    use crate::xls::XlsCell;
+    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    let rows: Vec<Vec<XlsCell>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| match c {
+                    SheetCell::Text(t) => XlsCell::Text(t.clone()),
+                    // Through the f64's shortest text: 12.34 stays 12.34.
+                    SheetCell::Number(n) => n
+                        .to_string()
+                        .parse::<Decimal>()
+                        .map(XlsCell::Number)
+                        .unwrap_or(XlsCell::Empty),
+                    SheetCell::Empty => XlsCell::Empty,
+                })
+                .collect()
+        })
+        .collect();
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = dir.path().join("export.xls");
+    crate::xls::write_xls(&path, "Planilha1", &header, &rows).map_err(|e| e.to_string())?;
+    std::fs::read(&path).map_err(|e| e.to_string())
 }
 
 fn write_xlsx(
@@ -278,5 +305,21 @@ mod tests {
             .map(|r| r.iter().map(|c| c.to_string()).collect())
             .collect();
         assert_eq!(got, [["id", "preço_venda"], ["5", "12.5"]]);
+    }
+
+    #[test]
+    fn an_xls_export_is_biff8_and_reads_back() {
+        use calamine::Reader;
+        let header = ["id", "preço_custo"];
+        let rows = vec![vec![SheetCell::Text("5".into()), SheetCell::Number(12.34)]];
+        let bytes = write_sheet(FileFormat::Xls, &header, &rows).unwrap();
+        assert!(bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]));
+        let mut wb = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(bytes)).unwrap();
+        let range = wb.worksheet_range_at(0).unwrap().unwrap();
+        let got: Vec<Vec<String>> = range
+            .rows()
+            .map(|r| r.iter().map(|c| c.to_string()).collect())
+            .collect();
+        assert_eq!(got, [["id", "preço_custo"], ["5", "12.34"]]);
     }
 }

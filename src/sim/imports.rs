@@ -255,3 +255,89 @@ pub(super) fn finish_import(
         st.queues.log(queue_id, true, line, "SKU atualizado".into());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::sample_catalog;
+    use crate::sim::{Faults, SimLimits};
+
+    fn state() -> State {
+        State::new(
+            sample_catalog(1, 2, 3),
+            Faults::default(),
+            SimLimits::default(),
+            Duration::from_secs(60),
+        )
+    }
+
+    fn row(header: &[&str], id: &str, sale: Option<f64>) -> Vec<SheetCell> {
+        header
+            .iter()
+            .map(|h| match *h {
+                "id" => SheetCell::Text(id.into()),
+                "preço_venda" => sale.map_or(SheetCell::Empty, SheetCell::Number),
+                "preço_custo" | "preço_promocional" => SheetCell::Number(3.0),
+                _ => SheetCell::Text("x".into()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_biff8_unless_told_otherwise() {
+        let err = parse(b"PK\x03\x04 not really", false).unwrap_err();
+        assert!(err.contains(".xls"), "{err}");
+        assert!(parse(b"garbage", true).is_err());
+    }
+
+    #[test]
+    fn lines_are_applied_or_refused_one_by_one() {
+        let mut st = state();
+        let header = sku_header(st.queues.settings.column_seed);
+        let id = st.queues.create("i", "t", 0, st.now(), Work::Done);
+        let head: Vec<SheetCell> = header
+            .iter()
+            .map(|h| SheetCell::Text((*h).into()))
+            .collect();
+        let rows = vec![
+            head,
+            row(&header, "50000", None),
+            row(&header, "", Some(9.0)),
+            row(&header, "424242", Some(9.0)),
+        ];
+        finish_import(&mut st, id, Ok(rows));
+        let logs = &st.queues.queue(id).unwrap().logs;
+        let got: Vec<(u64, bool)> = logs.iter().map(|e| (e.line, e.success)).collect();
+        assert_eq!(got, [(1, true), (2, false), (3, false)]);
+        let sku = st.sku(50_000).unwrap();
+        assert_eq!(
+            sku.price_sale,
+            Decimal::ZERO,
+            "a blank cell clears the price"
+        );
+        assert_eq!(sku.price_cost, Decimal::from(3));
+        assert_eq!(st.queues.queue(id).unwrap().total_sent, 3);
+    }
+
+    #[test]
+    fn a_reordered_header_applies_nothing() {
+        let mut st = state();
+        let mut header = sku_header(st.queues.settings.column_seed);
+        header.reverse();
+        let before = st.sku(50_000).unwrap().price_sale;
+        let id = st.queues.create("i", "t", 0, st.now(), Work::Done);
+        let head: Vec<SheetCell> = header
+            .iter()
+            .map(|h| SheetCell::Text((*h).into()))
+            .collect();
+        finish_import(
+            &mut st,
+            id,
+            Ok(vec![head, row(&header, "50000", Some(1.0))]),
+        );
+        let logs = &st.queues.queue(id).unwrap().logs;
+        assert_eq!(logs.len(), 1);
+        assert!(!logs[0].success && logs[0].line == 0);
+        assert_eq!(st.sku(50_000).unwrap().price_sale, before);
+    }
+}

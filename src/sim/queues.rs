@@ -356,7 +356,7 @@ mod tests {
     #[test]
     fn an_unfinished_queue_never_reports_all_processed() {
         let mut qs = QueueState::default();
-        qs.settings.queue_secs = Duration::ZERO;
+        qs.settings.queue_secs = Duration::from_millis(1);
         let id = qs.create(
             "Exportando SKUs",
             "t",
@@ -364,6 +364,8 @@ mod tests {
             super::super::catalog::store_now(),
             Work::SkuExport,
         );
+        // Its time has passed, but nobody settled it: not finished, so not all processed.
+        std::thread::sleep(Duration::from_millis(5));
         let v = queue_json(qs.queue(id).unwrap(), &qs.settings, false);
         assert_eq!(v["total_processed"], json!(2));
         assert_eq!(v["finished_at"], Value::Null);
