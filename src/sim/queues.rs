@@ -336,49 +336,13 @@ pub(super) fn notification_json(n: &Notification) -> Value {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uuids_look_like_uuids() {
-        let u = uuid();
-        let parts: Vec<&str> = u.split('-').collect();
-        assert_eq!(
-            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
-            [8, 4, 4, 4, 12]
-        );
-        assert!(parts[2].starts_with('4'), "{u}");
-        assert_ne!(uuid(), u);
-        assert_eq!(random_hex(16).len(), 32);
-    }
-
-    #[test]
-    fn an_unfinished_queue_never_reports_all_processed() {
-        let mut qs = QueueState::default();
-        qs.settings.queue_secs = Duration::from_millis(1);
-        let id = qs.create(
-            "Exportando SKUs",
-            "t",
-            3,
-            super::super::catalog::store_now(),
-            Work::SkuExport,
-        );
-        // Its time has passed, but nobody settled it: not finished, so not all processed.
-        std::thread::sleep(Duration::from_millis(5));
-        let v = queue_json(qs.queue(id).unwrap(), &qs.settings, false);
-        assert_eq!(v["total_processed"], json!(2));
-        assert_eq!(v["finished_at"], Value::Null);
-    }
-}
-
 /// `GET /queues`: every queue, newest first, paginated like every list.
 pub(super) fn list_queues(cx: &mut Ctx) -> Reply {
     let q = cx.query();
     let hide = cx.st.faults.queue_links_only_in_notifications;
     let st = &*cx.st;
     let mut queues: Vec<&Queue> = st.queues.queues.iter().collect();
-    queues.sort_by(|a, b| b.id.cmp(&a.id));
+    queues.sort_by_key(|q| std::cmp::Reverse(q.id));
     let body = paginate(
         queues,
         PageReq::from_query(&q),
@@ -428,5 +392,41 @@ pub(super) fn serve_file(st: &State, key: &str, name: &str) -> Reply {
     match st.queues.files.get(key).filter(|f| f.name == name) {
         Some(f) => Reply::raw(200, "application/octet-stream", f.bytes.clone()),
         None => Reply::not_found(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_look_like_uuids() {
+        let u = uuid();
+        let parts: Vec<&str> = u.split('-').collect();
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        assert!(parts[2].starts_with('4'), "{u}");
+        assert_ne!(uuid(), u);
+        assert_eq!(random_hex(16).len(), 32);
+    }
+
+    #[test]
+    fn an_unfinished_queue_never_reports_all_processed() {
+        let mut qs = QueueState::default();
+        qs.settings.queue_secs = Duration::from_millis(1);
+        let id = qs.create(
+            "Exportando SKUs",
+            "t",
+            3,
+            super::super::catalog::store_now(),
+            Work::SkuExport,
+        );
+        // Its time has passed, but nobody settled it: not finished, so not all processed.
+        std::thread::sleep(Duration::from_millis(5));
+        let v = queue_json(qs.queue(id).unwrap(), &qs.settings, false);
+        assert_eq!(v["total_processed"], json!(2));
+        assert_eq!(v["finished_at"], Value::Null);
     }
 }
