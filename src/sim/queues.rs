@@ -241,6 +241,14 @@ pub(super) fn settle(st: &mut State, now: Instant) {
         return;
     }
     let secs = st.queues.settings.queue_secs;
+    // An import's size is known once its file was read.
+    for q in &mut st.queues.queues {
+        if let Work::Import(fetched) = &q.work
+            && let Some(Ok(rows)) = &*super::store::lock(fetched)
+        {
+            q.total_sent = rows.len().saturating_sub(1) as u64;
+        }
+    }
     let due: Vec<u64> = st
         .queues
         .queues
