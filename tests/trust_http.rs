@@ -45,6 +45,7 @@ fn client(env: &Env, timeout: Duration, max_retries: u32) -> ShopClient {
         timeout,
         max_retries,
         index_full_rescan: s.index_full_rescan,
+        queue_poll: s.queue_poll,
     };
     ShopClient::new(Arc::new(store)).expect("client")
 }

@@ -1,4 +1,4 @@
-//! Humane durations in the config: `"90s"`, `"30m"`, `"1h"`, `"2d"`, `"1h30m"`.
+//! Humane durations in the config: `"90s"`, `"30m"`, `"1h"`, `"2d"`, `"1h30m"`, `"250ms"`.
 
 use std::time::Duration;
 
@@ -6,14 +6,17 @@ use std::time::Duration;
 const MAX_SECS: u64 = 10 * 366 * 86_400;
 
 /// Parses a sequence of `<whole number><unit>` parts (units s, m, h, d; spaces allowed between
-/// parts). Every problem is one sentence naming what is wrong with `text`.
+/// parts; `ms` for milliseconds). Every problem is one sentence naming what is wrong with `text`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let help = "use a whole number and a unit: s, m, h or d (for example \"30m\", \"1h\", \"2d\")";
+    let help =
+        "use a whole number and a unit: ms, s, m, h or d (for example \"30m\", \"1h\", \"2d\")";
     let s = text.trim();
     if s.is_empty() {
         return Err(format!("is empty; {help}"));
     }
+    // In milliseconds.
     let mut total: u64 = 0;
+    let max_ms = MAX_SECS * 1_000;
     let mut rest = s;
     while !rest.is_empty() {
         let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
@@ -28,10 +31,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
                 .len();
         let (unit, after) = after.split_at(unit_len);
         let per = match unit {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3_600,
-            "d" => 86_400,
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
             "" => return Err(format!("\"{text}\" has a number without a unit; {help}")),
             other => {
                 return Err(format!(
@@ -43,22 +47,25 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .parse::<u64>()
             .ok()
             .and_then(|n| n.checked_mul(per))
-            .filter(|n| *n <= MAX_SECS);
+            .filter(|n| *n <= max_ms);
         total = match part
             .and_then(|p| total.checked_add(p))
-            .filter(|t| *t <= MAX_SECS)
+            .filter(|t| *t <= max_ms)
         {
             Some(t) => t,
             None => return Err(format!("\"{text}\" is longer than 10 years")),
         };
         rest = after.trim_start();
     }
-    Ok(Duration::from_secs(total))
+    Ok(Duration::from_millis(total))
 }
 
 /// The short form of a duration, as the config would write it: `"1h"`, `"90m"`, `"2d"`.
 pub fn format_duration(d: Duration) -> String {
     let s = d.as_secs();
+    if d.subsec_millis() != 0 {
+        return format!("{}ms", d.as_millis());
+    }
     match s {
         0 => "0s".into(),
         s if s % 86_400 == 0 => format!("{}d", s / 86_400),
@@ -81,6 +88,9 @@ mod tests {
         assert_eq!(secs("1h30m"), Ok(5_400));
         assert_eq!(secs(" 1h 30 m "), Ok(5_400));
         assert_eq!(secs("90s"), Ok(90));
+        assert_eq!(parse_duration("50ms"), Ok(Duration::from_millis(50)));
+        assert_eq!(parse_duration("1s 500ms"), Ok(Duration::from_millis(1_500)));
+        assert_eq!(format_duration(Duration::from_millis(1_500)), "1500ms");
         for bad in [
             "",
             "1",

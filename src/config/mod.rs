@@ -80,6 +80,8 @@ pub struct StoreSettings {
     pub timeout: Duration,
     pub max_retries: u32,
     pub index_full_rescan: Duration,
+    /// How often an import or export queue is polled.
+    pub queue_poll: Duration,
 }
 
 /// Requests per window, per route group (docs/yampi-api.md, Rate limits).
@@ -149,7 +151,14 @@ pub struct JobSettings {
     /// `batch_edit` jobs: an occurrence older than this when a run first sees it is missed,
     /// never sent late.
     pub max_lateness: Duration,
+    /// An import or export queue not finished after this long fails the job.
+    pub queue_timeout: Duration,
 }
+
+/// `queue_timeout` when the job does not set it.
+pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(2 * 3_600);
+/// `queue_poll` when the store does not set it.
+pub const DEFAULT_QUEUE_POLL: Duration = Duration::from_secs(10);
 
 /// `max_lateness` when the job does not set it.
 pub const DEFAULT_MAX_LATENESS: Duration = Duration::from_secs(3_600);
@@ -338,6 +347,11 @@ pub mod ranges {
     pub const LIMIT: RangeInclusive<u32> = 1..=100_000;
     pub const WINDOW_MS: RangeInclusive<u64> = 1..=3_600_000;
     pub const SETTLE_MS: RangeInclusive<u64> = 0..=3_600_000;
+    use std::time::Duration;
+    pub const QUEUE_POLL: RangeInclusive<Duration> =
+        Duration::from_millis(50)..=Duration::from_secs(3_600);
+    pub const QUEUE_TIMEOUT: RangeInclusive<Duration> =
+        Duration::from_secs(1)..=Duration::from_secs(7 * 86_400);
 }
 
 /// `value` (or `default` when unset) if it lies in `range`; otherwise one error naming the key
@@ -361,6 +375,35 @@ where
                 range.start(),
                 range.end()
             ));
+            default
+        }
+    }
+}
+
+/// A humane duration key (`"10s"`), `default` when absent; a bad or out-of-range value is one
+/// error naming the key.
+fn duration_in(
+    value: Option<&str>,
+    default: Duration,
+    range: std::ops::RangeInclusive<Duration>,
+    what: &str,
+    errors: &mut Vec<String>,
+) -> Duration {
+    let Some(text) = value else {
+        return default;
+    };
+    match duration::parse_duration(text) {
+        Ok(d) if range.contains(&d) => d,
+        Ok(_) => {
+            errors.push(format!(
+                "{what} must be between \"{}\" and \"{}\", not \"{text}\"",
+                duration::format_duration(*range.start()),
+                duration::format_duration(*range.end())
+            ));
+            default
+        }
+        Err(e) => {
+            errors.push(format!("{what} {e}"));
             default
         }
     }
@@ -473,6 +516,13 @@ fn validate_store(
         &key("index_full_rescan_hours"),
         errors,
     );
+    let queue_poll = duration_in(
+        rs.queue_poll.as_deref(),
+        DEFAULT_QUEUE_POLL,
+        ranges::QUEUE_POLL,
+        &key("queue_poll"),
+        errors,
+    );
     if !ok {
         return None;
     }
@@ -487,6 +537,7 @@ fn validate_store(
         timeout: Duration::from_secs(timeout_secs),
         max_retries,
         index_full_rescan: Duration::from_secs(rescan_hours * 3600),
+        queue_poll,
     })
 }
 
@@ -580,6 +631,13 @@ fn validate_job(
             DEFAULT_MAX_LATENESS
         }
     };
+    let queue_timeout = duration_in(
+        rj.queue_timeout.as_deref(),
+        DEFAULT_QUEUE_TIMEOUT,
+        ranges::QUEUE_TIMEOUT,
+        &format!("{file}: job {label}: `queue_timeout`"),
+        errors,
+    );
     let (schedule_text, schedule) = match &rj.schedule {
         Some(s) => match parse_schedule(s) {
             Ok(sched) => (Some(s.clone()), Some(sched)),
@@ -721,12 +779,48 @@ fn validate_job(
         max_quantity,
         edit,
         max_lateness,
+        queue_timeout,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn queue_keys_have_defaults_and_ranges() {
+        let text = |store_extra: &str, job_extra: &str| {
+            format!(
+                "state_dir = \"s\"\n[[store]]\nname = \"m\"\nalias = \"a\"\nuser_token = \"t\"\nuser_secret_key = \"k\"\n{store_extra}\n[[job]]\nname = \"b\"\nstore = \"m\"\nkind = \"batch_edit\"\nedit = {{ attribute = \"price_sale\", operation_type = \"decrement\", value_type = \"percent\", value = 1, restrictions = {{ include = {{ brands_ids = [3] }} }} }}\n{job_extra}\n"
+            )
+        };
+        let load = |t: String| {
+            let mut errors = Vec::new();
+            let s = from_str(&t, Path::new("/tmp/q.toml"), None, &mut errors);
+            (s, errors)
+        };
+        let (s, errors) = load(text("", ""));
+        assert!(errors.is_empty(), "{errors:?}");
+        let s = s.unwrap();
+        assert_eq!(s.stores[0].queue_poll, Duration::from_secs(10));
+        assert_eq!(s.jobs[0].queue_timeout, Duration::from_secs(7_200));
+        let (s, errors) = load(text("queue_poll = \"50ms\"", "queue_timeout = \"30m\""));
+        assert!(errors.is_empty(), "{errors:?}");
+        let s = s.unwrap();
+        assert_eq!(s.stores[0].queue_poll, Duration::from_millis(50));
+        assert_eq!(s.jobs[0].queue_timeout, Duration::from_secs(1_800));
+        let (_, errors) = load(text("queue_poll = \"10ms\"", "queue_timeout = \"soon\""));
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("queue_poll") && e.contains("50ms")),
+            "{errors:?}"
+        );
+        assert!(
+            errors.iter().any(|e| e.contains("queue_timeout")),
+            "{errors:?}"
+        );
+    }
 
     #[test]
     fn only_a_literal_token_in_a_readable_file_is_warned_about() {

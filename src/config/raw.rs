@@ -40,6 +40,8 @@ pub struct RawStore {
     pub timeout_secs: Option<u64>,
     pub max_retries: Option<u32>,
     pub index_full_rescan_hours: Option<u64>,
+    /// How often a queue is polled (a humane duration, "10s"; at least "50ms").
+    pub queue_poll: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,6 +69,8 @@ pub struct RawJob {
     pub edit: Option<toml::Value>,
     /// `batch_edit` jobs: a humane duration ("1h").
     pub max_lateness: Option<String>,
+    /// A queue not finished after this long fails the job (a humane duration, "2h").
+    pub queue_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -5,11 +5,13 @@
 //! retry classifier, and per-route counters for reports and tests. Both auth headers are added
 //! here and nowhere else; every error is scrubbed of their values, so even an API that echoes
 //! them back cannot put them in an error, a log or the state store. Listings (`list_pages`)
-//! always end: see the bounds there.
+//! always end: see the bounds there. `queues` and `queue_watch`: Yampi's import/export queues.
 
 pub mod limit;
 pub mod model;
 pub mod poll;
+pub mod queue_watch;
+pub mod queues;
 pub mod retry;
 
 use std::collections::{BTreeMap, HashSet};

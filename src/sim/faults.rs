@@ -49,6 +49,21 @@ pub struct Faults {
     /// Every write is answered with this status and an error body that echoes the request's
     /// headers, credentials included (as some proxies and debug pages do).
     pub echo_headers: Option<u16>,
+    /// Queues never finish: `finished_at` stays null and `total_processed` below `total_sent`.
+    pub queue_never_finishes: bool,
+    /// An import's `file_url` cannot be fetched: its queue finishes with one error entry and
+    /// nothing applied.
+    pub import_fetch_fails: bool,
+    /// Import lines for these SKU ids fail with a Portuguese "locked" message.
+    pub locked_sku_ids: Vec<u64>,
+    /// Queues carry no `redirect_url`: an export's file is linked only by its notification.
+    pub queue_links_only_in_notifications: bool,
+    /// The import answer has no `queue_id` (the client must find the queue in `GET /queues`).
+    pub import_without_queue_id: bool,
+    /// Log entries' `line` is a JSON number instead of the documented string.
+    pub log_line_as_number: bool,
+    /// Log entries' `message` is a string instead of the documented array.
+    pub log_message_as_string: bool,
     /// Seed of the RNG the faults are drawn from; reseeded whenever faults are set.
     pub seed: u64,
 }

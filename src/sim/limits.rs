@@ -136,6 +136,11 @@ mod tests {
         );
         assert_eq!(g("GET", "/v2/demo/logistics/stocks"), Group::Default);
         assert_eq!(g("GET", "/v2/ping"), Group::Default);
+        // Queues, their logs and notifications count in the general group.
+        assert_eq!(g("GET", "/v2/demo/queues/7"), Group::Default);
+        assert_eq!(g("GET", "/v2/demo/queues/7/logs"), Group::Default);
+        assert_eq!(g("GET", "/v2/demo/notifications"), Group::Default);
+        assert_eq!(g("POST", "/v2/demo/catalog/skus/import"), Group::Default);
     }
 
     #[test]

@@ -11,15 +11,21 @@
 //!
 //! Files: `catalog` (data model and JSON shapes), `limits` (quotas), `faults` (fault draw),
 //! `query` (pagination and filters), `routes` (request processing), `prices` (price endpoints),
-//! `price_state` (their batch queues and counters), `store` (shared state), `conn` (HTTP serving).
+//! `price_state` (their batch queues and counters), `store` (shared state), `conn` (HTTP serving),
+//! `queues` (import/export queues, their logs and hosted files), `exports`, `imports`,
+//! `notifications`.
 
 mod catalog;
 mod conn;
+mod exports;
 mod faults;
+mod imports;
 mod limits;
+mod notifications;
 mod price_state;
 mod prices;
 mod query;
+mod queues;
 mod routes;
 mod store;
 #[cfg(test)]
@@ -38,6 +44,7 @@ use tokio_util::task::TaskTracker;
 pub use catalog::{Catalog, LogisticsStock, Product, Sku, SkuStock, sample_catalog};
 pub use faults::Faults;
 pub use limits::SimLimits;
+pub use queues::{FileFormat, QueueSettings};
 
 use store::{Log, Shared, State, lock};
 
@@ -126,17 +133,15 @@ impl Simulator {
     pub async fn start(config: SimConfig, catalog: Catalog) -> std::io::Result<Simulator> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
+        let mut state = State::new(catalog, config.faults, config.limits, config.window);
+        state.queues.origin = format!("http://{addr}");
+        state.queues.alias = config.alias.clone();
         let shared = Arc::new(Shared {
             alias: config.alias,
             user_token: config.user_token,
             user_secret_key: config.user_secret_key,
             addr,
-            state: Mutex::new(State::new(
-                catalog,
-                config.faults,
-                config.limits,
-                config.window,
-            )),
+            state: Mutex::new(state),
             log: Mutex::new(Log::default()),
             connections: AtomicUsize::new(0),
         });
@@ -309,6 +314,33 @@ impl Simulator {
 
     pub fn remove_sku(&self, sku_id: u64) {
         lock(&self.shared().state).remove_sku(sku_id);
+    }
+
+    /// Replaces how queues behave (duration, export file format and layout variants).
+    pub fn set_queue_settings(&self, settings: QueueSettings) {
+        lock(&self.shared().state).queues.settings = settings;
+    }
+
+    /// Hosts a file on the simulator (as a merchant's file server would) and returns its URL,
+    /// `http://127.0.0.1:{port}/files/{random}/{name}`.
+    pub fn host_file(&self, name: &str, bytes: Vec<u8>) -> String {
+        let mut st = lock(&self.shared().state);
+        let path = st.queues.host(name, bytes);
+        format!("{}{path}", st.queues.origin)
+    }
+
+    /// `POST /catalog/skus/import` requests that reached the import handler.
+    pub fn import_posts(&self) -> usize {
+        lock(&self.shared().state).queues.import_posts
+    }
+
+    /// The SKU export's header row, in the order this store writes (and an import must keep).
+    pub fn sku_export_header(&self) -> Vec<String> {
+        let seed = lock(&self.shared().state).queues.settings.column_seed;
+        exports::sku_header(seed)
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
     }
 
     /// Stops accepting, lets in-flight requests finish (up to 5 s), and closes idle connections.

@@ -34,16 +34,26 @@ pub(super) struct Reply {
     allow: Option<&'static str>,
     /// The `Date` header (the simulated server's clock).
     date: Option<String>,
+    /// A non-JSON body (a hosted file) and its content type.
+    raw: Option<(&'static str, Vec<u8>)>,
 }
 
 impl Reply {
-    fn new(status: u16, body: Value) -> Reply {
+    pub(super) fn new(status: u16, body: Value) -> Reply {
         Reply {
             status,
             body,
             rate: None,
             allow: None,
             date: None,
+            raw: None,
+        }
+    }
+
+    pub(super) fn raw(status: u16, content_type: &'static str, bytes: Vec<u8>) -> Reply {
+        Reply {
+            raw: Some((content_type, bytes)),
+            ..Reply::new(status, Value::Null)
         }
     }
 
@@ -51,7 +61,7 @@ impl Reply {
         Reply::new(status, json!({ "message": message }))
     }
 
-    fn not_found() -> Reply {
+    pub(super) fn not_found() -> Reply {
         Reply::message(404, "Not Found.")
     }
 
@@ -66,7 +76,7 @@ impl Reply {
         }
     }
 
-    fn invalid(errors: BTreeMap<String, Vec<String>>) -> Reply {
+    pub(super) fn invalid(errors: BTreeMap<String, Vec<String>>) -> Reply {
         Reply::new(
             422,
             json!({ "message": "The given data was invalid.", "errors": errors }),
@@ -75,9 +85,10 @@ impl Reply {
 
     pub(super) fn into_response(self) -> Response<Body> {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let content_type = self.raw.as_ref().map_or("application/json", |r| r.0);
         let mut b = Response::builder()
             .status(status)
-            .header(CONTENT_TYPE, "application/json");
+            .header(CONTENT_TYPE, content_type);
         if let Some((limit, remaining)) = self.rate {
             b = b
                 .header("X-RateLimit-Limit", limit)
@@ -89,7 +100,11 @@ impl Reply {
         if let Some(date) = &self.date {
             b = b.header(hyper::header::DATE, date.as_str());
         }
-        b.body(Body::from(self.body.to_string()))
+        let body = match self.raw {
+            Some((_, bytes)) => Body::from(bytes),
+            None => Body::from(self.body.to_string()),
+        };
+        b.body(body)
             .unwrap_or_else(|_| Response::new(Body::empty()))
     }
 }
@@ -144,6 +159,15 @@ pub(super) fn process(shared: &Shared, req: &Req) -> Handled {
 fn process_locked(shared: &Shared, st: &mut State, req: &Req) -> Handled {
     let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
     super::prices::settle(st, Instant::now());
+    super::queues::settle(st, Instant::now());
+    if let ["files", key, name] = segs.as_slice() {
+        let reply = if req.method == "GET" {
+            super::queues::serve_file(st, key, name)
+        } else {
+            Reply::not_found()
+        };
+        return Handled::reply(reply);
+    }
     let group = Group::of(&req.method, &segs);
     if st.faults.storm_429 {
         return Handled::reply(Reply::too_many(st.limiter.limit(group)));
@@ -238,25 +262,34 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
 }
 
-struct Ctx<'a> {
-    shared: &'a Shared,
-    st: &'a mut State,
-    req: &'a Req,
+pub(super) struct Ctx<'a> {
+    pub shared: &'a Shared,
+    pub st: &'a mut State,
+    pub req: &'a Req,
     segs: &'a [&'a str],
-    applied: bool,
+    pub applied: bool,
 }
 
 impl Ctx<'_> {
-    fn query(&self) -> Query {
+    pub(super) fn query(&self) -> Query {
         Query::parse(&self.req.query)
     }
 
+    /// The caller's `User-Token` (the user notifications belong to).
+    pub(super) fn caller_token(&self) -> String {
+        self.req
+            .headers
+            .get("User-Token")
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default()
+    }
+
     /// Full URL of the current route, used as the base of pagination links.
-    fn link_base(&self) -> String {
+    pub(super) fn link_base(&self) -> String {
         format!("http://{}/{}", self.shared.addr, self.segs.join("/"))
     }
 
-    fn page_style(&self) -> PageStyle {
+    pub(super) fn page_style(&self) -> PageStyle {
         let f = &self.st.faults;
         PageStyle {
             strings: f.string_pagination,
@@ -277,6 +310,25 @@ fn route(cx: &mut Ctx) -> Reply {
         }),
         ["v2", alias, rest @ ..] if *alias == cx.shared.alias => match rest {
             ["catalog", "skus"] => only("GET", cx, list_skus),
+            ["catalog", "skus", "export"] => only("GET", cx, super::exports::sku_export),
+            ["catalog", "skus", "import"] => only("POST", cx, |cx| {
+                if !is_json(&cx.req.headers) {
+                    return Reply::message(
+                        400,
+                        "The Content-Type header must be application/json.",
+                    );
+                }
+                super::imports::sku_import(cx)
+            }),
+            ["catalog", "stocks", "export-skus"] => only("GET", cx, super::exports::stock_export),
+            ["queues"] => only("GET", cx, super::queues::list_queues),
+            ["queues", id] => with_id(id, |id| {
+                only("GET", cx, |cx| super::queues::show_queue(cx, id))
+            }),
+            ["queues", id, "logs"] => with_id(id, |id| {
+                only("GET", cx, |cx| super::queues::queue_logs(cx, id))
+            }),
+            ["notifications"] => only("GET", cx, super::notifications::list),
             ["catalog", "skus", id] => with_id(id, |id| match cx.req.method.as_str() {
                 "GET" => show_sku(cx, id),
                 _ => only("PUT", cx, |cx| put_sku(cx, id)),

@@ -15,6 +15,7 @@ use super::catalog::{Catalog, Product, Sku};
 use super::faults::Faults;
 use super::limits::{RateLimiter, SimLimits};
 use super::price_state::PriceState;
+use super::queues::QueueState;
 
 /// Locks, recovering from poisoning: a panicking test thread must not wedge the server.
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -47,6 +48,7 @@ pub(super) struct State {
     pub rng: StdRng,
     pub limiter: RateLimiter,
     pub prices: PriceState,
+    pub queues: QueueState,
 }
 
 impl State {
@@ -78,6 +80,7 @@ impl State {
             faults,
             limiter: RateLimiter::new(limits, window),
             prices: PriceState::default(),
+            queues: QueueState::default(),
         }
     }
 
