@@ -445,8 +445,13 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let msg = find_column(&twice, columns::STOCK_SKU_ID).unwrap_err().to_string();
-        assert!(msg.contains("\"ID SKU\"") && msg.contains("\"id_sku\""), "{msg}");
+        let msg = find_column(&twice, columns::STOCK_SKU_ID)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("\"ID SKU\"") && msg.contains("\"id_sku\""),
+            "{msg}"
+        );
         let table = Table {
             header: twice,
             rows: vec![],

@@ -25,6 +25,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod export_file;
+pub mod exports;
 pub mod index;
 pub mod init;
 pub mod mapping;

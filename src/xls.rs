@@ -317,7 +317,7 @@ fn verify(
         ));
     }
     for r in 0..meant_rows {
-        for c in 0..header.len() {
+        for (c, _) in header.iter().enumerate() {
             let got = match range.get_value((r as u32, c as u32)) {
                 None | Some(Data::Empty) => None,
                 Some(Data::String(s)) if s.is_empty() => None,
