@@ -1,0 +1,41 @@
+//! What the user sees: bench inputs on a fresh machine, the state-dir lock message, source-file
+//! errors, the summary line, config and CLI messages, completions and the man page.
+
+mod support;
+
+#[allow(unused_imports)]
+use support::*;
+
+// The benchmark's input generator, compiled here by path so a test can run it.
+#[allow(dead_code)]
+#[path = "../benches/sync_bench/inputs.rs"]
+mod bench_inputs;
+
+/// `cargo bench -- --case X` on a fresh machine: the case's own input is written when missing,
+/// completely (no partial file left behind), and an existing one is reused.
+#[test]
+fn each_bench_case_makes_its_own_input_on_a_fresh_machine() {
+    use calamine::{Reader, Xlsx, open_workbook};
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("never-created");
+    let csv = bench_inputs::ensure(&fresh, bench_inputs::CSV, 40);
+    assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 41);
+    let prices = bench_inputs::ensure(&fresh, bench_inputs::PRICES, 30);
+    assert_eq!(
+        std::fs::read_to_string(&prices).unwrap().lines().count(),
+        31
+    );
+    let xlsx = bench_inputs::ensure(&fresh, bench_inputs::XLSX, 20);
+    let mut wb: Xlsx<_> = open_workbook(&xlsx).unwrap();
+    let range = wb.worksheet_range_at(0).unwrap().unwrap();
+    assert_eq!(range.height(), 21);
+    // Reused, not rewritten.
+    std::fs::write(&csv, "Código\n").unwrap();
+    bench_inputs::ensure(&fresh, bench_inputs::CSV, 40);
+    assert_eq!(std::fs::read_to_string(&csv).unwrap(), "Código\n");
+    let names: Vec<String> = std::fs::read_dir(&fresh)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains("partial")), "{names:?}");
+}
