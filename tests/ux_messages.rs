@@ -39,3 +39,34 @@ fn each_bench_case_makes_its_own_input_on_a_fresh_machine() {
         .collect();
     assert!(names.iter().all(|n| !n.contains("partial")), "{names:?}");
 }
+
+/// Eight openers race for a fresh state dir, 25 times: one opens it, every other one is told the
+/// dir is in use *with the holder's pid* (it used to read the lock file before the pid was in it).
+#[test]
+fn every_refused_opener_of_a_locked_state_dir_names_the_pid() {
+    use yampi_sync::state::StateStore;
+    let pid = format!("(pid {})", std::process::id());
+    for _ in 0..25 {
+        let dir = tempfile::tempdir().unwrap();
+        let barrier = std::sync::Barrier::new(8);
+        let results: Vec<Result<StateStore, String>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        StateStore::open(dir.path()).map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+        for err in results.iter().filter_map(|r| r.as_ref().err()) {
+            assert!(
+                err.contains("in use by another yampi-sync process"),
+                "{err}"
+            );
+            assert!(err.contains(&pid), "no pid in: {err}");
+        }
+    }
+}
