@@ -70,3 +70,32 @@ fn every_refused_opener_of_a_locked_state_dir_names_the_pid() {
         }
     }
 }
+
+/// `--run-once` prints each summary once (stdout), and logs on a pipe carry no colour codes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_one_shot_run_prints_each_summary_once_and_plain() {
+    let catalog = small_catalog();
+    let env = Env::start(catalog.clone()).await;
+    env.write_feed(
+        "estoque-1.csv",
+        &feed_for(&catalog, |_, id| ((id % 7) as i64, 1)),
+    );
+    let out = env.run_binary(&["--run-once"]);
+    assert_exit(&out, 0);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    let summaries = |s: &str| s.matches("job estoque: ").count();
+    assert_eq!(summaries(&stdout), 1, "stdout: {stdout}");
+    assert_eq!(
+        summaries(&stderr),
+        0,
+        "stderr repeats the summary: {stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes in a redirected log: {stderr:?}"
+    );
+    assert!(!stdout.contains('\u{1b}'), "{stdout:?}");
+}
