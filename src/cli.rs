@@ -83,20 +83,18 @@ pub enum Command {
     /// Run the embedded default against the bundled Yampi simulator (no account, no network).
     Demo,
     /// Settle a batch edit occurrence whose outcome is unknown, after checking the store.
+    /// Exactly one of --applied and --not-applied says what the store shows.
+    #[command(group = clap::ArgGroup::new("outcome").required(true).multiple(false))]
     Resolve {
         /// The batch_edit job.
         job: String,
         /// The occurrence, as `status` and the log show it.
         occurrence: String,
         /// The edit did reach the store: never send it again.
-        #[arg(
-            long,
-            conflicts_with = "not_applied",
-            required_unless_present = "not_applied"
-        )]
+        #[arg(long, group = "outcome")]
         applied: bool,
         /// The edit did not reach the store: the next run sends it.
-        #[arg(long)]
+        #[arg(long, group = "outcome")]
         not_applied: bool,
     },
 }

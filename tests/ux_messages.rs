@@ -99,3 +99,113 @@ async fn a_one_shot_run_prints_each_summary_once_and_plain() {
     );
     assert!(!stdout.contains('\u{1b}'), "{stdout:?}");
 }
+
+/// The binary on a config text of our own (the harness's `command` writes its own config).
+fn binary_on(env: &Env, config_text: &str, args: &[&str]) -> std::process::Command {
+    let config = env.path("custom.toml");
+    std::fs::write(&config, config_text).unwrap();
+    std::fs::write(env.path("stock.toml"), &env.mapping).unwrap();
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_yampi-sync"));
+    c.arg("--config")
+        .arg(&config)
+        .args(args)
+        .env("YS_TEST_TOKEN", TOKEN)
+        .env("YS_TEST_SECRET", SECRET)
+        .env_remove("RUST_LOG");
+    c
+}
+
+/// An empty `${VAR}` in the only store is reported once, as itself: the job that names no store
+/// is not also told that `store` is required "when there is more than one store".
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_variable_in_the_only_store_is_not_blamed_on_the_job() {
+    let env = Env::start(small_catalog()).await;
+    let text = env
+        .config_text(false)
+        .replace("store = \"loja\"\nkind", "kind");
+    let out = binary_on(&env, &text, &["check"])
+        .env("YS_TEST_TOKEN", "")
+        .output()
+        .unwrap();
+    let all = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(all.contains("user_token"), "{all}");
+    assert!(!all.contains("more than one store"), "{all}");
+    // With the variable set, the job takes the only store.
+    let out = binary_on(&env, &text, &["check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+}
+
+/// `status` while another process holds the state dir before its first run ends: exit 0, every
+/// job listed, and a sentence saying nothing is recorded yet (it used to fail with exit 3).
+#[tokio::test(flavor = "multi_thread")]
+async fn status_during_the_first_run_says_nothing_is_recorded_yet() {
+    let env = Env::start(small_catalog()).await;
+    env.write_config();
+    let _held = yampi_sync::state::StateStore::open(&env.state_dir()).unwrap();
+    let out = env.run_binary(&["status"]);
+    let all = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("has not finished a run yet"), "{all}");
+    assert!(
+        all.contains(&format!("(pid {})", std::process::id())),
+        "{all}"
+    );
+    assert!(all.contains("estoque: never run"), "{all}");
+    let out = env.run_binary(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["job"], "estoque");
+}
+
+/// `resolve` without a flag names both choices, not only `--applied`.
+#[tokio::test(flavor = "multi_thread")]
+async fn resolve_without_a_flag_offers_both_outcomes() {
+    let env = Env::start(small_catalog()).await;
+    let out = env.run_binary(&["resolve", "promo", "2026-11-27T00:00:00-03:00"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--applied") && err.contains("--not-applied"),
+        "{err}"
+    );
+    let both = env.run_binary(&["resolve", "promo", "x", "--applied", "--not-applied"]);
+    assert_eq!(both.status.code(), Some(2));
+}
+
+/// Every time `status` prints is local (the config's `timezone`), none in UTC.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_prints_every_time_in_the_configured_zone() {
+    let catalog = small_catalog();
+    let env = Env::start(catalog.clone()).await;
+    env.write_feed(
+        "estoque-1.csv",
+        &feed_for(&catalog, |_, id| ((id % 5) as i64, 2)),
+    );
+    assert_exit(&env.run_binary(&["--run-once"]), 0);
+    let out = env.run_binary(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let last = text.lines().find(|l| l.contains("last run")).expect(&text);
+    let next = text.lines().find(|l| l.contains("next run:")).expect(&text);
+    // The report's file name is not a time shown to the reader.
+    let last = last.split(", report").next().unwrap();
+    for line in [last, next] {
+        assert!(line.contains(" -03"), "not local: {line}");
+        assert!(
+            !line.contains('Z') && !line.contains("+00:00"),
+            "UTC: {line}"
+        );
+    }
+}
+
+/// `check` refuses a schedule that is valid cron but never fires.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_refuses_a_schedule_that_never_fires() {
+    let mut env = Env::start(small_catalog()).await;
+    env.schedule = "0 0 30 2 *".into();
+    let out = env.run_binary(&["check"]);
+    let all = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(all.contains("never fires"), "{all}");
+}
