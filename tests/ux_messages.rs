@@ -209,3 +209,29 @@ async fn check_refuses_a_schedule_that_never_fires() {
     assert_eq!(out.status.code(), Some(2), "{all}");
     assert!(all.contains("never fires"), "{all}");
 }
+
+/// Unknown keys in the config and the mapping name the nearest known key of the same table.
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_keys_get_a_did_you_mean() {
+    let mut env = Env::start(small_catalog()).await;
+    env.job_extra = "max_shrnk_pct = 50\nwhatever_else = 1".into();
+    env.source = "{ path = \"erp/*.csv\", setle_ms = 0 }".into();
+    env.mapping = STOCK_MAPPING.replace("missing = \"keep\"", "mising = \"keep\"");
+    let out = env.run_binary(&["check"]);
+    let all = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(
+        all.contains("unknown key `job.0.max_shrnk_pct`; did you mean `max_shrink_pct`?"),
+        "{all}"
+    );
+    assert!(all.contains("did you mean `settle_ms`?"), "{all}");
+    assert!(
+        all.contains("unknown key `stock.mising`; did you mean `missing`?"),
+        "{all}"
+    );
+    let far = all
+        .lines()
+        .find(|l| l.contains("whatever_else"))
+        .expect(&all);
+    assert!(!far.contains("did you mean"), "{far}");
+}
