@@ -15,6 +15,17 @@ pub async fn main(cli: Cli) -> i32 {
         Some(Command::Check) => check(&cli.config, cli.state_dir.as_deref()),
         Some(Command::Status { json }) => status(&cli.config, cli.state_dir.as_deref(), *json),
         Some(Command::Demo) => crate::demo::run(cli.state_dir.as_deref()).await,
+        Some(Command::Completions { shell }) => {
+            crate::cli::write_completions(*shell, &mut std::io::stdout());
+            EXIT_OK
+        }
+        Some(Command::Man) => match crate::cli::write_man(&mut std::io::stdout()) {
+            Ok(()) => EXIT_OK,
+            Err(e) => {
+                eprintln!("error: cannot write the man page: {e}");
+                EXIT_FAILED
+            }
+        },
         Some(Command::Resolve {
             job,
             occurrence,

@@ -235,3 +235,42 @@ async fn unknown_keys_get_a_did_you_mean() {
         .expect(&all);
     assert!(!far.contains("did you mean"), "{far}");
 }
+
+/// Completions for bash, zsh and fish and a man page, generated from the clap definitions, with
+/// no config needed.
+#[test]
+fn completions_and_the_man_page_come_from_the_command_line_definitions() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_yampi-sync"))
+            .args(["--config", "/nonexistent/yampi-sync.toml"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let bash = run(&["completions", "bash"]);
+    assert!(bash.contains("complete -F _yampi__sync"), "{bash}");
+    for word in [
+        "--run-once",
+        "--dry-run",
+        "resolve",
+        "--not-applied",
+        "status",
+    ] {
+        assert!(bash.contains(word), "bash lacks {word}");
+    }
+    assert!(run(&["completions", "zsh"]).starts_with("#compdef yampi-sync"));
+    let fish = run(&["completions", "fish"]);
+    assert!(fish.contains("complete -c yampi-sync"), "{fish}");
+    assert!(fish.contains("run-once"), "{fish}");
+    let man = run(&["man"]);
+    assert!(man.contains(".TH yampi-sync 1"), "{man}");
+    assert!(man.contains("run\\-once"), "{man}");
+    assert!(man.contains("resolve"), "{man}");
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_yampi-sync"))
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
