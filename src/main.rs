@@ -5,10 +5,8 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let cli = yampi_sync::cli::Cli::parse();
     // `--run-once` and `demo` print the summary lines on stdout themselves.
-    let summaries_on_stdout = matches!(
-        cli.command,
-        None if cli.run_once
-    ) || matches!(cli.command, Some(yampi_sync::cli::Command::Demo));
+    let summaries_on_stdout = (cli.command.is_none() && cli.run_once)
+        || matches!(cli.command, Some(yampi_sync::cli::Command::Demo));
     yampi_sync::telemetry::init(cli.log_format, cli.verbose, cli.quiet, summaries_on_stdout);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
