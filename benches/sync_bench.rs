@@ -12,8 +12,13 @@
 //! (e) the state dir's size over 3,000 runs of an unchanged feed (sampled every 1,000).
 //! (f) 70,000 price rows in the SKU-template layout written as two `.xls` files and read back:
 //!     seconds and peak RSS (target ≤ 2 s, ≤ 300 MB).
+//! (g) many jobs: `status` and the daemon's time to READY for `--jobs N` (default 1,000).
 //!
-//! `cargo bench -- --case csv|csv-all|xlsx|e2e|prices|idle|runs|xls` runs one case.
+//! `cargo bench -- --case csv|csv-all|xlsx|e2e|prices|idle|runs|xls|jobs` runs one case; each case
+//! writes the inputs it reads when they are missing (benches/sync_bench/inputs.rs).
+
+#[path = "sync_bench/inputs.rs"]
+mod inputs;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -142,52 +147,34 @@ fn read_map_diff(path: &Path, rows: u64, store_every: u64) {
     );
 }
 
-fn write_csv(path: &Path, rows: u64) {
-    use std::io::Write;
-    let mut w = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    writeln!(w, "Código;Descrição;Saldo Loja;Saldo CD;Preço").unwrap();
-    for i in 0..rows {
-        writeln!(
-            w,
-            "SKU-{i:07};Produto {i} azul M;{};{};{},90",
-            i % 50,
-            i % 7,
-            10 + i % 300
-        )
-        .unwrap();
-    }
-}
-
-fn write_xlsx(path: &Path, rows: u64) {
-    let mut wb = rust_xlsxwriter::Workbook::new();
-    let ws = wb.add_worksheet();
-    for (c, h) in ["Código", "Descrição", "Saldo Loja", "Saldo CD", "Preço"]
-        .iter()
-        .enumerate()
-    {
-        ws.write_string(0, c as u16, *h).unwrap();
-    }
-    for i in 0..rows {
-        let r = i as u32 + 1;
-        ws.write_string(r, 0, format!("SKU-{i:07}")).unwrap();
-        ws.write_string(r, 1, format!("Produto {i} azul M"))
-            .unwrap();
-        ws.write_number(r, 2, (i % 50) as f64).unwrap();
-        ws.write_number(r, 3, (i % 7) as f64).unwrap();
-        ws.write_number(r, 4, 10.9 + (i % 300) as f64).unwrap();
-    }
-    wb.save(path).unwrap();
-}
-
 fn data_dir() -> PathBuf {
     let d = std::env::temp_dir().join("yampi-sync-bench");
     std::fs::create_dir_all(&d).unwrap();
     d
 }
 
+/// The input `name` for a case, generated first when missing. Generation runs in a child
+/// process (`--write-input NAME ROWS`), so the workbook writer's memory does not count in the
+/// case's peak RSS.
+fn input(name: &str, rows: u64) -> PathBuf {
+    let path = data_dir().join(name);
+    if !path.exists() {
+        eprintln!("writing the bench input {} ({rows} rows)…", path.display());
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--write-input", name, &rows.to_string()])
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "writing the bench input {name} failed: {status}"
+        );
+    }
+    path
+}
+
 fn case_csv(store_every: u64) {
     let rows = CSV_ROWS;
-    let path = data_dir().join("feed-1m.csv");
+    let path = input(inputs::CSV, rows);
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     println!(
         "(a) CSV: {rows} rows ({:.0} MB), store of {} SKUs",
@@ -199,7 +186,7 @@ fn case_csv(store_every: u64) {
 
 fn case_xlsx() {
     let rows = XLSX_ROWS;
-    let path = data_dir().join("feed-100k.xlsx");
+    let path = input(inputs::XLSX, rows);
     println!("(a) XLSX: {rows} rows, store of {rows} SKUs");
     read_map_diff(&path, rows, 1);
 }
@@ -324,23 +311,7 @@ fn case_prices() {
             .collect(),
         ..SkuIndex::default()
     };
-    // Products of 3 SKUs: a third share one new price, a third have three prices, a third have
-    // two SKUs sharing and one apart.
-    let path = data_dir().join("prices-30k.csv");
-    {
-        use std::io::Write;
-        let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-        writeln!(w, "Código;Preço").unwrap();
-        for i in 0..n {
-            let product = i / 3;
-            let price = match product % 3 {
-                0 => 110,
-                1 => 110 + i % 3,
-                _ => 110 + u64::from(i % 3 == 2),
-            };
-            writeln!(w, "SKU-{i:07};{price},00").unwrap();
-        }
-    }
+    let path = input(inputs::PRICES, n);
     let mut errors = Vec::new();
     let m = mapping::parse(
         "match = \"sku\"\nkey = \"Código\"\ndecimal = \"comma\"\n[price]\nprice_sale = \"Preço\"\n",
@@ -604,6 +575,14 @@ fn main() {
             .and_then(|w| w.parse().ok())
             .unwrap_or(1000),
     );
+    if let Some(name) = arg("--write-input") {
+        let rows = args
+            .last()
+            .and_then(|r| r.parse().ok())
+            .expect("--write-input NAME ROWS");
+        inputs::ensure(&data_dir(), &name, rows);
+        return;
+    }
     if let Some(case) = arg("--case") {
         match case.as_str() {
             "csv" => case_csv(10),
@@ -614,23 +593,18 @@ fn main() {
             "idle" => case_idle(arg("--minutes").and_then(|m| m.parse().ok()).unwrap_or(3)),
             "runs" => case_runs(arg("--runs").and_then(|n| n.parse().ok()).unwrap_or(3000)),
             "xls" => case_xls(),
-            other => eprintln!("unknown case {other}"),
+            "jobs" => case_jobs(arg("--jobs").and_then(|n| n.parse().ok()).unwrap_or(1000)),
+            other => {
+                eprintln!("unknown case {other}");
+                std::process::exit(2);
+            }
         }
         return;
-    }
-    // Inputs are written here, so generating them does not count in a case's peak RSS.
-    let csv = data_dir().join("feed-1m.csv");
-    if !csv.exists() {
-        write_csv(&csv, CSV_ROWS);
-    }
-    let xlsx = data_dir().join("feed-100k.xlsx");
-    if !xlsx.exists() {
-        write_xlsx(&xlsx, XLSX_ROWS);
     }
     // Each case in its own process, so peak RSS is per case.
     let exe = std::env::current_exe().unwrap();
     for case in [
-        "csv", "csv-all", "xlsx", "e2e", "prices", "runs", "xls", "idle",
+        "csv", "csv-all", "xlsx", "e2e", "prices", "runs", "xls", "jobs", "idle",
     ] {
         let status = std::process::Command::new(&exe)
             .args([
@@ -645,4 +619,89 @@ fn main() {
             eprintln!("case {case} failed: {status}");
         }
     }
+}
+
+/// (g) Many jobs (an agency's server): `status` (first and second call) and the time until the
+/// daemon says READY, for `n` jobs with one run record each.
+fn case_jobs(n: usize) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        let catalog = sim::sample_catalog(10, 1, 7);
+        let sim = Simulator::start(sim_config(Duration::from_secs(1)), catalog)
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = daemon_config(dir.path(), &sim.base_url(), n, "0 0 0 1 1 *");
+        {
+            let settings = yampi_sync::config::load(&config, None).unwrap();
+            let state = yampi_sync::state::StateStore::open(&settings.state_dir).unwrap();
+            for job in &settings.jobs {
+                state
+                    .record_run(&yampi_sync::state::RunRecord {
+                        v: 1,
+                        job: job.name.clone(),
+                        started_at: chrono::Utc::now(),
+                        duration_ms: 1200,
+                        exit_code: 0,
+                        changed: 3,
+                        rejected: 0,
+                        unmatched: 1,
+                        requests: 2,
+                        message: String::new(),
+                        report: None,
+                    })
+                    .unwrap();
+            }
+            state.flush().await.unwrap();
+        }
+        let bin = env!("CARGO_BIN_EXE_yampi-sync");
+        let mut status_secs = Vec::new();
+        for _ in 0..2 {
+            let t0 = Instant::now();
+            let out = std::process::Command::new(bin)
+                .arg("--config")
+                .arg(&config)
+                .arg("status")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            status_secs.push(t0.elapsed().as_secs_f64());
+        }
+        // READY arrives on NOTIFY_SOCKET once config, state and the store's ping are done.
+        let sock_path = dir.path().join("notify.sock");
+        let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(120)))
+            .unwrap();
+        let t0 = Instant::now();
+        let mut child = std::process::Command::new(bin)
+            .arg("--config")
+            .arg(&config)
+            .env("NOTIFY_SOCKET", &sock_path)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut ready = None;
+        let mut buf = [0u8; 4096];
+        while let Ok(len) = sock.recv(&mut buf) {
+            if String::from_utf8_lossy(&buf[..len]).contains("READY=1") {
+                ready = Some(t0.elapsed().as_secs_f64());
+                break;
+            }
+        }
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+        println!(
+            "(g) {n} jobs: status {:.2} s (first call) / {:.2} s (second); daemon READY after {}",
+            status_secs[0],
+            status_secs[1],
+            ready.map_or("never (120 s)".to_string(), |s| format!("{s:.2} s"))
+        );
+        sim.shutdown().await;
+    });
 }

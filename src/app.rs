@@ -34,6 +34,17 @@ pub async fn main(cli: Cli) -> i32 {
             price: price.clone(),
             alias: alias.clone(),
         }),
+        Some(Command::Completions { shell }) => {
+            crate::cli::write_completions(*shell, &mut std::io::stdout());
+            EXIT_OK
+        }
+        Some(Command::Man) => match crate::cli::write_man(&mut std::io::stdout()) {
+            Ok(()) => EXIT_OK,
+            Err(e) => {
+                eprintln!("error: cannot write the man page: {e}");
+                EXIT_FAILED
+            }
+        },
         Some(Command::Resolve {
             job,
             occurrence,
@@ -246,23 +257,27 @@ pub fn status(config_path: &Path, state_dir: Option<&Path>, json: bool) -> i32 {
     let (rows, note) = match StateStore::open(&settings.state_dir) {
         Ok(state) => (crate::status::rows(&settings, &state), None),
         // A daemon holds the store: read the picture it keeps up to date.
-        Err(crate::state::StateError::Locked { .. }) => {
+        Err(crate::state::StateError::Locked { pid, .. }) => {
             match crate::status::read_snapshot(&settings.state_dir) {
                 Some(snap) => (
                     snap["jobs"].as_array().cloned().unwrap_or_default(),
                     Some(format!(
                         "(from the running process {}, as of {})",
                         snap["pid"],
-                        snap["generated_at"].as_str().unwrap_or("?")
+                        crate::status::local_time(
+                            snap["generated_at"].as_str().unwrap_or("?"),
+                            settings.timezone
+                        )
                     )),
                 ),
-                None => {
-                    eprintln!(
-                        "error: the state dir {} is in use and has no status snapshot yet",
+                // Nothing is recorded until the holder's first run ends.
+                None => (
+                    crate::status::unrecorded_rows(&settings),
+                    Some(format!(
+                        "(the state dir {} is held by a running yampi-sync process{pid}, which has not finished a run yet: nothing is recorded until its first run ends)",
                         settings.state_dir.display()
-                    );
-                    return EXIT_FAILED;
-                }
+                    )),
+                ),
             }
         }
         Err(e) => {
@@ -277,6 +292,6 @@ pub fn status(config_path: &Path, state_dir: Option<&Path>, json: bool) -> i32 {
     if let Some(n) = note {
         println!("{n}");
     }
-    crate::status::print(&rows);
+    crate::status::print(&rows, settings.timezone);
     EXIT_OK
 }

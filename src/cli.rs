@@ -1,4 +1,5 @@
-//! Command line (README.md, Commands): `--run-once`, `check`, `status`, `demo`, and the global options.
+//! Command line (README.md, Commands): `--run-once`, `check`, `status`, `demo`, `resolve`,
+//! `completions`, `man`, and the global options.
 
 use std::path::PathBuf;
 
@@ -109,21 +110,39 @@ pub enum Command {
         #[arg(long)]
         alias: Option<String>,
     },
+    /// Print a shell completion script (for example `yampi-sync completions bash >
+    /// /etc/bash_completion.d/yampi-sync`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff; for example `yampi-sync man > /usr/local/share/man/man1/yampi-sync.1`).
+    Man,
     /// Settle a batch edit occurrence whose outcome is unknown, after checking the store.
+    /// Exactly one of --applied and --not-applied says what the store shows.
+    #[command(group = clap::ArgGroup::new("outcome").required(true).multiple(false))]
     Resolve {
         /// The batch_edit job.
         job: String,
         /// The occurrence, as `status` and the log show it.
         occurrence: String,
         /// The edit did reach the store: never send it again.
-        #[arg(
-            long,
-            conflicts_with = "not_applied",
-            required_unless_present = "not_applied"
-        )]
+        #[arg(long, group = "outcome")]
         applied: bool,
         /// The edit did not reach the store: the next run sends it.
-        #[arg(long)]
+        #[arg(long, group = "outcome")]
         not_applied: bool,
     },
+}
+
+/// Writes the completion script for `shell` (generated from these clap definitions).
+pub fn write_completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut cmd, "yampi-sync", out);
+}
+
+/// Writes the man page (roff, section 1) generated from these clap definitions.
+pub fn write_man(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(out)
 }

@@ -4,7 +4,10 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = yampi_sync::cli::Cli::parse();
-    yampi_sync::telemetry::init(cli.log_format, cli.verbose, cli.quiet);
+    // `--run-once` and `demo` print the summary lines on stdout themselves.
+    let summaries_on_stdout = (cli.command.is_none() && cli.run_once)
+        || matches!(cli.command, Some(yampi_sync::cli::Command::Demo));
+    yampi_sync::telemetry::init(cli.log_format, cli.verbose, cli.quiet, summaries_on_stdout);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -113,14 +113,50 @@ pub fn read_snapshot(state_dir: &Path) -> Option<Value> {
     serde_json::from_str(&text).ok()
 }
 
-/// The human form of `rows`.
-pub fn print(rows: &[Value]) {
+/// The rows of jobs with nothing recorded yet: a process holds the state dir and has written
+/// no snapshot, which happens during its first run.
+pub fn unrecorded_rows(settings: &Settings) -> Vec<Value> {
+    settings
+        .jobs
+        .iter()
+        .map(|job| {
+            json!({
+                "job": job.name,
+                "kind": job.kind.as_str(),
+                "store": job.store,
+                "schedule": job.schedule_text,
+                "last_run": Value::Null,
+                "next_run": Value::Null,
+                "writes_in_doubt": 0,
+                "edits_in_doubt": [],
+                "edits_missed": [],
+                "edits_error": Value::Null,
+            })
+        })
+        .collect()
+}
+
+/// An RFC 3339 instant as local time in `tz` ("2026-12-01 10:26:23 -03"), so every time `status`
+/// prints is in the zone the schedules are read in; anything else is shown as it is.
+pub fn local_time(text: &str, tz: chrono_tz::Tz) -> String {
+    match chrono::DateTime::parse_from_rfc3339(text) {
+        Ok(t) => t
+            .with_timezone(&tz)
+            .format("%Y-%m-%d %H:%M:%S %Z")
+            .to_string(),
+        Err(_) => text.to_string(),
+    }
+}
+
+/// The human form of `rows`, every time in `tz`.
+pub fn print(rows: &[Value], tz: chrono_tz::Tz) {
+    let at = |v: &Value| local_time(v.as_str().unwrap_or("?"), tz);
     for r in rows {
         let job = r["job"].as_str().unwrap_or_default();
         match r.get("last_run").filter(|v| !v.is_null()) {
             Some(l) => println!(
                 "{job}: last run {} ({} ms), exit {}, {} changed, {} rejected, {} unmatched — {}{}",
-                l["started_at"].as_str().unwrap_or("?"),
+                at(&l["started_at"]),
                 l["duration_ms"],
                 l["exit_code"],
                 l["changed"],
@@ -135,20 +171,20 @@ pub fn print(rows: &[Value]) {
             None => println!("{job}: never run"),
         }
         if let Some(n) = r["next_run"].as_str() {
-            println!("  next run: {n}");
+            println!("  next run: {}", local_time(n, tz));
         }
         for d in r["edits_in_doubt"].as_array().into_iter().flatten() {
             let occ = d["occurrence"].as_str().unwrap_or("?");
             println!(
                 "  IN DOUBT: occurrence {occ} (sent {}) — check the store, then `yampi-sync resolve {job} {occ} --applied` or `--not-applied`",
-                d["sent_at"].as_str().unwrap_or("?")
+                at(&d["sent_at"])
             );
         }
         for m in r["edits_missed"].as_array().into_iter().flatten() {
             println!(
                 "  MISSED: occurrence {} (recorded {}) — not sent, and never will be",
                 m["occurrence"].as_str().unwrap_or("?"),
-                m["recorded_at"].as_str().unwrap_or("?")
+                at(&m["recorded_at"])
             );
         }
         if let Some(e) = r["edits_error"].as_str() {
@@ -160,5 +196,24 @@ pub fn print(rows: &[Value]) {
                 r["writes_in_doubt"]
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_are_shown_in_the_configured_zone() {
+        let tz = chrono_tz::America::Sao_Paulo;
+        assert_eq!(
+            local_time("2026-12-01T13:26:23.123456789Z", tz),
+            "2026-12-01 10:26:23 -03"
+        );
+        assert_eq!(
+            local_time("2026-12-01T10:30:00-03:00", tz),
+            "2026-12-01 10:30:00 -03"
+        );
+        assert_eq!(local_time("?", tz), "?");
     }
 }

@@ -2,6 +2,8 @@
 //! `check` reports them all at once) instead of failing on the first, and `${VAR}` expanded from
 //! the environment where the file allows it. A leaf module, used by `config` and `mapping`.
 
+mod keys;
+
 use std::path::Path;
 
 /// Parses a TOML document into `T`, collecting unknown keys instead of failing on the first one,
@@ -36,8 +38,16 @@ pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
     let parsed: Result<T, _> = serde_ignored::deserialize(toml::Value::Table(value), |p| {
         unknown.push(p.to_string().replace(".?", ""))
     });
+    let known = if unknown.is_empty() {
+        keys::KnownKeys::new()
+    } else {
+        keys::known_keys::<T>()
+    };
     for key in unknown {
-        errors.push(format!("{}: unknown key `{key}`", file.display()));
+        let hint = keys::suggestion(&known, &key)
+            .map(|k| format!("; did you mean `{k}`?"))
+            .unwrap_or_default();
+        errors.push(format!("{}: unknown key `{key}`{hint}", file.display()));
     }
     match parsed {
         Ok(v) => Some(v),

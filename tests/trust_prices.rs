@@ -344,7 +344,7 @@ async fn an_interrupted_write_the_store_confirms_is_checkpointed_and_not_counted
     assert!(
         report
             .summary_line()
-            .contains("1 interrupted writes found already applied"),
+            .contains("1 interrupted write found already applied"),
         "{}",
         report.summary_line()
     );

@@ -191,7 +191,17 @@ pub fn parse_schedule(expr: &str) -> Result<cron::Schedule, String> {
             ));
         }
     };
-    cron::Schedule::from_str(&full).map_err(|e| format!("is not a valid cron expression ({e})"))
+    let schedule = cron::Schedule::from_str(&full)
+        .map_err(|e| format!("is not a valid cron expression ({e})"))?;
+    // A valid expression can still name no real date (day 30 of February, day 31 of a 30-day
+    // month only): the daemon would wait forever.
+    if schedule.upcoming(chrono::Utc).next().is_none() {
+        return Err(
+            "never fires: no date matches it (check the day of month against the months it names)"
+                .into(),
+        );
+    }
+    Ok(schedule)
 }
 
 /// Resolves a relative path from the config: next to the config file first, then the working
@@ -292,7 +302,7 @@ pub fn from_str(
 
     let mut jobs: Vec<JobSettings> = Vec::new();
     for (i, rj) in raw.job.iter().enumerate() {
-        if let Some(j) = validate_job(rj, i, &file, &config_dir, &stores, errors) {
+        if let Some(j) = validate_job(rj, i, &file, &config_dir, &stores, raw.store.len(), errors) {
             if jobs.iter().any(|o| o.name == j.name) {
                 errors.push(format!(
                     "{file}: two jobs are named \"{}\"; job names must be unique",
@@ -547,6 +557,7 @@ fn validate_job(
     file: &str,
     config_dir: &Path,
     stores: &[Arc<StoreSettings>],
+    configured_stores: usize,
     errors: &mut Vec<String>,
 ) -> Option<JobSettings> {
     let label = rj.name.clone().unwrap_or_else(|| format!("#{}", i + 1));
@@ -564,7 +575,11 @@ fn validate_job(
             ));
             s.clone()
         }
-        None if stores.len() == 1 => stores[0].name.clone(),
+        None if configured_stores == 1 => {
+            stores.first().map(|s| s.name.clone()).unwrap_or_default()
+        }
+        // The only store was refused, or none is configured: that error is already reported.
+        None if configured_stores == 0 => String::new(),
         None => {
             errors.push(format!(
                 "{file}: job {label}: `store` is required when there is more than one store"
@@ -847,6 +862,16 @@ mod tests {
             !s.warnings[0].contains("tok-literal"),
             "the warning never shows the token"
         );
+    }
+
+    #[test]
+    fn a_schedule_that_never_fires_is_refused() {
+        let Err(err) = parse_schedule("0 0 30 2 *") else {
+            panic!("a schedule that never fires was accepted")
+        };
+        assert!(err.contains("never fires"), "{err}");
+        assert!(parse_schedule("0 0 29 2 *").is_ok(), "leap years fire");
+        assert!(parse_schedule("0 0 31 * *").is_ok());
     }
 
     #[test]

@@ -217,27 +217,31 @@ impl RunReport {
     /// The one-line summary logged at the end of every run.
     pub fn summary_line(&self) -> String {
         let mut s = format!(
-            "job {}: {} — {} SKUs changed by {} writes ({} failed), {} rows read, {} rejected, {} unmatched, {} requests, {} × 429, exit {}",
+            "job {}: {} — {} changed by {} ({} failed), {} read, {} rejected, {} unmatched, {}, {} × 429, exit {}",
             self.job,
             if self.message.is_empty() {
                 "done"
             } else {
                 &self.message
             },
-            self.changed_skus(),
-            self.products_written,
+            counted(self.changed_skus(), "SKU", "SKUs"),
+            counted(self.products_written, "write", "writes"),
             self.products_failed,
-            self.rows_read,
+            counted(self.rows_read, "row", "rows"),
             self.rejected.len(),
             self.unmatched.len(),
-            self.total_requests(),
+            counted(self.total_requests(), "request", "requests"),
             self.rate_limited,
             self.exit_code,
         );
         if self.already_applied > 0 {
             s.push_str(&format!(
-                ", {} interrupted writes found already applied",
-                self.already_applied
+                ", {} found already applied",
+                counted(
+                    self.already_applied,
+                    "interrupted write",
+                    "interrupted writes"
+                )
             ));
         }
         if self.dry_run {
@@ -250,9 +254,38 @@ impl RunReport {
     }
 }
 
+/// "1 write", "0 writes", "2 writes".
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_summary_line_counts_in_singular_and_plural() {
+        let mut r = RunReport::new("estoque", "loja", "stock", false, false);
+        r.products_written = 1;
+        r.rows_read = 1;
+        r.requests.insert("POST /stocks/sync".into(), 1);
+        r.already_applied = 1;
+        let line = r.summary_line();
+        assert!(
+            line.contains("0 SKUs changed by 1 write (0 failed)"),
+            "{line}"
+        );
+        assert!(line.contains("1 row read"), "{line}");
+        assert!(line.contains("1 request,"), "{line}");
+        assert!(
+            line.contains("1 interrupted write found already applied"),
+            "{line}"
+        );
+        r.products_written = 2;
+        r.rows_read = 3;
+        assert!(r.summary_line().contains("by 2 writes"));
+        assert!(r.summary_line().contains("3 rows read"));
+    }
 
     #[test]
     fn exit_precedence() {

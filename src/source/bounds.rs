@@ -198,6 +198,16 @@ pub fn check_ods(path: &Path) -> Result<(), SourceError> {
                         .attributes()
                         .flatten()
                         .any(|a| matches!(a.key.as_ref(), "office:value-type" | "table:formula"));
+                    if let Some(bad) = unparsable_number(e) {
+                        return Err(unreadable(
+                            path,
+                            "ODS",
+                            format!(
+                                "sheet \"{sheet}\", cell {}: the cell is marked as a number but holds \"{bad}\"; type the number again in that cell (or format it as text) and save the file again",
+                                super::cell_name(row, col)
+                            ),
+                        ));
+                    }
                     // A cell with a value, or with content (text) inside, is materialised;
                     // a bare styled cell is not.
                     open_cell = (!empty_elem).then_some((col, n, has_value));
@@ -240,6 +250,26 @@ pub fn check_ods(path: &Path) -> Result<(), SourceError> {
         }
     }
     Ok(())
+}
+
+/// The `office:value` of a numeric ODS cell that is not a number (calamine stops the whole file
+/// on it with a bare "Parse float error"), cut to 40 characters.
+fn unparsable_number(e: &quick_xml::events::BytesStart<'_>) -> Option<String> {
+    let attr = |name: &str| {
+        e.attributes()
+            .flatten()
+            .find(|a| a.key.as_ref() == name)
+            .map(|a| a.value.to_string())
+    };
+    let kind = attr("office:value-type")?;
+    if !matches!(kind.as_str(), "float" | "percentage" | "currency") {
+        return None;
+    }
+    let value = attr("office:value")?;
+    value
+        .parse::<f64>()
+        .is_err()
+        .then(|| value.chars().take(40).collect())
 }
 
 // ---- XLS ------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 //! ERP source files → rows of cells (README.md, Mapping reference).
 //!
-//! CSV (`,` or `;`, UTF-8 or Windows-1252, detected), XLSX (streamed cell by cell), XLS and ODS
+//! CSV (`;`, tab, `|` or `,`; UTF-8, UTF-16 or Windows-1252; detected), XLSX (streamed cell by cell), XLS and ODS
 //! (loaded whole: calamine cannot stream them, so `bounds` checks their size first). Headers are matched after trimming, ignoring case
 //! and accents. Only the columns a mapping asks for are handed out, one row at a time, so
 //! callers never hold a parsed table. Picking the newest finished file of a glob and hashing it
@@ -111,11 +111,13 @@ pub enum SourceError {
     },
     #[error("{path} is empty: it has no header row")]
     Empty { path: PathBuf },
-    #[error("{path} lacks the column(s) {} (its columns: {})", quote_list(.missing), quote_list(.available))]
+    #[error("{path} lacks the column(s) {} (its columns: {}){hint}", quote_list(.missing), quote_list(.available))]
     MissingColumns {
         path: PathBuf,
         missing: Vec<String>,
         available: Vec<String>,
+        /// Empty, or a sentence (with its leading "; ") when the headers look garbled.
+        hint: String,
     },
     #[error("{path} has the column \"{column}\" more than once (columns {}); rename one", .positions.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" and "))]
     DuplicateColumn {
@@ -137,6 +139,35 @@ pub enum SourceError {
     },
     #[error("{pattern} is not a valid file pattern: {message}")]
     Pattern { pattern: String, message: String },
+}
+
+/// A spreadsheet cell's name, as the user sees it: 0-based row and column → "B12".
+pub(crate) fn cell_name(row: u64, col: u64) -> String {
+    let mut letters = Vec::new();
+    let mut n = col + 1;
+    while n > 0 {
+        letters.push(b'A' + ((n - 1) % 26) as u8);
+        n = (n - 1) / 26;
+    }
+    letters.reverse();
+    format!("{}{}", String::from_utf8_lossy(&letters), row + 1)
+}
+
+/// Text whose Windows-1252 bytes are UTF-8 with accents ("CÃ“DIGO" is "CÓDIGO" read wrongly).
+fn looks_like_mojibake(s: &str) -> bool {
+    !s.is_ascii() && unmangle_bytes(s).is_some_and(|t| !t.is_ascii() && t != s)
+}
+
+fn unmangle_bytes(s: &str) -> Option<String> {
+    let (bytes, _, unmappable) = encoding_rs::WINDOWS_1252.encode(s);
+    if unmappable {
+        return None;
+    }
+    String::from_utf8(bytes.into_owned()).ok()
+}
+
+fn unmangle(s: &str) -> String {
+    unmangle_bytes(s).unwrap_or_else(|| s.to_string())
 }
 
 fn quote_list(items: &[String]) -> String {
@@ -229,7 +260,19 @@ impl OpenedSource {
             }
         }
         if !missing.is_empty() {
+            let hint = self
+                .headers
+                .iter()
+                .find(|h| looks_like_mojibake(h))
+                .map(|h| {
+                    format!(
+                        "; the file's encoding looks wrong: the header \"{h}\" reads like UTF-8 text decoded as Windows-1252 (\"{}\"), so the file was converted twice; export it again from the ERP as UTF-8 or Windows-1252 and do not re-save it in another encoding",
+                        unmangle(h)
+                    )
+                })
+                .unwrap_or_default();
             return Err(SourceError::MissingColumns {
+                hint,
                 path: self.path.clone(),
                 missing,
                 available: self

@@ -23,11 +23,36 @@ pub enum SheetBody {
     },
 }
 
-fn sheet_error(path: &Path, format: Format, e: impl std::fmt::Display) -> SourceError {
+/// A calamine error as one sentence: where (`place`: the workbook, or the sheet and the cell
+/// last read), what it means, and what to do.
+fn sheet_error(path: &Path, format: Format, place: &str, e: impl std::fmt::Display) -> SourceError {
+    let raw = e.to_string();
+    let what = if raw.contains("missing the expected row") || raw.contains("Expecting alphanumeric")
+    {
+        format!("a cell's reference (its name, like B12) is malformed ({raw})")
+    } else if raw.contains("Parse float") || raw.contains("ParseFloat") {
+        format!("a cell marked as a number holds something that is not a number ({raw})")
+    } else {
+        raw
+    };
+    let ext = format!("{format:?}").to_lowercase();
     SourceError::Sheet {
         path: path.to_path_buf(),
         format: format!("{format:?}").to_uppercase(),
-        message: e.to_string(),
+        message: format!(
+            "{place}: {what}; open it in Excel or LibreOffice and save it again as .{ext}, or export it again from the ERP"
+        ),
+    }
+}
+
+/// Where a streamed XLSX reader is: the sheet and the last cell read.
+fn place(sheet: &str, last: Option<(u32, u32)>) -> String {
+    match last {
+        None => format!("sheet \"{sheet}\", before its first cell"),
+        Some((r, c)) => format!(
+            "sheet \"{sheet}\", after cell {}",
+            super::cell_name(u64::from(r), u64::from(c))
+        ),
     }
 }
 
@@ -142,8 +167,8 @@ impl SheetBody {
         }
         match format {
             Format::Xlsx => {
-                let mut wb: Xlsx<_> =
-                    calamine::open_workbook(path).map_err(|e| sheet_error(path, format, e))?;
+                let mut wb: Xlsx<_> = calamine::open_workbook(path)
+                    .map_err(|e| sheet_error(path, format, "the workbook", e))?;
                 let name = choose_sheet(path, &wb.sheet_names(), sheet)?;
                 // The header is the first row with any content.
                 let mut headers: Vec<String> = Vec::new();
@@ -151,12 +176,14 @@ impl SheetBody {
                 {
                     let mut reader = wb
                         .worksheet_cells_reader(&name)
-                        .map_err(|e| sheet_error(path, format, e))?;
+                        .map_err(|e| sheet_error(path, format, &place(&name, None), e))?;
+                    let mut last = None;
                     while let Some(cell) = reader
                         .next_cell()
-                        .map_err(|e| sheet_error(path, format, e))?
+                        .map_err(|e| sheet_error(path, format, &place(&name, last), e))?
                     {
                         let (r, c) = cell.get_position();
+                        last = Some((r, c));
                         bounds::check_position(path, &name, r, c)?;
                         let text = text_of_ref(cell.get_value());
                         let value = cell_of_ref(cell.get_value(), &text);
@@ -195,12 +222,12 @@ impl SheetBody {
                 } else {
                     bounds::check_ods(path)?;
                 }
-                let mut wb =
-                    calamine::open_workbook_auto(path).map_err(|e| sheet_error(path, format, e))?;
+                let mut wb = calamine::open_workbook_auto(path)
+                    .map_err(|e| sheet_error(path, format, "the workbook", e))?;
                 let name = choose_sheet(path, &wb.sheet_names(), sheet)?;
                 let range = wb
                     .worksheet_range(&name)
-                    .map_err(|e| sheet_error(path, format, e))?;
+                    .map_err(|e| sheet_error(path, format, &format!("sheet \"{name}\""), e))?;
                 let start_row = range.start().map(|s| s.0).unwrap_or(0);
                 let start_col = range.start().map(|s| s.1).unwrap_or(0) as usize;
                 let mut header_row = None;
@@ -246,7 +273,8 @@ impl SheetBody {
                 let header_row = *header_row;
                 let mut reader = workbook
                     .worksheet_cells_reader(sheet)
-                    .map_err(|e| sheet_error(path, Format::Xlsx, e))?;
+                    .map_err(|e| sheet_error(path, Format::Xlsx, &place(sheet, None), e))?;
+                let mut last = None;
                 // Column index → position in `cols` (the wanted columns of one row).
                 let max_col = cols.iter().copied().max().unwrap_or(0);
                 let mut slot = vec![usize::MAX; max_col + 1];
@@ -269,9 +297,10 @@ impl SheetBody {
                 };
                 while let Some(cell) = reader
                     .next_cell()
-                    .map_err(|e| sheet_error(path, Format::Xlsx, e))?
+                    .map_err(|e| sheet_error(path, Format::Xlsx, &place(sheet, last), e))?
                 {
                     let (r, c) = cell.get_position();
+                    last = Some((r, c));
                     bounds::check_position(path, sheet, r, c)?;
                     if r <= header_row {
                         continue;

@@ -26,6 +26,7 @@ mod checkpoints;
 pub mod identity;
 pub mod journal;
 pub mod ledger;
+mod lock;
 mod migrate;
 
 pub use checkpoints::{price_key, stock_key};
@@ -33,7 +34,6 @@ pub use ledger::{Checkpoint, Ledger, OpKind, Operation, Outcome};
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -171,31 +171,13 @@ impl StateStore {
             source,
         };
         std::fs::create_dir_all(dir).map_err(io)?;
-        let lock_path = dir.join("yampi-sync.lock");
-        let mut lock = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(io)?;
-        if lock.try_lock().is_err() {
-            let mut pid = String::new();
-            let _ = lock.read_to_string(&mut pid);
-            let pid = pid.trim();
-            return Err(StateError::Locked {
+        let lock = lock::acquire(dir).map_err(|e| match e {
+            lock::LockError::Held { pid } => StateError::Locked {
                 dir: dir.to_path_buf(),
-                pid: if pid.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (pid {pid})")
-                },
-            });
-        }
-        lock.set_len(0).map_err(io)?;
-        lock.rewind().map_err(io)?;
-        write!(lock, "{}", std::process::id()).map_err(io)?;
-        lock.flush().map_err(io)?;
+                pid: format!(" (pid {pid})"),
+            },
+            lock::LockError::Io(e) => io(e),
+        })?;
         let known = identity::read(dir).map_err(|e| StateError::Damaged {
             dir: dir.to_path_buf(),
             message: format!(
