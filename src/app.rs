@@ -113,6 +113,13 @@ pub async fn run_once(config_path: &Path, state_dir: Option<&Path>, opts: &RunOp
     for r in &reports {
         if r.dry_run {
             println!("plan for job {}:", r.job);
+            let changes = r.change_lines(crate::report::SHOWN_LINES);
+            if !changes.is_empty() {
+                println!("  would change:");
+                for line in changes {
+                    println!("    {line}");
+                }
+            }
             for (route, n) in &r.plan {
                 println!("  {n:>6} × {route}");
             }
@@ -122,6 +129,9 @@ pub async fn run_once(config_path: &Path, state_dir: Option<&Path>, opts: &RunOp
             );
         }
         println!("{}", r.summary_line());
+        for line in r.reason_lines(crate::report::SHOWN_LINES) {
+            println!("  {line}");
+        }
     }
     worst_exit(reports.iter().map(|r| r.exit_code))
 }

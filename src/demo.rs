@@ -92,6 +92,9 @@ async fn run_inner(state_dir: Option<&Path>) -> Result<(), String> {
     let first = pipeline::run_once(&settings, &state, &clients, &opts).await;
     for r in &first {
         println!("   {}", r.summary_line());
+        for line in r.reason_lines(crate::report::SHOWN_LINES) {
+            println!("     {line}");
+        }
     }
 
     // The next export: newer file, a few quantities changed, one bad row, one unknown code.
@@ -105,6 +108,9 @@ async fn run_inner(state_dir: Option<&Path>) -> Result<(), String> {
     let second = pipeline::run_once(&settings, &state, &clients, &opts).await;
     for r in &second {
         println!("   {}", r.summary_line());
+        for line in r.reason_lines(crate::report::SHOWN_LINES) {
+            println!("     {line}");
+        }
         for x in &r.rejected {
             println!(
                 "   rejected: row {} column {}: {:?} — {}",
@@ -124,6 +130,9 @@ async fn run_inner(state_dir: Option<&Path>) -> Result<(), String> {
     let third = pipeline::run_once(&settings, &state, &clients, &opts).await;
     for r in &third {
         println!("   {}", r.summary_line());
+        for line in r.reason_lines(crate::report::SHOWN_LINES) {
+            println!("     {line}");
+        }
     }
     println!(
         "\nState, reports and files are in {}\n(429 answers from the simulator: {})",

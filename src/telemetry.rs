@@ -26,9 +26,12 @@ pub fn init(format: LogFormat, verbose: u8, quiet: u8, summaries_on_stdout: bool
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!("warn,yampi_sync={level},yampi_sync_cli={level}"))
     });
-    // The summary events are the ones with an `exit` field (the end of a job run).
+    // The summary events are the ones with an `exit` field (the end of a job run), and the
+    // reasons printed under them the ones with a `detail` field.
     let not_a_printed_summary = filter_fn(move |meta| {
-        !(summaries_on_stdout && meta.is_event() && meta.fields().field("exit").is_some())
+        !(summaries_on_stdout
+            && meta.is_event()
+            && (meta.fields().field("exit").is_some() || meta.fields().field("detail").is_some()))
     });
     let colour = colour_wanted(
         std::io::stderr().is_terminal(),

@@ -242,6 +242,9 @@ pub async fn run_job(
         }
         _ => tracing::warn!(job = %job.name, exit = report.exit_code, "{line}"),
     }
+    for reason in report.reason_lines(report::SHOWN_LINES) {
+        tracing::warn!(job = %job.name, detail = "reason", "{reason}");
+    }
     report
 }
 

@@ -124,6 +124,9 @@ pub struct UnmatchedKey {
     pub reason: Cow<'static, str>,
 }
 
+/// How many rejected rows, unmatched keys and planned changes the console and the log show.
+pub const SHOWN_LINES: usize = 10;
+
 #[derive(Debug, Clone)]
 pub struct RunReport {
     pub job: String,
@@ -212,6 +215,55 @@ impl RunReport {
             .filter(|(route, _)| !route.starts_with("GET "))
             .map(|(_, n)| n)
             .sum()
+    }
+
+    /// The first rejected rows and unmatched keys with their reasons, then how many more the
+    /// report holds: what a merchant reads first when the summary says "5 rejected".
+    pub fn reason_lines(&self, max: usize) -> Vec<String> {
+        let mut lines = Vec::new();
+        let more = |n: usize, what: &str| {
+            let place = self
+                .report_path
+                .as_ref()
+                .map_or_else(|| "the report".to_string(), |p| p.display().to_string());
+            format!("… and {n} more {what} in {place}")
+        };
+        for r in self.rejected.iter().take(max) {
+            let cell = if r.column.is_empty() {
+                String::new()
+            } else {
+                format!(", column {} = \"{}\"", r.column, r.value)
+            };
+            lines.push(format!("rejected: {} row {}{cell}: {}", r.file, r.row, r.reason));
+        }
+        if self.rejected.len() > max {
+            lines.push(more(self.rejected.len() - max, "rejected rows"));
+        }
+        for u in self.unmatched.iter().take(max) {
+            lines.push(format!("unmatched: key \"{}\" (row {}): {}", u.key, u.row, u.reason));
+        }
+        if self.unmatched.len() > max {
+            lines.push(more(self.unmatched.len() - max, "unmatched keys"));
+        }
+        lines
+    }
+
+    /// The first changes, one per SKU and field (key, field, old → new), then how many more:
+    /// what a dry run would change.
+    pub fn change_lines(&self, max: usize) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .changes
+            .iter()
+            .take(max)
+            .map(|c| {
+                let old = c.old.as_ref().map_or_else(|| "(not pushed yet)".to_string(), |v| v.to_string());
+                format!("{} (SKU {}) {}: {old} → {}", c.key, c.sku_id, c.field, c.new)
+            })
+            .collect();
+        if self.changes.len() > max {
+            lines.push(format!("… and {} more changes in the report", self.changes.len() - max));
+        }
+        lines
     }
 
     /// The one-line summary logged at the end of every run.
