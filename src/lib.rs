@@ -14,6 +14,7 @@
 //! - [`shop`]: the Yampi API client: throttling, retries, typed calls.
 //! - [`state`]: the sled state store (checkpoints, index, run records), behind one module.
 //! - [`report`]: per-run reports (xlsx) and exit codes.
+//! - [`web`], [`metrics`]: the daemon's listener: Prometheus metrics, `/healthz`, the status page.
 //! - [`sim`]: the Yampi simulator used by the tests and `demo`.
 
 pub mod app;
@@ -24,6 +25,7 @@ pub mod demo;
 pub mod index;
 pub mod init;
 pub mod mapping;
+pub mod metrics;
 pub mod model;
 pub mod panics;
 pub mod pipeline;
@@ -38,3 +40,4 @@ pub mod systemd;
 pub mod telemetry;
 pub mod toml_env;
 pub mod util;
+pub mod web;

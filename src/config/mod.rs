@@ -6,6 +6,7 @@
 
 pub mod duration;
 pub mod edit;
+pub mod metrics;
 pub mod raw;
 pub mod secret;
 
@@ -53,6 +54,8 @@ pub struct Settings {
     pub max_run_records: u32,
     pub stores: Vec<Arc<StoreSettings>>,
     pub jobs: Vec<JobSettings>,
+    /// `[metrics]`: where the daemon serves metrics and the status page; `None`: nowhere.
+    pub metrics: Option<metrics::MetricsSettings>,
     /// Non-fatal findings (for example a literal token in a world-readable file).
     pub warnings: Vec<String>,
 }
@@ -310,6 +313,10 @@ pub fn from_str(
         ),
         stores,
         jobs,
+        metrics: raw
+            .metrics
+            .as_ref()
+            .and_then(|m| metrics::validate(m, &file, errors)),
         warnings,
     })
 }

@@ -16,6 +16,14 @@ pub struct RawConfig {
     pub store: Vec<RawStore>,
     #[serde(default)]
     pub job: Vec<RawJob>,
+    pub metrics: Option<RawMetrics>,
+}
+
+/// `[metrics]`: the daemon's listener for `/metrics`, `/healthz` and the status page.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawMetrics {
+    pub listen: Option<String>,
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
