@@ -335,7 +335,11 @@ async fn status_page(
             html,
         )
             .into_response(),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "falha ao montar a página\n").into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "falha ao montar a página\n",
+        )
+            .into_response(),
     }
 }
 
@@ -365,9 +369,7 @@ async fn report_file(
         return not_found("nenhuma execução desse job registrou um relatório com esse nome");
     };
     let Ok(f) = tokio::fs::File::open(&path).await else {
-        return not_found(
-            "o relatório já foi apagado (são guardados por `retention_days` dias)",
-        );
+        return not_found("o relatório já foi apagado (são guardados por `retention_days` dias)");
     };
     let len = f.metadata().await.map(|m| m.len()).ok();
     // Streamed in chunks: a large report never sits whole in memory.
@@ -387,7 +389,9 @@ async fn report_file(
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        HeaderValue::from_static(
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        ),
     );
     if let Ok(v) = HeaderValue::from_str(&format!(
         "attachment; filename=\"{}\"",
@@ -561,7 +565,10 @@ pub fn render_page(d: &PageData) -> String {
                 "<p class=\"alerta\">{interrupted} gravação(ões) interrompida(s): a próxima execução confere com a loja antes de reenviar.</p>"
             );
         }
-        let doubts = row["edits_in_doubt"].as_array().cloned().unwrap_or_default();
+        let doubts = row["edits_in_doubt"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         if !doubts.is_empty() {
             h.push_str("<div class=\"em-duvida alerta\"><h3>Edições em lote em dúvida</h3><ul>\n");
             for e in &doubts {
@@ -580,7 +587,9 @@ pub fn render_page(d: &PageData) -> String {
         }
         let missed = row["edits_missed"].as_array().cloned().unwrap_or_default();
         if !missed.is_empty() {
-            h.push_str("<div class=\"perdidas\"><h3>Edições em lote perdidas (nunca enviadas)</h3><ul>\n");
+            h.push_str(
+                "<div class=\"perdidas\"><h3>Edições em lote perdidas (nunca enviadas)</h3><ul>\n",
+            );
             for m in &missed {
                 let _ = writeln!(
                     h,

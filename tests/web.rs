@@ -120,14 +120,24 @@ async fn metrics_after_a_run_in_the_daemon_say_what_it_did() {
         .timestamp_millis() as f64
         / 1000.0;
     assert_eq!(
-        value(&m, &format!("yampi_sync_job_last_run_timestamp_seconds{job}")),
+        value(
+            &m,
+            &format!("yampi_sync_job_last_run_timestamp_seconds{job}")
+        ),
         Some(started)
     );
     assert_eq!(
-        value(&m, &format!("yampi_sync_job_last_run_duration_seconds{job}")),
+        value(
+            &m,
+            &format!("yampi_sync_job_last_run_duration_seconds{job}")
+        ),
         Some(last["duration_ms"].as_f64().unwrap() / 1000.0)
     );
-    let since = value(&m, &format!("yampi_sync_job_seconds_since_last_success{job}")).unwrap();
+    let since = value(
+        &m,
+        &format!("yampi_sync_job_seconds_since_last_success{job}"),
+    )
+    .unwrap();
     assert!((0.0..600.0).contains(&since), "{since}");
     assert_eq!(
         value(&m, &format!("yampi_sync_job_pending_queue_items{job}")),
@@ -156,7 +166,10 @@ async fn metrics_after_a_run_in_the_daemon_say_what_it_did() {
 
     signal(&daemon, "-TERM");
     assert_eq!(wait_exit(&mut daemon, 25), Some(0));
-    assert!(!log_of(&env).contains(PAGE_TOKEN), "the token is never logged");
+    assert!(
+        !log_of(&env).contains(PAGE_TOKEN),
+        "the token is never logged"
+    );
 }
 
 /// Debian's chromium (`.ci/run` installs it).
@@ -205,7 +218,12 @@ fn dump_dom(url: &str, profile: &Path) -> String {
     }
     let mut out = String::new();
     use std::io::Read;
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     out
 }
 
@@ -239,7 +257,10 @@ async fn the_status_page_in_a_browser_shows_the_jobs_the_edit_in_doubt_and_a_rep
     env.job_extra = format!("{batch}{}", metrics_section());
     let mut daemon = spawn_with_page(&env);
     let addr = listening_on(&env).await;
-    wait_until("the schedulers", 30, &env, || log_of(&env).contains("Daemon started")).await;
+    wait_until("the schedulers", 30, &env, || {
+        log_of(&env).contains("Daemon started")
+    })
+    .await;
 
     // Without the token: refused, and nothing of the page shows.
     for url in [
@@ -292,7 +313,10 @@ async fn the_status_page_in_a_browser_shows_the_jobs_the_edit_in_doubt_and_a_rep
     let edit = section("black-friday");
     assert!(edit.contains("data-exit=\"3\""), "{edit}");
     assert!(edit.contains("2026-01-01T00:00:00-03:00"), "{edit}");
-    assert!(!dom.contains(PAGE_TOKEN), "the page's links never carry the token");
+    assert!(
+        !dom.contains(PAGE_TOKEN),
+        "the page's links never carry the token"
+    );
 
     // The report link downloads the run's xlsx.
     let href = stock
@@ -301,9 +325,16 @@ async fn the_status_page_in_a_browser_shows_the_jobs_the_edit_in_doubt_and_a_rep
         .and_then(|s| s.split('"').next())
         .expect("a report link")
         .to_string();
-    assert!(href.starts_with("/relatorios/estoque/") && href.ends_with(".xlsx"), "{href}");
+    assert!(
+        href.starts_with("/relatorios/estoque/") && href.ends_with(".xlsx"),
+        "{href}"
+    );
     let link = format!("http://{addr}{href}");
-    assert_eq!(get(&link, None).await.status(), 401, "downloads need the token");
+    assert_eq!(
+        get(&link, None).await.status(),
+        401,
+        "downloads need the token"
+    );
     let r = get(&link, Some(PAGE_TOKEN)).await;
     assert_eq!(r.status(), 200);
     assert!(
@@ -318,7 +349,10 @@ async fn the_status_page_in_a_browser_shows_the_jobs_the_edit_in_doubt_and_a_rep
         .flatten()
         .map(|e| std::fs::read(e.path()).unwrap())
         .find(|b| b[..] == body[..]);
-    assert!(body.starts_with(b"PK") && on_disk.is_some(), "the xlsx itself");
+    assert!(
+        body.starts_with(b"PK") && on_disk.is_some(),
+        "the xlsx itself"
+    );
     // Only files a run record names: no other file, no way out of the reports.
     for bad in [
         "/relatorios/estoque/nao-existe.xlsx",
@@ -332,7 +366,10 @@ async fn the_status_page_in_a_browser_shows_the_jobs_the_edit_in_doubt_and_a_rep
 
     signal(&daemon, "-TERM");
     assert_eq!(wait_exit(&mut daemon, 25), Some(0));
-    assert!(!log_of(&env).contains(PAGE_TOKEN), "the token is never logged");
+    assert!(
+        !log_of(&env).contains(PAGE_TOKEN),
+        "the token is never logged"
+    );
     let snapshot = std::fs::read_to_string(env.state_dir().join("status.json")).unwrap();
     assert!(!snapshot.contains(PAGE_TOKEN));
 }
@@ -345,9 +382,15 @@ fn check_validates_the_metrics_section() {
     let out = env.run_binary(&["check"]);
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
-    assert!(text.contains("[metrics] `listen` \"localhost\" is not an address"), "{text}");
+    assert!(
+        text.contains("[metrics] `listen` \"localhost\" is not an address"),
+        "{text}"
+    );
     assert!(text.contains("`token` has 5 characters"), "{text}");
-    assert!(!text.contains("curto\""), "the token's value is never shown: {text}");
+    assert!(
+        !text.contains("curto\""),
+        "the token's value is never shown: {text}"
+    );
     assert!(text.contains("port"), "unknown keys are named: {text}");
     env.job_extra = metrics_section();
     let out = env
@@ -356,4 +399,45 @@ fn check_validates_the_metrics_section() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_is_503_until_the_schedulers_run_and_metrics_answer_meanwhile() {
+    let catalog = small_catalog();
+    let mut env = Env::start(catalog.clone()).await;
+    env.schedule = "0 0 1 1 *".into();
+    env.job_extra = metrics_section();
+    // The store is down at start: the daemon waits for it, schedulers not started yet.
+    env.sim.set_faults(Faults {
+        ping_status: Some(503),
+        ..Faults::default()
+    });
+    let mut daemon = spawn_with_page(&env);
+    let addr = listening_on(&env).await;
+    let health = get(&format!("http://{addr}/healthz"), None).await;
+    assert_eq!(health.status(), 503);
+    assert!(
+        health
+            .text()
+            .await
+            .unwrap()
+            .contains("waiting for the stores")
+    );
+    let m = get(&format!("http://{addr}/metrics"), None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(value(&m, "yampi_sync_schedulers_alive"), Some(0.0), "{m}");
+    env.sim.set_faults(Faults::default());
+    wait_until("the schedulers", 30, &env, || {
+        log_of(&env).contains("Daemon started")
+    })
+    .await;
+    assert_eq!(
+        get(&format!("http://{addr}/healthz"), None).await.status(),
+        200
+    );
+    signal(&daemon, "-TERM");
+    assert_eq!(wait_exit(&mut daemon, 25), Some(0));
 }

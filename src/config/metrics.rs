@@ -86,7 +86,10 @@ mod tests {
         let e = check(Some("localhost"), None).unwrap_err();
         assert!(e[0].contains("\"localhost\" is not an address"), "{e:?}");
         let e = check(Some("127.0.0.1:1"), Some("short-secret")).unwrap_err();
-        assert!(e[0].contains("12 characters") && !e[0].contains("short-secret"), "{e:?}");
+        assert!(
+            e[0].contains("12 characters") && !e[0].contains("short-secret"),
+            "{e:?}"
+        );
         let e = check(Some("127.0.0.1:1"), Some("with a space in it!")).unwrap_err();
         assert!(e[0].contains("printable ASCII"), "{e:?}");
     }

@@ -296,7 +296,10 @@ impl ShopClient {
 
     /// Attempts so far per (`METHOD route`, HTTP status or `error`/`timeout`), for metrics.
     pub fn answer_counts(&self) -> BTreeMap<(String, String), u64> {
-        self.answers.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.answers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Counts into `from`'s answer counters from now on (a reload's new client of a store).
