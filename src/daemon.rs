@@ -734,6 +734,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_store_s_request_counters_survive_a_reload_that_replaces_its_client() {
+        let sim = crate::sim::Simulator::start(
+            crate::sim::SimConfig {
+                alias: "a".into(),
+                user_token: "t".into(),
+                user_secret_key: "k".into(),
+                ..Default::default()
+            },
+            crate::sim::sample_catalog(1, 1, 1),
+        )
+        .await
+        .unwrap();
+        let config = |retries: u32| {
+            format!(
+                "state_dir = \"s\"\n[[store]]\nname = \"a\"\nalias = \"a\"\nbase_url = \"{}\"\n\
+                 user_token = \"t\"\nuser_secret_key = \"k\"\nmax_retries = {retries}\n",
+                sim.base_url()
+            )
+        };
+        let old = pipeline::clients(&settings(&config(6))).unwrap();
+        let list = |c: Arc<ShopClient>| async move {
+            c.send(reqwest::Method::GET, "/catalog/skus", &[], None, true)
+                .await
+                .unwrap();
+        };
+        list(old["a"].clone()).await;
+        let new = reuse_clients(&old, &settings(&config(7))).unwrap();
+        assert!(!Arc::ptr_eq(&old["a"], &new["a"]), "a new client");
+        list(new["a"].clone()).await;
+        let route = ("GET catalog/skus".to_string(), "200".to_string());
+        assert_eq!(
+            new["a"].answer_counts().get(&route),
+            Some(&2),
+            "{:?}",
+            new["a"].answer_counts()
+        );
+    }
+
+    #[tokio::test]
     async fn the_locks_of_a_job_and_a_store_are_shared_across_generations() {
         let locks = RunLocks::default();
         let s = settings(
