@@ -15,6 +15,8 @@
 //!   mappings are read again and validated; a valid one replaces the running one between runs,
 //!   an invalid one is logged and the old one keeps running. A store whose settings did not
 //!   change keeps its client, so its rate-limit budget carries over.
+//! - `[metrics] listen` (see `web`): Prometheus metrics, `/healthz` (200 while the job
+//!   schedulers run and their watching loop beats) and the status page, bound before READY.
 //! - systemd (`Type=notify`): READY once config, state and a health check pass, STATUS per phase,
 //!   WATCHDOG pings when `WatchdogSec` is set, STOPPING on shutdown.
 
@@ -38,6 +40,7 @@ use crate::runtime::{load_settings, open_runtime};
 use crate::shop::{ApiError, ShopClient};
 use crate::state::StateStore;
 use crate::systemd;
+use crate::web;
 
 /// Where the scheduler reads the time: the wall clock in production; tests derive it from
 /// tokio's (pausable) clock so whole days of schedule pass in milliseconds.
@@ -70,6 +73,14 @@ pub async fn run(config_path: &Path, state_dir: Option<&Path>, grace: Duration) 
     let mut watchdog = systemd::watchdog_period().map(tokio::time::interval);
     let mut settings = Arc::new(settings);
     let mut clients = Arc::new(clients);
+    let health = Arc::new(web::Health::default());
+    let (current, web_stop) = match start_web(&settings, &clients, &state, &health).await {
+        Ok(x) => x,
+        Err(why) => {
+            tracing::error!("{why}");
+            return EXIT_FAILED;
+        }
+    };
 
     systemd::status("checking the stores");
     loop {
@@ -77,11 +88,13 @@ pub async fn run(config_path: &Path, state_dir: Option<&Path>, grace: Duration) 
             Health::Up => break,
             Health::Shutdown => {
                 systemd::stopping();
+                web_stop.cancel();
                 return EXIT_OK;
             }
             Health::Refused(why) => {
                 tracing::error!("{why}");
                 systemd::stopping();
+                web_stop.cancel();
                 return EXIT_FAILED;
             }
             Health::Reload => {
@@ -89,6 +102,7 @@ pub async fn run(config_path: &Path, state_dir: Option<&Path>, grace: Duration) 
                 if let Some((s, c)) = reload(config_path, state_dir, &settings, &clients) {
                     settings = Arc::new(s);
                     clients = Arc::new(c);
+                    current.send_replace((settings.clone(), clients.clone()));
                     tracing::info!(jobs = settings.jobs.len(), "Config reloaded");
                 }
                 systemd::status("checking the stores");
@@ -101,6 +115,8 @@ pub async fn run(config_path: &Path, state_dir: Option<&Path>, grace: Duration) 
 
     let mut scheduler = Scheduler::new(state.clone(), shutdown.clone(), wall_clock());
     scheduler.start(&settings, &clients);
+    health.set(web::Phase::Running);
+    let mut heartbeat = tokio::time::interval(web::BEAT_EVERY);
     let mut exit = EXIT_OK;
     loop {
         tokio::select! {
@@ -113,18 +129,25 @@ pub async fn run(config_path: &Path, state_dir: Option<&Path>, grace: Duration) 
                     // Old tasks stop after their current run; the locks hold the new ones back
                     // until it ends.
                     scheduler.start(&settings, &clients);
+                    current.send_replace((settings.clone(), clients.clone()));
                     tracing::info!(jobs = settings.jobs.len(), "Config reloaded");
                 }
                 systemd::ready(&format!("idle, {} job(s) scheduled", settings.jobs.len()));
             }
             why = scheduler.died() => {
+                health.set(web::Phase::Failed);
                 tracing::error!("{why}");
                 exit = EXIT_FAILED;
                 break;
             }
             // Pinged here, by the loop that watches the job tasks: if it stops, so do the pings.
             _ = tick(&mut watchdog) => systemd::watchdog(),
+            // `/healthz` goes 503 when these beats stop, as the watchdog's pings would.
+            _ = heartbeat.tick() => health.beat(),
         }
+    }
+    if health.phase() == web::Phase::Running {
+        health.set(web::Phase::Stopping);
     }
 
     systemd::stopping();
@@ -136,6 +159,7 @@ pub async fn run(config_path: &Path, state_dir: Option<&Path>, grace: Duration) 
     let finished = scheduler.stop(grace).await;
     crate::status::write_snapshot(&settings, &state);
     let _ = state.flush().await;
+    web_stop.cancel();
     if finished {
         tracing::info!("Stopped");
         exit
@@ -145,6 +169,39 @@ pub async fn run(config_path: &Path, state_dir: Option<&Path>, grace: Duration) 
         );
         EXIT_FAILED
     }
+}
+
+/// Starts the `[metrics]` listener, if configured (bound before READY: a taken port fails the
+/// start). Returns where to send each new config generation, and what stops the listener.
+async fn start_web(
+    settings: &Arc<Settings>,
+    clients: &Arc<Clients>,
+    state: &Arc<StateStore>,
+    health: &Arc<web::Health>,
+) -> Result<(tokio::sync::watch::Sender<web::Current>, CancellationToken), String> {
+    let (current, receiver) = tokio::sync::watch::channel((settings.clone(), clients.clone()));
+    let stop = CancellationToken::new();
+    let Some(m) = &settings.metrics else {
+        return Ok((current, stop));
+    };
+    let listener = web::bind(m.listen).await?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let page = if m.token.is_some() {
+        "the status page at / (with the token)"
+    } else {
+        "no status page (no `[metrics] token`)"
+    };
+    // Only the address: never the token.
+    tracing::info!("Listening on http://{addr}: /metrics, /healthz and {page}");
+    let web = Arc::new(web::WebState {
+        current: receiver,
+        state: state.clone(),
+        health: health.clone(),
+        started_at: Utc::now(),
+        last_success: Default::default(),
+    });
+    tokio::spawn(web::serve(listener, web, stop.clone()));
+    Ok((current, stop))
 }
 
 /// The next watchdog tick, or never when systemd does not ask for pings.
@@ -182,6 +239,12 @@ fn reload(
                 for w in &new.warnings {
                     tracing::warn!("{w}");
                 }
+                let listen = |s: &Settings| s.metrics.as_ref().map(|m| m.listen);
+                if listen(&new) != listen(current) {
+                    tracing::warn!(
+                        "`[metrics] listen` changed: the listener moves at the next restart (the token and everything else apply now)"
+                    );
+                }
                 Some((new, c))
             }
             Err(e) => {
@@ -200,7 +263,13 @@ pub fn reuse_clients(old: &Clients, new: &Settings) -> Result<Clients, String> {
         .map(|s| {
             let client = match old.get(&s.name) {
                 Some(c) if c.store() == &**s => c.clone(),
-                _ => Arc::new(ShopClient::new(s.clone())?),
+                Some(c) => {
+                    // The store's request counters carry over, so its metrics never go back.
+                    let mut fresh = ShopClient::new(s.clone())?;
+                    fresh.share_answer_counts(c);
+                    Arc::new(fresh)
+                }
+                None => Arc::new(ShopClient::new(s.clone())?),
             };
             Ok((s.name.clone(), client))
         })
@@ -662,6 +731,45 @@ mod tests {
         );
         assert!(!Arc::ptr_eq(&old["b"], &changed["b"]), "store b did");
         assert_eq!(changed["b"].store().max_retries, 7);
+    }
+
+    #[tokio::test]
+    async fn a_store_s_request_counters_survive_a_reload_that_replaces_its_client() {
+        let sim = crate::sim::Simulator::start(
+            crate::sim::SimConfig {
+                alias: "a".into(),
+                user_token: "t".into(),
+                user_secret_key: "k".into(),
+                ..Default::default()
+            },
+            crate::sim::sample_catalog(1, 1, 1),
+        )
+        .await
+        .unwrap();
+        let config = |retries: u32| {
+            format!(
+                "state_dir = \"s\"\n[[store]]\nname = \"a\"\nalias = \"a\"\nbase_url = \"{}\"\n\
+                 user_token = \"t\"\nuser_secret_key = \"k\"\nmax_retries = {retries}\n",
+                sim.base_url()
+            )
+        };
+        let old = pipeline::clients(&settings(&config(6))).unwrap();
+        let list = |c: Arc<ShopClient>| async move {
+            c.send(reqwest::Method::GET, "/catalog/skus", &[], None, true)
+                .await
+                .unwrap();
+        };
+        list(old["a"].clone()).await;
+        let new = reuse_clients(&old, &settings(&config(7))).unwrap();
+        assert!(!Arc::ptr_eq(&old["a"], &new["a"]), "a new client");
+        list(new["a"].clone()).await;
+        let route = ("GET catalog/skus".to_string(), "200".to_string());
+        assert_eq!(
+            new["a"].answer_counts().get(&route),
+            Some(&2),
+            "{:?}",
+            new["a"].answer_counts()
+        );
     }
 
     #[tokio::test]

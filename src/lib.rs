@@ -17,6 +17,7 @@
 //! - [`state`]: the sled state store (checkpoints, index, run records), behind one module.
 //! - [`report`]: per-run reports (xlsx) and exit codes.
 //! - [`xls`]: BIFF8 `.xls` writing (Yampi price imports), checked by reading back.
+//! - [`web`], [`metrics`]: the daemon's listener: Prometheus metrics, `/healthz`, the status page.
 //! - [`sim`]: the Yampi simulator used by the tests and `demo`.
 
 pub mod app;
@@ -29,6 +30,7 @@ pub mod exports;
 pub mod index;
 pub mod init;
 pub mod mapping;
+pub mod metrics;
 pub mod model;
 pub mod panics;
 pub mod pipeline;
@@ -44,4 +46,5 @@ pub mod systemd;
 pub mod telemetry;
 pub mod toml_env;
 pub mod util;
+pub mod web;
 pub mod xls;

@@ -23,12 +23,25 @@ async fn a_run_prints_the_first_rejected_rows_and_unmatched_keys_with_their_reas
         stdout.contains("unmatched: key \"NAO-EXISTE-1\""),
         "the unknown key is named: {text}"
     );
-    let rejected: Vec<&str> = stdout.lines().filter(|l| l.trim_start().starts_with("rejected:")).collect();
+    let rejected: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("rejected:"))
+        .collect();
     assert_eq!(rejected.len(), 10, "the first ten rejected rows: {text}");
-    assert!(rejected[0].contains("Saldo Loja") && rejected[0].contains("\"abc\""), "{}", rejected[0]);
-    assert!(stdout.contains("… and 2 more rejected rows in "), "how many more, and where: {text}");
+    assert!(
+        rejected[0].contains("Saldo Loja") && rejected[0].contains("\"abc\""),
+        "{}",
+        rejected[0]
+    );
+    assert!(
+        stdout.contains("… and 2 more rejected rows in "),
+        "how many more, and where: {text}"
+    );
     // Printed once: not repeated in the log of a one-shot run.
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("NAO-EXISTE-1"), "{text}");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("NAO-EXISTE-1"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,10 +59,17 @@ async fn a_dry_run_lists_what_would_change_per_sku_then_the_requests() {
     let out = env.run_binary(&["--run-once", "--dry-run"]);
     assert_exit(&out, 0);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let would = stdout.find("would change:").expect("a listing of the changes");
+    let would = stdout
+        .find("would change:")
+        .expect("a listing of the changes");
     let line = format!("{} (SKU {}) quantity (stock 1): 1 → 7", first.sku, first.id);
-    let at = stdout.find(&line).unwrap_or_else(|| panic!("{line} in {stdout}"));
+    let at = stdout
+        .find(&line)
+        .unwrap_or_else(|| panic!("{line} in {stdout}"));
     let requests = stdout.find("× POST").expect("the requests");
-    assert!(would < at && at < requests, "changes first, then the requests: {stdout}");
+    assert!(
+        would < at && at < requests,
+        "changes first, then the requests: {stdout}"
+    );
     assert_eq!(env.writes(), writes_before, "a dry run sends nothing");
 }

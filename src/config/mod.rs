@@ -6,6 +6,7 @@
 
 pub mod duration;
 pub mod edit;
+pub mod metrics;
 pub mod publish;
 pub mod raw;
 pub mod secret;
@@ -57,6 +58,8 @@ pub struct Settings {
     pub jobs: Vec<JobSettings>,
     /// `[publish]`, when the config has one.
     pub publish: Option<PublishSettings>,
+    /// `[metrics]`: where the daemon serves metrics and the status page; `None`: nowhere.
+    pub metrics: Option<metrics::MetricsSettings>,
     /// Non-fatal findings (for example a literal token in a world-readable file).
     pub warnings: Vec<String>,
 }
@@ -337,6 +340,10 @@ pub fn from_str(
             .publish
             .as_ref()
             .and_then(|p| publish::validate(p, &file, errors)),
+        metrics: raw
+            .metrics
+            .as_ref()
+            .and_then(|m| metrics::validate(m, &file, errors)),
         warnings,
     })
 }

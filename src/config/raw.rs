@@ -17,6 +17,14 @@ pub struct RawConfig {
     #[serde(default)]
     pub job: Vec<RawJob>,
     pub publish: Option<RawPublish>,
+    pub metrics: Option<RawMetrics>,
+}
+
+/// `[metrics]`: the daemon's listener for `/metrics`, `/healthz` and the status page.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawMetrics {
+    pub listen: Option<String>,
+    pub token: Option<String>,
 }
 
 /// `[publish]`: the built-in file server Yampi downloads import spreadsheets from.

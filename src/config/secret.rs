@@ -37,13 +37,14 @@ impl fmt::Display for SecretString {
     }
 }
 
-/// Every configured store's credentials.
+/// Every configured secret: the stores' credentials and the status page's token.
 pub fn scrubber(settings: &super::Settings) -> Scrubber {
     Scrubber::new(
         settings
             .stores
             .iter()
-            .flat_map(|s| [&s.user_token, &s.user_secret_key]),
+            .flat_map(|s| [&s.user_token, &s.user_secret_key])
+            .chain(settings.metrics.iter().filter_map(|m| m.token.as_ref())),
     )
 }
 

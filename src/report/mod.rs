@@ -234,13 +234,19 @@ impl RunReport {
             } else {
                 format!(", column {} = \"{}\"", r.column, r.value)
             };
-            lines.push(format!("rejected: {} row {}{cell}: {}", r.file, r.row, r.reason));
+            lines.push(format!(
+                "rejected: {} row {}{cell}: {}",
+                r.file, r.row, r.reason
+            ));
         }
         if self.rejected.len() > max {
             lines.push(more(self.rejected.len() - max, "rejected rows"));
         }
         for u in self.unmatched.iter().take(max) {
-            lines.push(format!("unmatched: key \"{}\" (row {}): {}", u.key, u.row, u.reason));
+            lines.push(format!(
+                "unmatched: key \"{}\" (row {}): {}",
+                u.key, u.row, u.reason
+            ));
         }
         if self.unmatched.len() > max {
             lines.push(more(self.unmatched.len() - max, "unmatched keys"));
@@ -256,12 +262,21 @@ impl RunReport {
             .iter()
             .take(max)
             .map(|c| {
-                let old = c.old.as_ref().map_or_else(|| "(not pushed yet)".to_string(), |v| v.to_string());
-                format!("{} (SKU {}) {}: {old} → {}", c.key, c.sku_id, c.field, c.new)
+                let old = c
+                    .old
+                    .as_ref()
+                    .map_or_else(|| "(not pushed yet)".to_string(), |v| v.to_string());
+                format!(
+                    "{} (SKU {}) {}: {old} → {}",
+                    c.key, c.sku_id, c.field, c.new
+                )
             })
             .collect();
         if self.changes.len() > max {
-            lines.push(format!("… and {} more changes in the report", self.changes.len() - max));
+            lines.push(format!(
+                "… and {} more changes in the report",
+                self.changes.len() - max
+            ));
         }
         lines
     }

@@ -134,6 +134,9 @@ impl ApiError {
     }
 }
 
+/// Attempts per (`METHOD route`, answer).
+type AnswerCounts = Mutex<BTreeMap<(String, String), u64>>;
+
 /// `/catalog/products/123/stocks/sync` → `catalog/products/{id}/stocks/sync`, for counting.
 pub fn route_label(path: &str) -> String {
     path.trim_start_matches('/')
@@ -224,6 +227,9 @@ pub struct ShopClient {
     limiter: StoreLimiter,
     in_flight: Semaphore,
     counts: Mutex<BTreeMap<String, u64>>,
+    /// Attempts per (`METHOD route`, answer): shared with the client that replaces this one on
+    /// a reload, so the daemon's metrics keep counting across it.
+    answers: Arc<AnswerCounts>,
     retry_min: Duration,
     max_body: usize,
     max_pages: u64,
@@ -252,6 +258,7 @@ impl ShopClient {
             limiter: StoreLimiter::new(store.limits),
             in_flight: Semaphore::new(store.max_in_flight),
             counts: Mutex::new(BTreeMap::new()),
+            answers: Arc::default(),
             retry_min: Duration::from_millis(200),
             max_body: MAX_BODY_BYTES,
             max_pages: MAX_PAGES,
@@ -287,6 +294,19 @@ impl ShopClient {
     /// Requests sent so far (every attempt), per `METHOD route`.
     pub fn request_counts(&self) -> BTreeMap<String, u64> {
         self.counts.lock().expect("counts").clone()
+    }
+
+    /// Attempts so far per (`METHOD route`, HTTP status or `error`/`timeout`), for metrics.
+    pub fn answer_counts(&self) -> BTreeMap<(String, String), u64> {
+        self.answers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Counts into `from`'s answer counters from now on (a reload's new client of a store).
+    pub fn share_answer_counts(&mut self, from: &ShopClient) {
+        self.answers = from.answers.clone();
     }
 
     fn url(&self, path: &str) -> String {
@@ -377,6 +397,17 @@ impl ShopClient {
                 Err(_) => Attempt::TimedOut,
             };
             drop(slot);
+            let answer = match &outcome {
+                Attempt::Answer(a) => a.status.to_string(),
+                Attempt::Failed(_) => "error".to_string(),
+                Attempt::TimedOut => "timeout".to_string(),
+            };
+            *self
+                .answers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry((label.clone(), answer))
+                .or_default() += 1;
             let verdict = match &outcome {
                 Attempt::Answer(a) => {
                     permit.complete(QuotaAnswer {
