@@ -12,7 +12,9 @@ use crate::state::StateStore;
 
 pub async fn main(cli: Cli) -> i32 {
     match &cli.command {
-        Some(Command::Check) => check(&cli.config, cli.state_dir.as_deref()),
+        Some(Command::Check { offline }) => {
+            check(&cli.config, cli.state_dir.as_deref(), *offline).await
+        }
         Some(Command::Status { json }) => status(&cli.config, cli.state_dir.as_deref(), *json),
         Some(Command::Demo) => crate::demo::run(cli.state_dir.as_deref()).await,
         Some(Command::Init {
@@ -137,7 +139,7 @@ pub async fn run_once(config_path: &Path, state_dir: Option<&Path>, opts: &RunOp
 }
 
 /// `check`: every problem in config, mappings and sources at once; sends nothing.
-pub fn check(config_path: &Path, state_dir: Option<&Path>) -> i32 {
+pub async fn check(config_path: &Path, state_dir: Option<&Path>, offline: bool) -> i32 {
     let mut problems: Vec<String> = Vec::new();
     let settings = match config::load(config_path, state_dir) {
         Ok(s) => Some(s),
@@ -187,6 +189,15 @@ pub fn check(config_path: &Path, state_dir: Option<&Path>) -> i32 {
                 Err(e) => problems.push(format!("job {}: {e}", job.name)),
             }
         }
+    }
+    // Only a config that validated is worth asking the store about.
+    if !offline
+        && problems.is_empty()
+        && let Some(s) = &settings
+    {
+        let found = crate::check_online::check_stores(s).await;
+        problems.extend(found.problems);
+        warnings.extend(found.warnings);
     }
     for w in &warnings {
         println!("warning: {w}");

@@ -73,8 +73,13 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Validate config, mappings and sources; exit 2 on any error. Sends nothing.
-    Check,
+    /// Validate config, mappings and sources, and (unless --offline) ask each store whether the
+    /// credentials, alias, stock ids and key match work; exit 2 on any error. Sends no write.
+    Check {
+        /// Do not contact the stores (what systemd's ExecStartPre/ExecReload run).
+        #[arg(long)]
+        offline: bool,
+    },
     /// Last run of each job and its checkpoints.
     Status {
         /// Machine-readable output.

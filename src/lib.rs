@@ -21,6 +21,7 @@
 //! - [`sim`]: the Yampi simulator used by the tests and `demo`.
 
 pub mod app;
+pub mod check_online;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -71,7 +71,7 @@ impl Settings {
 }
 
 /// Equal settings mean the same client and rate-limit budget can serve them (kept across reloads).
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoreSettings {
     pub name: String,
     pub alias: String,
