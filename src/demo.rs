@@ -111,15 +111,6 @@ async fn run_inner(state_dir: Option<&Path>) -> Result<(), String> {
         for line in r.reason_lines(crate::report::SHOWN_LINES) {
             println!("     {line}");
         }
-        for x in &r.rejected {
-            println!(
-                "   rejected: row {} column {}: {:?} — {}",
-                x.row, x.column, x.value, x.reason
-            );
-        }
-        for u in &r.unmatched {
-            println!("   unmatched: {} (row {}) — {}", u.key, u.row, u.reason);
-        }
     }
     println!(
         "   the simulator received {} stocks/sync request(s) for this export",
