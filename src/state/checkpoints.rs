@@ -53,6 +53,9 @@ impl PriceTimes {
     }
 }
 
+/// A SKU's last pushed value in one stock: (stock id, value, when it was pushed).
+pub type StockPushed = (u64, Pushed, Option<DateTime<Utc>>);
+
 /// The key of a stock value's push time: `q` + sku id + stock id.
 fn pushed_time_key(sku: u64, stock: u64) -> [u8; 17] {
     let mut k = pushed_key(sku, stock);
@@ -145,11 +148,7 @@ impl StateStore {
 
     /// One SKU's last pushed stock values, per stock id, with when they were pushed (`None`:
     /// pushed by a version that did not record it).
-    pub fn stock_pushed_of(
-        &self,
-        job: &str,
-        sku_id: u64,
-    ) -> Result<Vec<(u64, Pushed, Option<DateTime<Utc>>)>, StateError> {
+    pub fn stock_pushed_of(&self, job: &str, sku_id: u64) -> Result<Vec<StockPushed>, StateError> {
         let tree = self.tree(&format!("job/{job}"))?;
         let mut prefix = vec![b'p'];
         prefix.extend_from_slice(&sku_id.to_be_bytes());
@@ -296,5 +295,56 @@ impl StateStore {
             }
         }
         Ok(cp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Outcome;
+
+    #[tokio::test]
+    async fn push_times_are_recorded_and_values_without_one_stay_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateStore::open(dir.path()).unwrap();
+        let e = [StockEntry {
+            sku_id: 7,
+            stock_id: 1,
+            quantity: 5,
+            min_quantity: 0,
+        }];
+        let before = Utc::now();
+        let l = s.ledger("j").unwrap();
+        l.intend(&[s.stock_op(70, &e).unwrap()]).await.unwrap();
+        l.settle(
+            &stock_key(70),
+            Outcome::Applied(s.stock_checkpoint("j", &e)),
+        )
+        .await
+        .unwrap();
+        let got = s.stock_pushed_of("j", 7).unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(got[0].2.is_some_and(|t| t >= before), "{got:?}");
+        // As an earlier version wrote it: the value alone.
+        let tree = s.tree("job/j").unwrap();
+        tree.remove(pushed_time_key(7, 1)).unwrap();
+        let got = s.stock_pushed_of("j", 7).unwrap();
+        assert_eq!((got[0].1.quantity, got[0].2), (5, None));
+        assert_eq!(s.pushed_load("j").unwrap().len(), 1);
+
+        let prices = [(
+            7u64,
+            PriceFields {
+                sale: Some("9.90".parse().unwrap()),
+                ..PriceFields::default()
+            },
+        )];
+        let cp = s.price_checkpoint("j", "loja", &prices).unwrap();
+        let l = s.ledger("j").unwrap();
+        l.intend(&s.price_ops(&prices).unwrap()).await.unwrap();
+        l.settle(&price_key(7), Outcome::Applied(cp)).await.unwrap();
+        let (p, t) = s.prices_pushed_of("j", 7).unwrap();
+        assert_eq!(p.sale, prices[0].1.sale);
+        assert!(t.sale.is_some() && t.cost.is_none(), "{t:?}");
     }
 }
