@@ -26,6 +26,8 @@ use crate::state::{OpKind, RunRecord, StateError, StateStore, price_key, stock_k
 
 /// At most this many file rows and report rows are shown for one key.
 const MAX_ROWS: usize = 20;
+/// Reports larger than this are not opened (a sheet is read whole).
+const MAX_REPORT_BYTES: u64 = 32_000_000;
 
 pub fn run(config_path: &Path, state_dir: Option<&Path>, job: &str, key: &str, json: bool) -> i32 {
     let Some(settings) = load_settings(config_path, state_dir) else {
@@ -124,7 +126,7 @@ fn explain(settings: &Settings, job: &JobSettings, key: &str) -> Result<Value, S
     let one = (matched.len() == 1).then(|| matched[0]);
 
     // The newest file, its rows for the key, and what the run's reader makes of them.
-    let file = source_section(job, mapping, &lookup, one, &norm);
+    let file = source_section(job, mapping, &lookup, index.is_some(), one, &norm);
 
     // The rules, for the row the run uses.
     let used = file["used"].clone();
@@ -250,6 +252,7 @@ fn source_section(
     job: &JobSettings,
     mapping: &Mapping,
     lookup: &HashMap<String, KeyMatch>,
+    has_index: bool,
     one: Option<&IndexedSku>,
     norm: &str,
 ) -> Value {
@@ -336,9 +339,11 @@ fn source_section(
                 .filter(|r| row_numbers.contains(&r.row))
                 .map(|r| json!({"row": r.row, "outcome": "rejected", "column": r.column, "value": r.value, "reason": r.reason}))
                 .collect();
+            // Without the index every key looks unmatched: say nothing rather than mislead.
             v.extend(
                 unmatched
                     .iter()
+                    .filter(|_| has_index)
                     .filter(|u| row_numbers.contains(&u.row))
                     .map(|u| json!({"row": u.row, "outcome": "unmatched", "reason": u.reason.to_string()})),
             );
@@ -567,6 +572,16 @@ fn snapshot_run(state_dir: &Path, job: &str) -> Option<RunRecord> {
 fn report_rows(path: &Path, norm: &str, sku_id: Option<u64>) -> Value {
     use calamine::Reader;
     let file = path.display().to_string();
+    // calamine reads a sheet whole: a report of millions of rows is not loaded for one key.
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() > MAX_REPORT_BYTES => {
+            return json!({"file": file, "error": format!(
+                "the report is {} MB, more than explain reads ({} MB): open it and look for the key there",
+                m.len() / 1_000_000, MAX_REPORT_BYTES / 1_000_000)});
+        }
+        Ok(_) => {}
+        Err(e) => return json!({"file": file, "error": format!("cannot read the report: {e}")}),
+    }
     let mut wb = match calamine::open_workbook_auto(PathBuf::from(path)) {
         Ok(wb) => wb,
         Err(e) => return json!({"file": file, "error": format!("cannot read the report: {e}")}),

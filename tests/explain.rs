@@ -48,6 +48,7 @@ async fn a_stock_run_is_explained_row_cells_reserve_pushed_value_and_time() {
     let (code_run, report) = env.run_default().await;
     assert_eq!(code_run, 4, "{}", report.summary_line());
 
+    let requests = env.sim.requests().len();
     // Any case and spacing, as the run matches it.
     let (exit, text) = explain(&env, &format!("  {}  ", code.to_lowercase()), false);
     assert_eq!(exit, 0, "{text}");
@@ -134,6 +135,8 @@ async fn a_stock_run_is_explained_row_cells_reserve_pushed_value_and_time() {
     let v = explain_json(&env, "NAO-EXISTE");
     assert_eq!(v["index"]["status"], "not_found");
     assert!(v["source"]["rows"].as_array().unwrap().is_empty());
+
+    assert_eq!(env.sim.requests().len(), requests, "explain sends nothing");
 
     // An unknown job is bad input.
     let out = env.run_binary(&["explain", "nope", &code]);
@@ -268,6 +271,14 @@ async fn a_key_two_store_skus_share_is_explained_as_shared_and_a_held_store_as_m
     assert!(
         text.contains("held by a running yampi-sync process"),
         "{text}"
+    );
+    assert!(
+        !text.contains("unmatched:"),
+        "no index is not no match: {text}"
+    );
+    assert!(
+        text.contains("Last run:"),
+        "from the status snapshot: {text}"
     );
     assert!(
         text.contains(&format!("Código = \"{}\"", skus[2].2)),
