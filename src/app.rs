@@ -16,6 +16,9 @@ pub async fn main(cli: Cli) -> i32 {
             check(&cli.config, cli.state_dir.as_deref(), *offline).await
         }
         Some(Command::Status { json }) => status(&cli.config, cli.state_dir.as_deref(), *json),
+        Some(Command::Explain { job, key, json }) => {
+            crate::explain::run(&cli.config, cli.state_dir.as_deref(), job, key, *json)
+        }
         Some(Command::Demo) => crate::demo::run(cli.state_dir.as_deref()).await,
         Some(Command::Init {
             from,

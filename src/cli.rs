@@ -1,4 +1,4 @@
-//! Command line (README.md, Commands): `--run-once`, `check`, `status`, `demo`, `resolve`,
+//! Command line (README.md, Commands): `--run-once`, `check`, `status`, `explain`, `demo`, `resolve`,
 //! `completions`, `man`, and the global options.
 
 use std::path::PathBuf;
@@ -82,6 +82,17 @@ pub enum Command {
     },
     /// Last run of each job and its checkpoints.
     Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Why a SKU has the value it has: index entry, source row and cells, each rule, the value
+    /// last pushed and when, the last run's report rows, writes in doubt. Read-only.
+    Explain {
+        /// The stock or price job.
+        job: String,
+        /// The key as the file writes it (matched like the run: trimmed, any case).
+        key: String,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,

@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - [`cli`], [`app`], [`daemon`], [`demo`], [`init`]: commands and the ways of running them.
+//! - [`explain`]: `explain JOB KEY`, why a SKU has the value it has (read-only).
 //! - [`runtime`]: settings, state store and API clients opened for a command or the daemon.
 //! - [`config`], [`mapping`]: the TOML config and mapping files, validated all at once.
 //! - [`toml_env`]: TOML parsing with unknown keys collected and `${VAR}` expanded (a leaf).
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod explain;
 pub mod export_file;
 pub mod exports;
 pub mod index;

@@ -223,6 +223,22 @@ pub fn read_stock_feed(
     mapping: &Mapping,
     lookup: &HashMap<String, KeyMatch>,
 ) -> Result<StockFeed, SourceError> {
+    read_feed(
+        path,
+        format,
+        sheet,
+        mapping,
+        &mapping.stock_columns(),
+        lookup,
+        &stock_row_parser(mapping),
+    )
+}
+
+/// How a stock row's cells (after the key, in `Mapping::stock_columns` order) become its
+/// values: the parser `read_stock_feed` uses, and `explain`.
+pub fn stock_row_parser(
+    mapping: &Mapping,
+) -> impl Fn(&[Cell<'_>]) -> Result<StockValues, Vec<CellProblem>> + '_ {
     let stock = mapping
         .stock
         .as_ref()
@@ -230,7 +246,7 @@ pub fn read_stock_feed(
     let style = mapping.decimal;
     let max = stock.max_quantity;
     let n_qty = stock.columns.len();
-    let parse = |cells: &[Cell<'_>]| -> Result<StockValues, Vec<CellProblem>> {
+    move |cells: &[Cell<'_>]| -> Result<StockValues, Vec<CellProblem>> {
         let mut problems = Vec::new();
         let mut quantities = Vec::with_capacity(n_qty);
         for (i, (target, col)) in stock.columns.iter().enumerate() {
@@ -256,16 +272,7 @@ pub fn read_stock_feed(
         } else {
             Err(problems)
         }
-    };
-    read_feed(
-        path,
-        format,
-        sheet,
-        mapping,
-        &mapping.stock_columns(),
-        lookup,
-        &parse,
-    )
+    }
 }
 
 /// Reads a price feed with the mapping's `[price]` section (values as written; the rules are
@@ -277,6 +284,22 @@ pub fn read_price_feed(
     mapping: &Mapping,
     lookup: &HashMap<String, KeyMatch>,
 ) -> Result<PriceFeed, SourceError> {
+    read_feed(
+        path,
+        format,
+        sheet,
+        mapping,
+        &mapping.price_columns(),
+        lookup,
+        &price_row_parser(mapping),
+    )
+}
+
+/// How a price row's cells (after the key, in `Mapping::price_columns` order) become its
+/// values as written: the parser `read_price_feed` uses, and `explain`.
+pub fn price_row_parser(
+    mapping: &Mapping,
+) -> impl Fn(&[Cell<'_>]) -> Result<PriceValues, Vec<CellProblem>> + '_ {
     let price = mapping
         .price
         .as_ref()
@@ -290,7 +313,7 @@ pub fn read_price_feed(
     if let Some(c) = &price.price_cost {
         order.push(("price_cost", c));
     }
-    let parse = |cells: &[Cell<'_>]| -> Result<PriceValues, Vec<CellProblem>> {
+    move |cells: &[Cell<'_>]| -> Result<PriceValues, Vec<CellProblem>> {
         let mut v = PriceValues::default();
         let mut problems = Vec::new();
         for (i, (field, col)) in order.iter().enumerate() {
@@ -308,14 +331,5 @@ pub fn read_price_feed(
         } else {
             Err(problems)
         }
-    };
-    read_feed(
-        path,
-        format,
-        sheet,
-        mapping,
-        &mapping.price_columns(),
-        lookup,
-        &parse,
-    )
+    }
 }

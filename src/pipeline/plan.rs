@@ -45,6 +45,48 @@ pub struct PlanInput<'a> {
 /// What one SKU should hold: (key as written, quantity per stock id, min quantity).
 type Desired = (Arc<str>, Vec<(u64, i64)>, i64);
 
+/// One rule applied to a value, as `explain` shows it: the rule, what it did, the value after it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RuleStep {
+    pub rule: String,
+    pub detail: String,
+    pub value: String,
+}
+
+/// Records a step when a caller asked for them (`explain`); costs nothing otherwise.
+pub(super) fn note(steps: &mut Option<&mut Vec<RuleStep>>, step: impl FnOnce() -> RuleStep) {
+    if let Some(s) = steps.as_deref_mut() {
+        s.push(step());
+    }
+}
+
+pub(super) fn step(rule: &str, detail: String, value: impl std::fmt::Display) -> RuleStep {
+    RuleStep {
+        rule: rule.to_string(),
+        detail,
+        value: value.to_string(),
+    }
+}
+
+/// A quantity as read after the mapping's rules: minus `reserve`, never below zero. With
+/// `steps`, each rule and its result are recorded.
+pub fn stock_quantity(read: i64, reserve: i64, mut steps: Option<&mut Vec<RuleStep>>) -> i64 {
+    let after = read.saturating_sub(reserve);
+    note(&mut steps, || {
+        step("reserve", format!("{read} − reserve {reserve}"), after)
+    });
+    let floored = after.max(0);
+    note(&mut steps, || {
+        let detail = if after < 0 {
+            format!("{after} is below 0: 0")
+        } else {
+            "not below 0: unchanged".to_string()
+        };
+        step("floor 0", detail, floored)
+    });
+    floored
+}
+
 fn target_id(t: StockTarget, default_stock: u64) -> u64 {
     match t {
         StockTarget::Default => default_stock,
@@ -64,7 +106,12 @@ pub fn plan_stock(input: &PlanInput<'_>) -> StockPlan {
                 .value
                 .quantities
                 .iter()
-                .map(|(t, q)| (target_id(*t, input.default_stock), (q - reserve).max(0)))
+                .map(|(t, q)| {
+                    (
+                        target_id(*t, input.default_stock),
+                        stock_quantity(*q, reserve, None),
+                    )
+                })
                 .collect();
             (*id, (row.key.clone(), values, row.value.min_quantity))
         })

@@ -19,11 +19,12 @@ use std::sync::Arc;
 
 use rust_decimal::{Decimal, RoundingStrategy};
 
-use crate::mapping::PriceMapping;
+use crate::mapping::{PriceMapping, RoundTo};
 use crate::model::{IndexedSku, PriceFields};
 use crate::report::{ChangeRow, Field, Outcome, RejectedRow, Value};
 
 use super::feed::PriceFeed;
+use super::plan::{RuleStep, note, step};
 
 /// One request of the plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,12 +94,233 @@ fn two_places(d: Decimal) -> Decimal {
 
 /// Markup, then rounding, then two decimals.
 pub fn sale_price(raw: Decimal, m: &PriceMapping) -> Decimal {
+    sale_price_steps(raw, m, None)
+}
+
+/// `sale_price`, recording each rule with its result when `steps` is given.
+fn sale_price_steps(
+    raw: Decimal,
+    m: &PriceMapping,
+    mut steps: Option<&mut Vec<RuleStep>>,
+) -> Decimal {
     let p = two_places(raw * m.markup);
-    two_places(m.round_to.map_or(p, |r| r.apply(p)))
+    note(&mut steps, || {
+        step("markup", format!("{raw} × {}", m.markup), format!("{p:.2}"))
+    });
+    let rounded = m.round_to.map_or(p, |r| r.apply(p));
+    note(&mut steps, || match m.round_to {
+        Some(RoundTo::Cents(c)) => step(
+            "round_to",
+            format!("up to the next price ending in {c}"),
+            format!("{rounded:.2}"),
+        ),
+        Some(RoundTo::Whole) => step(
+            "round_to",
+            "up to the next whole unit".into(),
+            format!("{rounded:.2}"),
+        ),
+        None => step(
+            "round_to",
+            "not set: unchanged".into(),
+            format!("{rounded:.2}"),
+        ),
+    });
+    two_places(rounded)
 }
 
 fn pct_change(old: Decimal, new: Decimal) -> Option<Decimal> {
     (old > Decimal::ZERO).then(|| ((new - old).abs() * Decimal::from(100) / old).round_dp(1))
+}
+
+/// Why a rule refuses a SKU's row: the column, the value it would set, the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub column: String,
+    pub value: Decimal,
+    pub reason: String,
+}
+
+/// What the rules make of one SKU's row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriceDecision {
+    /// The prices the row asks for after markup and rounding.
+    pub want: PriceFields,
+    /// The prices taken as the SKU's current ones: last pushed, else the store's (index).
+    pub current: PriceFields,
+    /// The fields to send (empty: nothing changed), or why the row is refused.
+    pub result: Result<PriceFields, Refusal>,
+}
+
+/// The rules of this module's header for one SKU, in order: what `plan_prices` applies to each
+/// row, and (with `steps`) what `explain` shows, each rule with its result.
+pub fn price_rules(
+    raw: PriceFields,
+    sku: &IndexedSku,
+    pushed: PriceFields,
+    m: &PriceMapping,
+    full: bool,
+    mut steps: Option<&mut Vec<RuleStep>>,
+) -> PriceDecision {
+    let mut field_steps = |name: &str, v: Option<Decimal>, zero_is_none: bool| {
+        let p = v?;
+        note(&mut steps, || {
+            step(name, "as read".into(), format!("{p:.2}"))
+        });
+        // Zero means "no promotion": no markup or rounding may turn it into a price.
+        if zero_is_none && p.is_zero() {
+            note(&mut steps, || {
+                step(
+                    name,
+                    "0 means no promotion: no markup or rounding".into(),
+                    "0",
+                )
+            });
+            return Some(p);
+        }
+        Some(sale_price_steps(p, m, steps.as_deref_mut()))
+    };
+    let sale = field_steps("price_sale", raw.sale, false);
+    let discount = field_steps("price_discount", raw.discount, true);
+    let cost = raw.cost.map(two_places);
+    if let Some(c) = cost {
+        note(&mut steps, || {
+            step(
+                "price_cost",
+                "as read, two decimals (no markup)".into(),
+                format!("{c:.2}"),
+            )
+        });
+    }
+    let want = PriceFields {
+        sale,
+        discount,
+        cost,
+    };
+    let current = PriceFields {
+        sale: pushed.sale.or(sku.price_sale),
+        discount: pushed.discount.or(sku.price_discount),
+        cost: pushed.cost.or(sku.price_cost),
+    };
+    let decided = |result| PriceDecision {
+        want,
+        current,
+        result,
+    };
+    let refusal = |column: &str, value: Decimal, reason: String| Refusal {
+        column: column.to_string(),
+        value,
+        reason,
+    };
+    // A promotion price must be below the sale price it applies to.
+    if let Some(d) = want.discount
+        && let Some(s) = want.sale.or(current.sale)
+        && d >= s
+        && d > Decimal::ZERO
+    {
+        let col = m.price_discount.as_deref().unwrap_or("price_discount");
+        return decided(Err(refusal(
+            col,
+            d,
+            format!("discount price {d:.2} is not below the sale price {s:.2}"),
+        )));
+    }
+    note(&mut steps, || {
+        step("discount below sale", "passed".into(), "")
+    });
+    // A new sale price below the promotion the store shows now would make that promotion
+    // one nobody asked for: only a row that also sets the discount may do it.
+    if want.discount.is_none()
+        && let Some(s) = want.sale
+        && s != sku.price_sale.or(pushed.sale).unwrap_or(s + Decimal::ONE)
+        && let Some(d) = sku.price_discount.or(pushed.discount)
+        && d > Decimal::ZERO
+        && s < d
+    {
+        let fix = match m.price_discount.as_deref() {
+            Some(col) => format!("set the discount (column {col}) in the same row"),
+            None => "map a price_discount column and set the discount in the same row".into(),
+        };
+        return decided(Err(refusal(
+            m.price_sale.as_str(),
+            s,
+            format!(
+                "sale price {s:.2} is below the store's current discount price {d:.2}, which would show as a promotion; {fix}"
+            ),
+        )));
+    }
+    note(&mut steps, || {
+        step("sale above the store's discount", "passed".into(), "")
+    });
+    if m.price_cost.is_some()
+        && let Some(cost) = want.cost.or(current.cost)
+    {
+        let below = [
+            (want.sale, m.price_sale.as_str()),
+            (
+                want.discount.filter(|d| !d.is_zero()),
+                m.price_discount.as_deref().unwrap_or(""),
+            ),
+        ]
+        .into_iter()
+        .find_map(|(p, col)| p.filter(|p| *p < cost).map(|p| (p, col)));
+        if let Some((p, col)) = below {
+            return decided(Err(refusal(
+                col,
+                p,
+                format!("price {p:.2} is below the cost {cost:.2}"),
+            )));
+        }
+        note(&mut steps, || {
+            step(
+                "cost floor",
+                format!("no price below the cost {cost:.2}"),
+                "",
+            )
+        });
+    }
+    for (new, old, col) in [
+        (want.sale, current.sale, m.price_sale.as_str()),
+        (
+            want.discount,
+            current.discount,
+            m.price_discount.as_deref().unwrap_or(""),
+        ),
+        (
+            want.cost,
+            current.cost,
+            m.price_cost.as_deref().unwrap_or(""),
+        ),
+    ] {
+        if let (Some(n), Some(o)) = (new, old)
+            && let Some(pct) = pct_change(o, n)
+        {
+            if pct > m.max_change_pct {
+                return decided(Err(refusal(
+                    col,
+                    n,
+                    format!(
+                        "moves {pct}% from {o:.2} (max_change_pct = {})",
+                        m.max_change_pct
+                    ),
+                )));
+            }
+            note(&mut steps, || {
+                step(
+                    "max_change_pct",
+                    format!("{col}: moves {pct}% from {o:.2} (max {})", m.max_change_pct),
+                    format!("{n:.2}"),
+                )
+            });
+        }
+    }
+    let differs =
+        |new: Option<Decimal>, last: Option<Decimal>| new.filter(|n| full || last != Some(*n));
+    let changed = PriceFields {
+        sale: differs(want.sale, pushed.sale),
+        discount: differs(want.discount, pushed.discount),
+        cost: differs(want.cost, pushed.cost),
+    };
+    decided(Ok(changed))
 }
 
 pub fn plan_prices(input: &PricePlanInput<'_>) -> PricePlan {
@@ -115,131 +337,21 @@ pub fn plan_prices(input: &PricePlanInput<'_>) -> PricePlan {
             continue;
         };
         plan.matched_skus += 1;
-        let raw = row.value;
-        let want = PriceFields {
-            sale: raw.sale.map(|p| sale_price(p, m)),
-            // Zero means "no promotion": no markup or rounding may turn it into a price.
-            discount: raw
-                .discount
-                .map(|p| if p.is_zero() { p } else { sale_price(p, m) }),
-            cost: raw.cost.map(two_places),
-        };
         let pushed = input.pushed.get(sku_id).copied().unwrap_or_default();
-        let current = PriceFields {
-            sale: pushed.sale.or(sku.price_sale),
-            discount: pushed.discount.or(sku.price_discount),
-            cost: pushed.cost.or(sku.price_cost),
-        };
-        let refuse = |plan: &mut PricePlan, column: &str, value: Decimal, reason: String| {
-            plan.refused.push(RejectedRow {
-                file: input.file.to_string(),
-                row: row.row,
-                column: column.to_string(),
-                value: format!("{value:.2}"),
-                reason: format!("{reason} (key {})", row.key),
-            });
-        };
-        // A promotion price must be below the sale price it applies to.
-        if let Some(d) = want.discount
-            && let Some(s) = want.sale.or(current.sale)
-            && d >= s
-            && d > Decimal::ZERO
-        {
-            let col = m.price_discount.as_deref().unwrap_or("price_discount");
-            refuse(
-                &mut plan,
-                col,
-                d,
-                format!("discount price {d:.2} is not below the sale price {s:.2}"),
-            );
-            continue;
-        }
-        // A new sale price below the promotion the store shows now would make that promotion
-        // one nobody asked for: only a row that also sets the discount may do it.
-        if want.discount.is_none()
-            && let Some(s) = want.sale
-            && s != sku.price_sale.or(pushed.sale).unwrap_or(s + Decimal::ONE)
-            && let Some(d) = sku.price_discount.or(pushed.discount)
-            && d > Decimal::ZERO
-            && s < d
-        {
-            let fix = match m.price_discount.as_deref() {
-                Some(col) => format!("set the discount (column {col}) in the same row"),
-                None => "map a price_discount column and set the discount in the same row".into(),
-            };
-            refuse(
-                &mut plan,
-                m.price_sale.as_str(),
-                s,
-                format!(
-                    "sale price {s:.2} is below the store's current discount price {d:.2}, which would show as a promotion; {fix}"
-                ),
-            );
-            continue;
-        }
-        if m.price_cost.is_some()
-            && let Some(cost) = want.cost.or(current.cost)
-        {
-            let below = [
-                (want.sale, m.price_sale.as_str()),
-                (
-                    want.discount.filter(|d| !d.is_zero()),
-                    m.price_discount.as_deref().unwrap_or(""),
-                ),
-            ]
-            .into_iter()
-            .find_map(|(p, col)| p.filter(|p| *p < cost).map(|p| (p, col)));
-            if let Some((p, col)) = below {
-                refuse(
-                    &mut plan,
-                    col,
-                    p,
-                    format!("price {p:.2} is below the cost {cost:.2}"),
-                );
+        let decision = price_rules(row.value, sku, pushed, m, input.full, None);
+        let (want, current) = (decision.want, decision.current);
+        let changed = match decision.result {
+            Ok(changed) => changed,
+            Err(r) => {
+                plan.refused.push(RejectedRow {
+                    file: input.file.to_string(),
+                    row: row.row,
+                    column: r.column,
+                    value: format!("{:.2}", r.value),
+                    reason: format!("{} (key {})", r.reason, row.key),
+                });
                 continue;
             }
-        }
-        let mut refused = false;
-        for (new, old, col) in [
-            (want.sale, current.sale, m.price_sale.as_str()),
-            (
-                want.discount,
-                current.discount,
-                m.price_discount.as_deref().unwrap_or(""),
-            ),
-            (
-                want.cost,
-                current.cost,
-                m.price_cost.as_deref().unwrap_or(""),
-            ),
-        ] {
-            if let (Some(n), Some(o)) = (new, old)
-                && let Some(pct) = pct_change(o, n)
-                && pct > m.max_change_pct
-            {
-                refuse(
-                    &mut plan,
-                    col,
-                    n,
-                    format!(
-                        "moves {pct}% from {o:.2} (max_change_pct = {})",
-                        m.max_change_pct
-                    ),
-                );
-                refused = true;
-                break;
-            }
-        }
-        if refused {
-            continue;
-        }
-        let differs = |new: Option<Decimal>, last: Option<Decimal>| {
-            new.filter(|n| input.full || last != Some(*n))
-        };
-        let changed = PriceFields {
-            sale: differs(want.sale, pushed.sale),
-            discount: differs(want.discount, pushed.discount),
-            cost: differs(want.cost, pushed.cost),
         };
         if changed == PriceFields::default() {
             continue;
@@ -365,7 +477,6 @@ pub fn lower_bound(plan: &PricePlan) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mapping::RoundTo;
     use crate::pipeline::feed::{FeedRow, PriceFeed};
 
     fn d(s: &str) -> Decimal {

@@ -3,14 +3,70 @@
 //! their pending operations.
 //!
 //! Keys in `job/<name>`: `p` + sku id + stock id (BE) → last pushed stock value (16 bytes);
-//! `m` + sku id → the last pushed prices (JSON `PriceFields`).
+//! `m` + sku id → the last pushed prices (JSON `PriceFields`). When they were pushed (for
+//! `explain`) is kept beside them, so the values stay readable by earlier versions: `q` + sku id +
+//! stock id → the stock value's time (i64 BE nanoseconds, UTC); `t` + sku id → per price field
+//! (JSON `PriceTimes`). Values pushed before these existed have no time.
 
 use std::collections::HashMap;
 
-use crate::model::{IndexedSku, PriceFields, StockEntry};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{IndexedSku, PriceFields, Pushed, StockEntry};
 
 use super::ledger::{Checkpoint, OpKind, Operation};
 use super::{StateError, StateStore, pushed_key, sku_key};
+
+/// When each price field of a SKU was last pushed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceTimes {
+    pub sale: Option<DateTime<Utc>>,
+    pub discount: Option<DateTime<Utc>>,
+    pub cost: Option<DateTime<Utc>>,
+}
+
+impl PriceTimes {
+    /// `at` for every field `sent` sets.
+    fn stamp(&mut self, sent: &PriceFields, at: DateTime<Utc>) {
+        if sent.sale.is_some() {
+            self.sale = Some(at);
+        }
+        if sent.discount.is_some() {
+            self.discount = Some(at);
+        }
+        if sent.cost.is_some() {
+            self.cost = Some(at);
+        }
+    }
+
+    fn forget(&mut self, sent: &PriceFields) {
+        if sent.sale.is_some() {
+            self.sale = None;
+        }
+        if sent.discount.is_some() {
+            self.discount = None;
+        }
+        if sent.cost.is_some() {
+            self.cost = None;
+        }
+    }
+}
+
+/// A SKU's last pushed value in one stock: (stock id, value, when it was pushed).
+pub type StockPushed = (u64, Pushed, Option<DateTime<Utc>>);
+
+/// The key of a stock value's push time: `q` + sku id + stock id.
+fn pushed_time_key(sku: u64, stock: u64) -> [u8; 17] {
+    let mut k = pushed_key(sku, stock);
+    k[0] = b'q';
+    k
+}
+
+fn nanos(at: DateTime<Utc>) -> i64 {
+    at.timestamp_nanos_opt()
+        .unwrap_or_else(|| at.timestamp_millis().saturating_mul(1_000_000))
+}
 
 /// The ledger key of a product's `stocks/sync`.
 pub fn stock_key(product_id: u64) -> String {
@@ -66,12 +122,14 @@ impl StateStore {
     /// A `stocks/sync` that landed: its entries become the pushed values.
     pub fn stock_checkpoint(&self, job: &str, entries: &[StockEntry]) -> Checkpoint {
         let tree = format!("job/{job}");
+        let at = nanos(Utc::now()).to_be_bytes();
         let mut cp = Checkpoint::default();
         for e in entries {
             let mut v = [0u8; 16];
             v[..8].copy_from_slice(&e.quantity.to_be_bytes());
             v[8..].copy_from_slice(&e.min_quantity.to_be_bytes());
             cp.insert(&tree, &pushed_key(e.sku_id, e.stock_id)[..], &v[..]);
+            cp.insert(&tree, &pushed_time_key(e.sku_id, e.stock_id)[..], &at[..]);
         }
         cp
     }
@@ -83,8 +141,57 @@ impl StateStore {
         let mut cp = Checkpoint::default();
         for e in entries {
             cp.remove(&tree, &pushed_key(e.sku_id, e.stock_id)[..]);
+            cp.remove(&tree, &pushed_time_key(e.sku_id, e.stock_id)[..]);
         }
         cp
+    }
+
+    /// One SKU's last pushed stock values, per stock id, with when they were pushed (`None`:
+    /// pushed by a version that did not record it).
+    pub fn stock_pushed_of(&self, job: &str, sku_id: u64) -> Result<Vec<StockPushed>, StateError> {
+        let tree = self.tree(&format!("job/{job}"))?;
+        let mut prefix = vec![b'p'];
+        prefix.extend_from_slice(&sku_id.to_be_bytes());
+        let mut out = Vec::new();
+        for item in tree.scan_prefix(&prefix) {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            let (Ok(stock), Ok(q), Ok(min)) = (
+                <[u8; 8]>::try_from(&k[9..]),
+                <[u8; 8]>::try_from(&v[..8.min(v.len())]),
+                <[u8; 8]>::try_from(&v[8.min(v.len())..]),
+            ) else {
+                continue;
+            };
+            let stock = u64::from_be_bytes(stock);
+            let at = tree
+                .get(pushed_time_key(sku_id, stock))
+                .map_err(|e| self.err(e))?
+                .and_then(|t| <[u8; 8]>::try_from(t.as_ref()).ok())
+                .map(|b| DateTime::<Utc>::from_timestamp_nanos(i64::from_be_bytes(b)));
+            let pushed = Pushed {
+                quantity: i64::from_be_bytes(q),
+                min_quantity: i64::from_be_bytes(min),
+            };
+            out.push((stock, pushed, at));
+        }
+        Ok(out)
+    }
+
+    /// One SKU's last pushed prices and when each field was pushed.
+    pub fn prices_pushed_of(
+        &self,
+        job: &str,
+        sku_id: u64,
+    ) -> Result<(PriceFields, PriceTimes), StateError> {
+        let tree = self.tree(&format!("job/{job}"))?;
+        let read = |prefix: u8| tree.get(sku_key(prefix, sku_id)).map_err(|e| self.err(e));
+        let fields = read(b'm')?
+            .and_then(|v| serde_json::from_slice(&v).ok())
+            .unwrap_or_default();
+        let times = read(b't')?
+            .and_then(|v| serde_json::from_slice(&v).ok())
+            .unwrap_or_default();
+        Ok((fields, times))
     }
 
     // --- prices --------------------------------------------------------------------------
@@ -125,8 +232,17 @@ impl StateStore {
         let index_name = format!("index/{store}");
         let tree = self.tree(&name)?;
         let index = self.tree(&index_name)?;
+        let now = Utc::now();
         let mut cp = Checkpoint::default();
         for (sku, sent) in entries {
+            let time_key = sku_key(b't', *sku);
+            let mut times: PriceTimes = match tree.get(time_key).map_err(|e| self.err(e))? {
+                Some(v) => serde_json::from_slice(&v).unwrap_or_default(),
+                None => PriceTimes::default(),
+            };
+            times.stamp(sent, now);
+            let bytes = serde_json::to_vec(&times).map_err(|e| self.err(e))?;
+            cp.insert(&name, &time_key[..], bytes);
             let key = sku_key(b'm', *sku);
             let mut merged: PriceFields = match tree.get(key).map_err(|e| self.err(e))? {
                 Some(v) => serde_json::from_slice(&v).unwrap_or_default(),
@@ -159,6 +275,13 @@ impl StateStore {
         let tree = self.tree(&name)?;
         let mut cp = Checkpoint::default();
         for (sku, sent) in entries {
+            let time_key = sku_key(b't', *sku);
+            if let Some(v) = tree.get(time_key).map_err(|e| self.err(e))? {
+                let mut times: PriceTimes = serde_json::from_slice(&v).unwrap_or_default();
+                times.forget(sent);
+                let bytes = serde_json::to_vec(&times).map_err(|e| self.err(e))?;
+                cp.insert(&name, &time_key[..], bytes);
+            }
             let key = sku_key(b'm', *sku);
             if let Some(v) = tree.get(key).map_err(|e| self.err(e))? {
                 let mut pushed: PriceFields = serde_json::from_slice(&v).unwrap_or_default();
@@ -172,5 +295,56 @@ impl StateStore {
             }
         }
         Ok(cp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Outcome;
+
+    #[tokio::test]
+    async fn push_times_are_recorded_and_values_without_one_stay_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateStore::open(dir.path()).unwrap();
+        let e = [StockEntry {
+            sku_id: 7,
+            stock_id: 1,
+            quantity: 5,
+            min_quantity: 0,
+        }];
+        let before = Utc::now();
+        let l = s.ledger("j").unwrap();
+        l.intend(&[s.stock_op(70, &e).unwrap()]).await.unwrap();
+        l.settle(
+            &stock_key(70),
+            Outcome::Applied(s.stock_checkpoint("j", &e)),
+        )
+        .await
+        .unwrap();
+        let got = s.stock_pushed_of("j", 7).unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(got[0].2.is_some_and(|t| t >= before), "{got:?}");
+        // As an earlier version wrote it: the value alone.
+        let tree = s.tree("job/j").unwrap();
+        tree.remove(pushed_time_key(7, 1)).unwrap();
+        let got = s.stock_pushed_of("j", 7).unwrap();
+        assert_eq!((got[0].1.quantity, got[0].2), (5, None));
+        assert_eq!(s.pushed_load("j").unwrap().len(), 1);
+
+        let prices = [(
+            7u64,
+            PriceFields {
+                sale: Some("9.90".parse().unwrap()),
+                ..PriceFields::default()
+            },
+        )];
+        let cp = s.price_checkpoint("j", "loja", &prices).unwrap();
+        let l = s.ledger("j").unwrap();
+        l.intend(&s.price_ops(&prices).unwrap()).await.unwrap();
+        l.settle(&price_key(7), Outcome::Applied(cp)).await.unwrap();
+        let (p, t) = s.prices_pushed_of("j", 7).unwrap();
+        assert_eq!(p.sale, prices[0].1.sale);
+        assert!(t.sale.is_some() && t.cost.is_none(), "{t:?}");
     }
 }

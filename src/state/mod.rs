@@ -7,7 +7,8 @@
 //! - `ledger/<name>`: a job's operation ledger (`ledger`): every write whose outcome is not known
 //!   yet, intended before it was sent, by operation key.
 //! - `job/<name>`: a job's checkpoints (`checkpoints`). `p` + sku id + stock id (BE) → last pushed
-//!   stock value; `m` + sku id → the last pushed prices (JSON, per field). Written with the
+//!   stock value; `m` + sku id → the last pushed prices (JSON, per field); `q`/`t` the times
+//!   they were pushed (see `checkpoints`). Written with the
 //!   outcome of the ledger operation that pushed them, in one transaction. (`i` + product id and
 //!   `k` + sku id are where earlier versions kept writes in flight: moved into the ledger on open,
 //!   see `migrate`.)
@@ -29,7 +30,7 @@ pub mod ledger;
 mod lock;
 mod migrate;
 
-pub use checkpoints::{price_key, stock_key};
+pub use checkpoints::{PriceTimes, StockPushed, price_key, stock_key};
 pub use ledger::{Checkpoint, Ledger, OpKind, Operation, Outcome};
 
 use std::collections::HashMap;
