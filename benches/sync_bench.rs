@@ -498,20 +498,7 @@ fn case_xls() {
     use yampi_sync::export_file::read_table;
     use yampi_sync::xls::{MAX_DATA_ROWS, XlsCell, chunks, write_xls};
     const ROWS: usize = 70_000;
-    let header: Vec<String> = [
-        "id",
-        "id_produto",
-        "sku",
-        "nome_produto",
-        "valores_de_variacoes",
-        "preço_custo",
-        "preço_venda",
-        "preço_promocional",
-        "peso_em_kg",
-        "altura_em_cm",
-        "largura_em_cm",
-        "comprimento_em_cm",
-    ]
+    let header: Vec<String> = yampi_sync::export_file::columns::SKU_TEMPLATE
     .iter()
     .map(|s| s.to_string())
     .collect();

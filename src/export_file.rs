@@ -15,6 +15,23 @@ use crate::source::{self, Cell, Format};
 
 /// The names Yampi's exports are assumed to use; a job's mapping may give others.
 pub mod columns {
+    /// The SKU export and import template as assumed until a live store shows otherwise
+    /// (docs/yampi-api.md, Spreadsheets and queues): names in their accented spelling, in an
+    /// order a real store may change.
+    pub const SKU_TEMPLATE: [&str; 12] = [
+        "id",
+        "id_produto",
+        "sku",
+        "nome_produto",
+        "valores_de_variacoes",
+        "preço_custo",
+        "preço_venda",
+        "preço_promocional",
+        "peso_em_kg",
+        "altura_em_cm",
+        "largura_em_cm",
+        "comprimento_em_cm",
+    ];
     pub const SKU_ID: &[&str] = &["id"]; // SKU export
     pub const PRODUCT_ID: &[&str] = &["id_produto"];
     pub const SKU: &[&str] = &["sku"];
@@ -213,29 +230,6 @@ pub fn find_column(header: &[String], aliases: &[&str]) -> Result<Option<usize>,
     Ok(None)
 }
 
-/// A number as a merchant reads it: at most 15 significant digits (no float noise), no
-/// trailing zeros, no exponent for ordinary values (`12.3`, `5`, `812345`).
-fn number_text(f: f64) -> String {
-    if !f.is_finite() {
-        return f.to_string();
-    }
-    let sci = format!("{f:.14e}");
-    match rust_decimal::Decimal::from_scientific(&sci) {
-        Ok(d) => d.normalize().to_string(),
-        Err(_) => f.to_string(),
-    }
-}
-
-fn cell_text(c: &Cell<'_>) -> String {
-    match c {
-        Cell::Empty => String::new(),
-        Cell::Text(t) => (*t).to_string(),
-        Cell::Number(f) => number_text(*f),
-        Cell::Bool(true) => "TRUE".into(),
-        Cell::Bool(false) => "FALSE".into(),
-        Cell::Error(e) => e.clone(),
-    }
-}
 
 /// Reads the first sheet of an export; `what` names the file in errors.
 pub fn read_table(bytes: &[u8], what: &str) -> Result<Table, ExportFileError> {
@@ -289,7 +283,7 @@ pub fn read_table(bytes: &[u8], what: &str) -> Result<Table, ExportFileError> {
                 ));
                 return;
             }
-            let row: Vec<String> = cells.iter().map(cell_text).collect();
+            let row: Vec<String> = cells.iter().map(Cell::as_text).collect();
             text_bytes += row.iter().map(|s| s.len() as u64).sum::<u64>();
             if text_bytes > MAX_TABLE_TEXT_BYTES {
                 refused = Some(format!(
@@ -407,14 +401,14 @@ mod tests {
 
     #[test]
     fn numbers_read_without_float_noise() {
-        assert_eq!(number_text(12.3), "12.3");
-        assert_eq!(number_text(5.0), "5");
-        assert_eq!(number_text(812345.0), "812345");
-        assert_eq!(number_text(0.1 + 0.2), "0.3");
-        assert_eq!(number_text(12.299999999999999), "12.3");
-        assert_eq!(number_text(-0.5), "-0.5");
-        assert_eq!(number_text(999999999.99), "999999999.99");
-        assert_eq!(number_text(1e30), "1000000000000000000000000000000");
+        assert_eq!(Cell::Number(12.3).as_text(), "12.3");
+        assert_eq!(Cell::Number(5.0).as_text(), "5");
+        assert_eq!(Cell::Number(812345.0).as_text(), "812345");
+        assert_eq!(Cell::Number(0.1 + 0.2).as_text(), "0.3");
+        assert_eq!(Cell::Number(12.299999999999999).as_text(), "12.3");
+        assert_eq!(Cell::Number(-0.5).as_text(), "-0.5");
+        assert_eq!(Cell::Number(999999999.99).as_text(), "999999999.99");
+        assert_eq!(Cell::Number(1e30).as_text(), "1000000000000000000000000000000");
     }
 
     #[test]

@@ -185,7 +185,7 @@ fn read_sample(path: &Path, sheet: Option<&str>) -> Result<Sample, String> {
     opened
         .for_each_row(&cols, &mut |_, cells| {
             if rows.len() < SAMPLE_ROWS {
-                rows.push(cells.iter().map(cell_text).collect());
+                rows.push(cells.iter().map(Cell::as_text).collect());
             }
         })
         .map_err(|e| e.to_string())?;
@@ -193,15 +193,6 @@ fn read_sample(path: &Path, sheet: Option<&str>) -> Result<Sample, String> {
     Ok(Sample { headers, rows, csv })
 }
 
-fn cell_text(c: &Cell<'_>) -> String {
-    match c {
-        Cell::Empty => String::new(),
-        Cell::Text(t) => t.to_string(),
-        Cell::Number(n) => n.to_string(),
-        Cell::Bool(b) => b.to_string(),
-        Cell::Error(e) => e.clone(),
-    }
-}
 
 /// The encoding and delimiter of a CSV's first line (informational: both are detected at every
 /// run).

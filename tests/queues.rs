@@ -164,20 +164,7 @@ async fn an_export_is_watched_to_its_file_which_has_the_sku_template_header() {
     assert_eq!(header, &env.sim.sku_export_header());
     let mut names = header.clone();
     names.sort();
-    let mut expected: Vec<String> = [
-        "id",
-        "id_produto",
-        "sku",
-        "nome_produto",
-        "valores_de_variacoes",
-        "preço_custo",
-        "preço_venda",
-        "preço_promocional",
-        "peso_em_kg",
-        "altura_em_cm",
-        "largura_em_cm",
-        "comprimento_em_cm",
-    ]
+    let mut expected: Vec<String> = yampi_sync::export_file::columns::SKU_TEMPLATE
     .iter()
     .map(|s| s.to_string())
     .collect();

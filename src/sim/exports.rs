@@ -19,20 +19,7 @@ use super::routes::{Ctx, Reply};
 use super::store::State;
 
 /// The SKU template's columns, in the assumed canonical spelling.
-pub(super) const SKU_COLUMNS: [&str; 12] = [
-    "id",
-    "id_produto",
-    "sku",
-    "nome_produto",
-    "valores_de_variacoes",
-    "preço_custo",
-    "preço_venda",
-    "preço_promocional",
-    "peso_em_kg",
-    "altura_em_cm",
-    "largura_em_cm",
-    "comprimento_em_cm",
-];
+pub(super) const SKU_COLUMNS: [&str; 12] = crate::export_file::columns::SKU_TEMPLATE;
 
 /// The SKU export's header row: the template's columns in the store's (seeded) order.
 pub(super) fn sku_header(seed: u64) -> Vec<&'static str> {

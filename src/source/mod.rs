@@ -64,6 +64,19 @@ pub enum Cell<'a> {
 }
 
 impl Cell<'_> {
+    /// The cell as a merchant reads it: numbers without float noise (at most 15 significant
+    /// digits, no trailing zeros: `12.3`, `5`, `812345`), booleans as `TRUE`/`FALSE`.
+    pub fn as_text(&self) -> String {
+        match self {
+            Cell::Empty => String::new(),
+            Cell::Text(t) => (*t).to_string(),
+            Cell::Number(f) => number_text(*f),
+            Cell::Bool(true) => "TRUE".into(),
+            Cell::Bool(false) => "FALSE".into(),
+            Cell::Error(e) => e.clone(),
+        }
+    }
+
     fn is_blank(&self) -> bool {
         match self {
             Cell::Empty => true,
@@ -176,6 +189,19 @@ fn quote_list(items: &[String]) -> String {
         .map(|s| format!("\"{s}\""))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A number as a merchant reads it: at most 15 significant digits (no float noise), no
+/// trailing zeros, no exponent for ordinary values (`12.3`, `5`, `812345`).
+fn number_text(f: f64) -> String {
+    if !f.is_finite() {
+        return f.to_string();
+    }
+    let sci = format!("{f:.14e}");
+    match rust_decimal::Decimal::from_scientific(&sci) {
+        Ok(d) => d.normalize().to_string(),
+        Err(_) => f.to_string(),
+    }
 }
 
 enum Body {

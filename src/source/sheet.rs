@@ -143,15 +143,6 @@ fn text_cell(s: &str) -> Cell<'_> {
     }
 }
 
-fn header_text(c: &Cell<'_>) -> String {
-    match c {
-        Cell::Empty => String::new(),
-        Cell::Text(t) => t.to_string(),
-        Cell::Number(n) => n.to_string(),
-        Cell::Bool(b) => b.to_string(),
-        Cell::Error(e) => e.clone(),
-    }
-}
 
 impl SheetBody {
     pub fn open(
@@ -199,7 +190,7 @@ impl SheetBody {
                         if headers.len() <= c {
                             headers.resize(c + 1, String::new());
                         }
-                        headers[c] = header_text(&value);
+                        headers[c] = Cell::as_text(&value);
                     }
                 }
                 let header_row = header_row.ok_or_else(|| SourceError::Empty {
@@ -245,7 +236,7 @@ impl SheetBody {
                     headers = vec![String::new(); start_col];
                     headers.extend(row.iter().map(|d| {
                         let t = text_of_data(d);
-                        header_text(&cell_of_data(d, &t))
+                        Cell::as_text(&cell_of_data(d, &t))
                     }));
                     break;
                 }

@@ -193,12 +193,27 @@ impl StateStore {
             message: damaged_sentence(dir, &what),
         };
         // sled may panic on a damaged file instead of answering an error.
-        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            sled::Config::new()
-                .path(dir.join("db"))
-                .cache_capacity(32 * 1024 * 1024)
-                .open()
-        }));
+        let open_db = || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                sled::Config::new()
+                    .path(dir.join("db"))
+                    .cache_capacity(32 * 1024 * 1024)
+                    .open()
+            }))
+        };
+        // We hold the state dir's lock, so whoever still holds sled's own file lock is a handle
+        // of this process being dropped (sled's flusher thread lets go a moment later): wait
+        // for it briefly instead of calling the database damaged.
+        let mut opened = open_db();
+        for _ in 0..60 {
+            match &opened {
+                Ok(Err(e)) if e.to_string().contains("could not acquire lock") => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    opened = open_db();
+                }
+                _ => break,
+            }
+        }
         let db = match opened {
             Ok(Ok(db)) => db,
             Ok(Err(e)) if recorded > 0 => return Err(damaged(format!("cannot be opened ({e})"))),
