@@ -309,8 +309,34 @@ async fn a_run_killed_while_its_queue_runs_is_resumed_and_never_posted_twice() {
         want[0],
         "the queue was still pending"
     );
-    let out = binary(&["--run-once"]).output().unwrap();
-    assert_exit(&out, 0);
+    // The rerun, bounded: it must end on its own once the queue finishes.
+    let log = env.path("rerun.log");
+    let mut rerun = binary(&["--run-once"]);
+    rerun
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(env.path("rerun.err")).unwrap());
+    let mut child = Running(rerun.spawn().unwrap());
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            child.kill_hard();
+            panic!(
+                "the rerun did not end: {}",
+                std::fs::read_to_string(env.path("rerun.err")).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{}{}",
+        std::fs::read_to_string(&log).unwrap_or_default(),
+        std::fs::read_to_string(env.path("rerun.err")).unwrap_or_default()
+    );
     assert_eq!(env.sim.import_posts(), 1, "nothing posted again");
     for (i, (_, id, _)) in skus.iter().enumerate() {
         assert_eq!(sale(&env, *id), want[i]);
