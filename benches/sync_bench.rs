@@ -499,9 +499,9 @@ fn case_xls() {
     use yampi_sync::xls::{MAX_DATA_ROWS, XlsCell, chunks, write_xls};
     const ROWS: usize = 70_000;
     let header: Vec<String> = yampi_sync::export_file::columns::SKU_TEMPLATE
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let cents = |n: usize| XlsCell::Number(Decimal::new(n as i64, 2));
     let rows: Vec<Vec<XlsCell>> = (0..ROWS)
         .map(|i| {

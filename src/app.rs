@@ -85,6 +85,8 @@ pub async fn main(cli: Cli) -> i32 {
                 progress: std::io::stderr().is_terminal(),
                 cancel: Some(cancel),
                 now: None,
+                publish: None,
+                publish_configured: false,
             };
             run_once(&cli.config, cli.state_dir.as_deref(), &opts).await
         }
@@ -114,7 +116,19 @@ pub async fn run_once(config_path: &Path, state_dir: Option<&Path>, opts: &RunOp
         Ok(x) => x,
         Err(code) => return code,
     };
-    let reports = pipeline::run_once(&settings, &state, &clients, opts).await;
+    // The file server runs for as long as this run may publish or watch an import.
+    let publish = match start_publish(&settings, opts).await {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let with_server = RunOptions {
+        publish: publish.clone(),
+        ..opts.clone()
+    };
+    let reports = pipeline::run_once(&settings, &state, &clients, &with_server).await;
+    if let Some(p) = publish {
+        p.shutdown().await;
+    }
     for r in &reports {
         if r.dry_run {
             println!("plan for job {}:", r.job);
@@ -139,6 +153,33 @@ pub async fn run_once(config_path: &Path, state_dir: Option<&Path>, opts: &RunOp
         }
     }
     worst_exit(reports.iter().map(|r| r.exit_code))
+}
+
+/// Starts the `[publish]` file server when the config has one and a price job of this run could
+/// import (or resume an import); never for a dry run, which sends nothing.
+pub async fn start_publish(
+    settings: &config::Settings,
+    opts: &RunOptions,
+) -> Result<Option<crate::publish::PublishServer>, i32> {
+    let Some(p) = &settings.publish else {
+        return Ok(None);
+    };
+    let wanted = !opts.dry_run
+        && settings.jobs.iter().any(|j| {
+            j.kind == config::JobKind::Price
+                && j.route != config::PriceRoute::Api
+                && (opts.jobs.is_empty() || opts.jobs.contains(&j.name))
+        });
+    if !wanted {
+        return Ok(None);
+    }
+    match crate::publish::PublishServer::start(p, settings.state_dir.join("publish")).await {
+        Ok(s) => Ok(Some(s)),
+        Err(e) => {
+            eprintln!("error: {e}; nothing was sent");
+            Err(EXIT_FAILED)
+        }
+    }
 }
 
 /// `check`: every problem in config, mappings and sources at once; sends nothing.

@@ -113,7 +113,16 @@ pub async fn run(config_path: &Path, state_dir: Option<&Path>, grace: Duration) 
     systemd::ready(&format!("idle, {} job(s) scheduled", settings.jobs.len()));
     tracing::info!(config = %config_path.display(), jobs = settings.jobs.len(), "Daemon started");
 
+    // One file server for the daemon's life, shared by every run (a reload keeps it).
+    let publish = match crate::app::start_publish(&settings, &RunOptions::default()).await {
+        Ok(p) => p,
+        Err(code) => {
+            systemd::stopping();
+            return code;
+        }
+    };
     let mut scheduler = Scheduler::new(state.clone(), shutdown.clone(), wall_clock());
+    scheduler.publish = publish.clone();
     scheduler.start(&settings, &clients);
     health.set(web::Phase::Running);
     let mut heartbeat = tokio::time::interval(web::BEAT_EVERY);
@@ -157,6 +166,9 @@ pub async fn run(config_path: &Path, state_dir: Option<&Path>, grace: Duration) 
     );
     shutdown.cancel();
     let finished = scheduler.stop(grace).await;
+    if let Some(p) = publish {
+        p.shutdown().await;
+    }
     crate::status::write_snapshot(&settings, &state);
     let _ = state.flush().await;
     web_stop.cancel();
@@ -429,6 +441,8 @@ pub struct Scheduler {
     /// Every job task of every generation; each ends with `Some(sentence)` when it panicked.
     tasks: JoinSet<Option<String>>,
     generation: CancellationToken,
+    /// The `[publish]` file server the runs share, when the daemon started one.
+    pub publish: Option<crate::publish::PublishServer>,
 }
 
 impl Scheduler {
@@ -442,6 +456,7 @@ impl Scheduler {
             tracker: TaskTracker::new(),
             tasks: JoinSet::new(),
             generation,
+            publish: None,
         }
     }
 
@@ -467,6 +482,7 @@ impl Scheduler {
                 generation: self.generation.clone(),
                 shutdown: self.shutdown.clone(),
                 clock: self.clock.clone(),
+                publish: self.publish.clone(),
             };
             let name = job.name.clone();
             self.tasks
@@ -516,6 +532,7 @@ struct JobTask {
     generation: CancellationToken,
     shutdown: CancellationToken,
     clock: Clock,
+    publish: Option<crate::publish::PublishServer>,
 }
 
 impl JobTask {
@@ -569,6 +586,7 @@ async fn job_loop(t: &JobTask, job: &JobSettings) {
             cancel: Some(t.shutdown.clone()),
             // The scheduler's clock decides which batch-edit occurrence is due (and how late).
             now: Some(clock()),
+            publish: t.publish.clone(),
             ..RunOptions::default()
         };
         let report = pipeline::run_job(&t.settings, &t.state, &t.client, job, &opts).await;

@@ -230,7 +230,6 @@ pub fn find_column(header: &[String], aliases: &[&str]) -> Result<Option<usize>,
     Ok(None)
 }
 
-
 /// Reads the first sheet of an export; `what` names the file in errors.
 pub fn read_table(bytes: &[u8], what: &str) -> Result<Table, ExportFileError> {
     let kind = sniff(bytes).ok_or_else(|| ExportFileError::UnknownFormat {
@@ -408,7 +407,10 @@ mod tests {
         assert_eq!(Cell::Number(12.299999999999999).as_text(), "12.3");
         assert_eq!(Cell::Number(-0.5).as_text(), "-0.5");
         assert_eq!(Cell::Number(999999999.99).as_text(), "999999999.99");
-        assert_eq!(Cell::Number(1e30).as_text(), "1000000000000000000000000000000");
+        assert_eq!(
+            Cell::Number(1e30).as_text(),
+            "1000000000000000000000000000000"
+        );
     }
 
     #[test]

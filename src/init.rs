@@ -193,7 +193,6 @@ fn read_sample(path: &Path, sheet: Option<&str>) -> Result<Sample, String> {
     Ok(Sample { headers, rows, csv })
 }
 
-
 /// The encoding and delimiter of a CSV's first line (informational: both are detected at every
 /// run).
 fn csv_style(path: &Path) -> (&'static str, char) {

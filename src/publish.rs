@@ -263,6 +263,11 @@ impl PublishServer {
             .is_some_and(|e| e.expires_at > Utc::now())
     }
 
+    /// `public_base_url` without its trailing slash.
+    pub fn public_base_url(&self) -> &str {
+        &self.inner.public_base_url
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr
     }

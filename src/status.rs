@@ -1,5 +1,5 @@
-//! What `status` shows: per job, the last run, the next run, interrupted writes, and batch edit
-//! occurrences in doubt or missed.
+//! What `status` shows: per job, the last run, the next run, interrupted writes, pending import
+//! queues, and batch edit occurrences in doubt or missed.
 //!
 //! The state store can be open in one process only, so every run also writes the same picture
 //! to `state_dir/status.json` (temporary file, then rename); `status` reads the store when it is
@@ -32,11 +32,17 @@ pub fn rows(settings: &Settings, state: &StateStore) -> Vec<Value> {
                 .and_then(|l| l.pending())
                 .map(|ops| {
                     ops.iter()
-                        .filter(|op| op.kind != crate::state::OpKind::BatchEdit)
+                        .filter(|op| {
+                            !matches!(
+                                op.kind,
+                                crate::state::OpKind::BatchEdit | crate::state::OpKind::ImportLine
+                            )
+                        })
                         .count()
                 })
                 .unwrap_or(0);
             let (in_doubt, missed, edits_error) = edit_occurrences(settings, job, state);
+            let queues = crate::pipeline::import::pending_queues(state, &[job.name.as_str()]);
             json!({
                 "job": job.name,
                 "kind": job.kind.as_str(),
@@ -48,6 +54,7 @@ pub fn rows(settings: &Settings, state: &StateStore) -> Vec<Value> {
                 "edits_in_doubt": in_doubt,
                 "edits_missed": missed,
                 "edits_error": edits_error,
+                "pending_queues": queues,
             })
         })
         .collect()
@@ -189,6 +196,19 @@ pub fn print(rows: &[Value], tz: chrono_tz::Tz) {
         }
         if let Some(e) = r["edits_error"].as_str() {
             println!("  BATCH EDIT RECORDS UNREADABLE: {e}");
+        }
+        for q in r["pending_queues"].as_array().into_iter().flatten() {
+            println!(
+                "  PENDING QUEUE: {} queue {} since {}, {} line(s) sent, {} processed ({}) — the next run resumes watching it",
+                q["kind"].as_str().unwrap_or("?"),
+                q["queue_id"]
+                    .as_u64()
+                    .map_or("not found yet".to_string(), |id| id.to_string()),
+                q["since"].as_str().unwrap_or("?"),
+                q["lines_sent"],
+                q["lines_processed"],
+                q["file"].as_str().unwrap_or("?"),
+            );
         }
         if r["writes_in_doubt"].as_u64().unwrap_or(0) > 0 {
             println!(

@@ -23,6 +23,12 @@ fn the_demo_runs_and_shows_each_step() {
         stdout.contains("the simulator received 5 stocks/sync request(s) for this export"),
         "{stdout}"
     );
-    assert!(stdout.contains("rejected:") && stdout.contains("unmatched:"), "{stdout}");
-    assert!(stdout.contains("(429 answers from the simulator: 0)"), "{stdout}");
+    assert!(
+        stdout.contains("rejected:") && stdout.contains("unmatched:"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("(429 answers from the simulator: 0)"),
+        "{stdout}"
+    );
 }

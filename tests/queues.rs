@@ -165,9 +165,9 @@ async fn an_export_is_watched_to_its_file_which_has_the_sku_template_header() {
     let mut names = header.clone();
     names.sort();
     let mut expected: Vec<String> = yampi_sync::export_file::columns::SKU_TEMPLATE
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     expected.sort();
     assert_eq!(names, expected, "the 12 columns of the template");
     assert_eq!(rows.len(), 13, "one row per SKU");

@@ -156,7 +156,38 @@ pub struct JobSettings {
     pub max_lateness: Duration,
     /// An import or export queue not finished after this long fails the job.
     pub queue_timeout: Duration,
+    /// Price jobs: how changed prices reach the store.
+    pub route: PriceRoute,
+    /// Price jobs: the merchant's own SKU export, whose header an import must repeat.
+    pub import_template: Option<PathBuf>,
+    /// Price jobs: fixed time `route = "auto"` adds to an import's queue time (export, file,
+    /// Yampi picking the queue up).
+    pub import_overhead: Duration,
 }
+
+/// How a price job's changes reach the store (`route`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PriceRoute {
+    /// An import when `[publish]` is set and it is estimated faster than the API.
+    Auto,
+    /// Always the API.
+    Api,
+    /// Always an import (needs `[publish]`).
+    Import,
+}
+
+impl PriceRoute {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PriceRoute::Auto => "auto",
+            PriceRoute::Api => "api",
+            PriceRoute::Import => "import",
+        }
+    }
+}
+
+/// `import_overhead` when the job does not set it.
+pub const DEFAULT_IMPORT_OVERHEAD: Duration = Duration::from_secs(5 * 60);
 
 /// `queue_timeout` when the job does not set it.
 pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(2 * 3_600);
@@ -316,6 +347,18 @@ pub fn from_str(
         }
     }
 
+    let publish = raw
+        .publish
+        .as_ref()
+        .and_then(|p| publish::validate(p, &file, errors));
+    if raw.publish.is_none() {
+        for j in jobs.iter().filter(|j| j.route == PriceRoute::Import) {
+            errors.push(format!(
+                    "{file}: job {}: `route = \"import\"` needs a [publish] section (Yampi fetches the import file from it); add one, or use route = \"api\"",
+                    j.name
+                ));
+        }
+    }
     Some(Settings {
         path: path.to_path_buf(),
         state_dir,
@@ -336,10 +379,7 @@ pub fn from_str(
         ),
         stores,
         jobs,
-        publish: raw
-            .publish
-            .as_ref()
-            .and_then(|p| publish::validate(p, &file, errors)),
+        publish,
         metrics: raw
             .metrics
             .as_ref()
@@ -369,6 +409,8 @@ pub mod ranges {
         Duration::from_millis(50)..=Duration::from_secs(3_600);
     pub const QUEUE_TIMEOUT: RangeInclusive<Duration> =
         Duration::from_secs(1)..=Duration::from_secs(7 * 86_400);
+    pub const IMPORT_OVERHEAD: RangeInclusive<Duration> =
+        Duration::ZERO..=Duration::from_secs(86_400);
 }
 
 /// `value` (or `default` when unset) if it lies in `range`; otherwise one error naming the key
@@ -660,6 +702,44 @@ fn validate_job(
         &format!("{file}: job {label}: `queue_timeout`"),
         errors,
     );
+    let price_only = |key: &str, set: bool, errors: &mut Vec<String>| {
+        if set && kind != JobKind::Price {
+            errors.push(format!(
+                "{file}: job {label}: `{key}` is only for price jobs (stock stays on the API)"
+            ));
+        }
+    };
+    price_only("route", rj.route.is_some(), errors);
+    price_only("import_template", rj.import_template.is_some(), errors);
+    price_only("import_overhead", rj.import_overhead.is_some(), errors);
+    let route = match rj.route.as_deref() {
+        None | Some("auto") => PriceRoute::Auto,
+        Some("api") => PriceRoute::Api,
+        Some("import") => PriceRoute::Import,
+        Some(other) => {
+            errors.push(format!(
+                "{file}: job {label}: `route` \"{other}\" is not one of auto, api, import"
+            ));
+            PriceRoute::Auto
+        }
+    };
+    let import_template = rj.import_template.as_ref().map(|t| {
+        let p = resolve_path(config_dir, t);
+        if !p.is_file() {
+            errors.push(format!(
+                "{file}: job {label}: `import_template` {} is not a readable file (an SKU export downloaded from Yampi)",
+                p.display()
+            ));
+        }
+        p
+    });
+    let import_overhead = duration_in(
+        rj.import_overhead.as_deref(),
+        DEFAULT_IMPORT_OVERHEAD,
+        ranges::IMPORT_OVERHEAD,
+        &format!("{file}: job {label}: `import_overhead`"),
+        errors,
+    );
     let (schedule_text, schedule) = match &rj.schedule {
         Some(s) => match parse_schedule(s) {
             Ok(sched) => (Some(s.clone()), Some(sched)),
@@ -802,6 +882,9 @@ fn validate_job(
         edit,
         max_lateness,
         queue_timeout,
+        route,
+        import_template,
+        import_overhead,
     })
 }
 

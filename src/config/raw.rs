@@ -79,6 +79,12 @@ pub struct RawJob {
     pub max_lateness: Option<String>,
     /// A queue not finished after this long fails the job (a humane duration, "2h").
     pub queue_timeout: Option<String>,
+    /// Price jobs: "auto" | "api" | "import".
+    pub route: Option<String>,
+    /// Price jobs: an SKU export the merchant downloaded, whose header an import must repeat.
+    pub import_template: Option<String>,
+    /// Price jobs: what `route = "auto"` adds to an import's queue time (a humane duration).
+    pub import_overhead: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -97,6 +97,16 @@ pub struct PlanSummary {
     pub writes: u64,
 }
 
+/// The route a kind chose for its plan.
+pub struct RouteNote {
+    /// Which route and why (both ETAs).
+    pub message: String,
+    /// The ETA of the chosen route.
+    pub eta_secs: f64,
+    /// The requests planned per route, when the choice changed them.
+    pub routes: Option<Vec<(String, u64)>>,
+}
+
 /// Interrupted writes settled just before sending, and the operations left to send.
 pub struct Settled<Op> {
     pub ops: Vec<Op>,
@@ -176,6 +186,15 @@ pub trait JobKind: 'static {
     fn log_plan(job: &JobSettings, plan: &Self::Plan, report: &RunReport);
 
     fn dry_run_message(writes: u64) -> String;
+
+    /// Chooses how the plan is sent (price: the API or an import), given the API's ETA under
+    /// the store's limits; the note goes into the log and the dry run's message.
+    fn route(_cx: JobContext<'_>, _plan: &mut Self::Plan, _api_eta_secs: f64) -> Option<RouteNote>
+    where
+        Self: Sized,
+    {
+        None
+    }
 
     /// After `begin_writes`: settles interrupted writes that need the store, and turns the plan
     /// into the operations to send.
@@ -260,7 +279,7 @@ async fn run_inner<K: JobKind>(cx: JobContext<'_>, report: &mut RunReport) -> Re
     let (already_applied, history) = K::history(cx, &sku_index).await;
     report.already_applied += already_applied;
     let history = history?;
-    let plan = K::plan(PlanInputs {
+    let mut plan = K::plan(PlanInputs {
         mapping: &mapping,
         section: &section,
         prepared: &prepared,
@@ -274,6 +293,14 @@ async fn run_inner<K: JobKind>(cx: JobContext<'_>, report: &mut RunReport) -> Re
     let summary = K::summarize(&plan);
     let writes = summary.writes;
     apply_plan(report, summary, client);
+    let note = K::route(cx, &mut plan, report.plan_eta_secs);
+    if let Some(n) = &note {
+        report.plan_eta_secs = n.eta_secs;
+        if let Some(r) = &n.routes {
+            report.plan = r.clone();
+        }
+        tracing::info!(job = %job.name, "{}", n.message);
+    }
 
     // 5. The guard that needs the plan.
     K::plan_guard(job, &plan)?;
@@ -285,6 +312,9 @@ async fn run_inner<K: JobKind>(cx: JobContext<'_>, report: &mut RunReport) -> Re
             c.outcome = Outcome::DryRun;
         }
         report.message = K::dry_run_message(writes);
+        if let Some(n) = note {
+            report.message = format!("{}; {}", report.message, n.message);
+        }
         finish_code(report);
         return Ok(());
     }

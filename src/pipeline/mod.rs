@@ -8,6 +8,7 @@ pub mod batch_edit;
 pub mod common;
 pub mod driver;
 pub mod feed;
+pub mod import;
 pub mod plan;
 pub mod price;
 pub mod price_plan;
@@ -39,6 +40,10 @@ pub struct RunOptions {
     /// The time the run takes as now (which batch-edit occurrence is due); `None` = the wall
     /// clock. Tests and the daemon's clock set it.
     pub now: Option<chrono::DateTime<Utc>>,
+    /// The `[publish]` file server price imports are served from, when this run has it.
+    pub publish: Option<crate::publish::PublishServer>,
+    /// Whether the config has `[publish]` (a dry run plans imports without the server).
+    pub publish_configured: bool,
 }
 
 /// One HTTP client (and so one rate-limit budget) per store, shared by its jobs.
@@ -137,6 +142,10 @@ pub async fn run_job(
     opts: &RunOptions,
 ) -> RunReport {
     let clock = Instant::now();
+    let opts = &RunOptions {
+        publish_configured: opts.publish_configured || settings.publish.is_some(),
+        ..opts.clone()
+    };
     let before = client.request_counts();
     let limited_before = client.limiter().rate_limited_total();
     let mut report = RunReport::new(

@@ -30,9 +30,10 @@ use crate::state::{Outcome as Settle, StateStore, price_key};
 use super::RunOptions;
 use super::common::{Fail, SendError, state_fail};
 use super::driver::{
-    FeedReader, JobContext, JobKind, PlanInputs, PlanSummary, SendSummary, Settled,
+    FeedReader, JobContext, JobKind, PlanInputs, PlanSummary, RouteNote, SendSummary, Settled,
 };
 use super::feed::{PriceValues, read_price_feed};
+use super::import::{self, ImportLine, ImportResult};
 use super::price_plan::{PriceOp, PricePlan, PricePlanInput, plan_prices};
 
 /// How long an asynchronous batch update may take before the run stops waiting for it.
@@ -53,12 +54,13 @@ pub struct PriceKind;
 
 impl JobKind for PriceKind {
     type Section = PriceMapping;
-    type Prepared = ();
+    /// Imports an earlier run left pending, resumed before planning.
+    type Prepared = ImportResult;
     type Values = PriceValues;
     /// SKU id → the fields this job pushed, interrupted writes settled.
     type History = HashMap<u64, PriceFields>;
-    type Plan = PricePlan;
-    type Op = ProductWrites;
+    type Plan = RoutedPlan;
+    type Op = PriceSend;
 
     // Price writes leave the SKU index alone when they find a SKU gone.
     const INVALIDATE_STALE_INDEX: bool = false;
@@ -73,8 +75,21 @@ impl JobKind for PriceKind {
         mapping.price_columns()
     }
 
-    async fn prepare(_cx: JobContext<'_>, _: &Mapping, _: &PriceMapping) -> Result<(), Fail> {
-        Ok(())
+    /// Resumes the imports an earlier run left pending (never in a dry run): their lines that
+    /// landed are checkpointed before the plan, so they are not planned again.
+    async fn prepare(
+        cx: JobContext<'_>,
+        _: &Mapping,
+        _: &PriceMapping,
+    ) -> Result<ImportResult, Fail> {
+        if cx.opts.dry_run {
+            return Ok(ImportResult::default());
+        }
+        let resumed = import::resume_pending(cx).await;
+        if let Some(why) = &resumed.stopped {
+            return Err(super::common::fail(crate::report::EXIT_FAILED, why.clone()));
+        }
+        Ok(resumed)
     }
 
     const READ_FEED: FeedReader<Self::Values> = read_price_feed;
@@ -106,36 +121,86 @@ impl JobKind for PriceKind {
         (landed, Ok(pushed))
     }
 
-    fn plan(inputs: PlanInputs<'_, Self>) -> PricePlan {
+    fn plan(inputs: PlanInputs<'_, Self>) -> RoutedPlan {
         let file = inputs.file.display().to_string();
-        plan_prices(&PricePlanInput {
+        let plan = plan_prices(&PricePlanInput {
             feed: inputs.feed,
             skus: &inputs.index.skus,
             pushed: inputs.history,
             mapping: inputs.section,
             file: &file,
             full: inputs.full,
-        })
+        });
+        RoutedPlan {
+            plan,
+            import: false,
+            resumed: inputs.prepared.clone(),
+        }
     }
 
-    fn summarize(plan: &PricePlan) -> PlanSummary {
+    fn summarize(routed: &RoutedPlan) -> PlanSummary {
+        let plan = &routed.plan;
         let mut per_route: BTreeMap<&str, u64> = BTreeMap::new();
         for op in &plan.ops {
             *per_route.entry(op.route()).or_default() += 1;
         }
+        let mut changes = plan.changes.clone();
+        // Lines of a resumed import whose SKU this plan does not touch again.
+        let planned: std::collections::HashSet<u64> = changes.iter().map(|c| c.sku_id).collect();
+        changes.extend(
+            routed
+                .resumed
+                .rows
+                .iter()
+                .filter(|r| !planned.contains(&r.sku_id))
+                .cloned(),
+        );
         PlanSummary {
             matched_skus: plan.matched_skus,
-            changes: plan.changes.clone(),
+            changes,
             refused: plan.refused.clone(),
             routes: per_route.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
             writes: plan.ops.len() as u64,
         }
     }
 
-    fn log_plan(job: &JobSettings, plan: &PricePlan, report: &RunReport) {
+    fn route(cx: JobContext<'_>, routed: &mut RoutedPlan, api_eta_secs: f64) -> Option<RouteNote> {
+        let lines = import_lines(&routed.plan).len() as u64;
+        let choice = import::choose(
+            cx.job,
+            cx.opts.publish_configured,
+            cx.client.store().queue_poll,
+            lines,
+            api_eta_secs,
+        );
+        routed.import = choice.import;
+        let (route, eta) = if choice.import {
+            ("an import", choice.import_eta_secs)
+        } else {
+            ("the API", api_eta_secs)
+        };
+        let files = import::files_for(lines);
+        Some(RouteNote {
+            message: format!(
+                "route: {route} ({}; API ETA {}, import estimate {})",
+                choice.why,
+                crate::util::human_secs(choice.api_eta_secs),
+                crate::util::human_secs(choice.import_eta_secs)
+            ),
+            eta_secs: eta,
+            routes: choice.import.then(|| {
+                vec![(
+                    format!("catalog/skus/import ({lines} lines in {files} file(s))"),
+                    files,
+                )]
+            }),
+        })
+    }
+
+    fn log_plan(job: &JobSettings, routed: &RoutedPlan, report: &RunReport) {
         tracing::info!(
             job = %job.name,
-            requests = plan.ops.len() as u64,
+            requests = routed.plan.ops.len() as u64,
             skus = report.changed_skus(),
             "Plan: {}",
             report
@@ -154,39 +219,87 @@ impl JobKind for PriceKind {
     /// Interrupted writes were settled before the plan; here the writes are grouped per
     /// product, to go one after another.
     async fn settle(
-        _cx: JobContext<'_>,
-        plan: PricePlan,
+        cx: JobContext<'_>,
+        routed: RoutedPlan,
         _history: HashMap<u64, PriceFields>,
-    ) -> Settled<ProductWrites> {
+    ) -> Settled<PriceSend> {
+        let RoutedPlan {
+            plan,
+            import,
+            resumed,
+        } = routed;
+        let outcomes = resumed.outcomes.clone();
+        let mut ops = Vec::new();
+        if !resumed.outcomes.is_empty() {
+            ops.push(PriceSend::Resumed(resumed));
+        }
+        if import {
+            ops.push(PriceSend::Import {
+                lines: import_lines(&plan),
+                split: import::split_for(&cx.client.store().base_url),
+                result: ImportResult::default(),
+            });
+            return Settled {
+                ops,
+                outcomes,
+                already_applied: 0,
+                error: None,
+            };
+        }
         let mut per_product: BTreeMap<u64, Vec<PriceOp>> = BTreeMap::new();
         for op in plan.ops {
             per_product.entry(op.product_id()).or_default().push(op);
         }
+        ops.extend(per_product.into_values().map(|ops| {
+            PriceSend::Product(ProductWrites {
+                ops,
+                results: Vec::new(),
+            })
+        }));
         Settled {
-            ops: per_product
-                .into_values()
-                .map(|ops| ProductWrites {
-                    ops,
-                    results: Vec::new(),
-                })
-                .collect(),
-            outcomes: HashMap::new(),
+            ops,
+            outcomes,
             already_applied: 0,
             error: None,
         }
     }
 
-    async fn send(
-        cx: JobContext<'_>,
-        mut p: ProductWrites,
-    ) -> (ProductWrites, Result<(), SendError>) {
-        let store = &cx.client.store().name;
-        let r = send_product(cx.job, cx.client, cx.state, store, cx.opts, &mut p).await;
-        (p, r)
+    async fn send(cx: JobContext<'_>, op: PriceSend) -> (PriceSend, Result<(), SendError>) {
+        match op {
+            PriceSend::Product(mut p) => {
+                let store = &cx.client.store().name;
+                let r = send_product(cx.job, cx.client, cx.state, store, cx.opts, &mut p).await;
+                (PriceSend::Product(p), r)
+            }
+            PriceSend::Import { lines, split, .. } => {
+                let result = import::run_import(cx, lines, split).await;
+                (
+                    PriceSend::Import {
+                        lines: Vec::new(),
+                        split,
+                        result,
+                    },
+                    Ok(()),
+                )
+            }
+            resumed @ PriceSend::Resumed(_) => (resumed, Ok(())),
+        }
     }
 
-    fn tally(results: Vec<(ProductWrites, Result<(), String>)>, summary: &mut SendSummary) {
-        for (p, r) in results {
+    fn tally(results: Vec<(PriceSend, Result<(), String>)>, summary: &mut SendSummary) {
+        for (op, r) in results {
+            let p = match op {
+                PriceSend::Product(p) => p,
+                PriceSend::Import { result, .. } | PriceSend::Resumed(result) => {
+                    summary.written += result.applied;
+                    summary.failed += result.failed;
+                    summary.outcomes.extend(result.outcomes);
+                    if let Some(why) = result.stopped {
+                        summary.stopped = Some(why);
+                    }
+                    continue;
+                }
+            };
             for (i, op) in p.ops.iter().enumerate() {
                 // An op without a result of its own was never sent: it shares the product's.
                 let result = p.results.get(i).cloned().unwrap_or_else(|| r.clone());
@@ -210,6 +323,48 @@ impl JobKind for PriceKind {
     fn outcome_key(change: &ChangeRow) -> u64 {
         change.sku_id
     }
+}
+
+/// A price plan and the route chosen for it.
+pub struct RoutedPlan {
+    pub plan: PricePlan,
+    /// Sent as imports instead of API writes.
+    pub import: bool,
+    /// What resuming an earlier run's pending imports did.
+    pub resumed: ImportResult,
+}
+
+/// What the driver sends for a price job.
+pub enum PriceSend {
+    /// One product's API writes.
+    Product(ProductWrites),
+    /// Every changed SKU, as import files of at most `split` lines.
+    Import {
+        lines: Vec<ImportLine>,
+        split: usize,
+        result: ImportResult,
+    },
+    /// The outcome of imports resumed before planning (nothing to send).
+    Resumed(ImportResult),
+}
+
+/// The plan's changed SKUs as import lines (key and product from the plan's change rows).
+fn import_lines(plan: &PricePlan) -> Vec<ImportLine> {
+    let keys: HashMap<u64, &ChangeRow> = plan.changes.iter().map(|c| (c.sku_id, c)).collect();
+    let mut out = Vec::new();
+    for op in &plan.ops {
+        for (sku_id, fields) in op.entries() {
+            out.push(ImportLine {
+                sku_id,
+                product_id: op.product_id(),
+                key: keys
+                    .get(&sku_id)
+                    .map_or_else(String::new, |c| c.key.to_string()),
+                fields,
+            });
+        }
+    }
+    out
 }
 
 /// Writes an earlier run left in flight, split by what the freshly refreshed index shows.

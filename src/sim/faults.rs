@@ -51,6 +51,8 @@ pub struct Faults {
     pub echo_headers: Option<u16>,
     /// Queues never finish: `finished_at` stays null and `total_processed` below `total_sent`.
     pub queue_never_finishes: bool,
+    /// Import queues only never finish (exports still do).
+    pub import_queue_never_finishes: bool,
     /// An import's `file_url` cannot be fetched: its queue finishes with one error entry and
     /// nothing applied.
     pub import_fetch_fails: bool,

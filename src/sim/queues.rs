@@ -255,6 +255,7 @@ pub(super) fn settle(st: &mut State, now: Instant) {
         .iter()
         .filter(|q| q.finished_at.is_none() && now.saturating_duration_since(q.started) >= secs)
         .filter(|q| match &q.work {
+            Work::Import(_) if st.faults.import_queue_never_finishes => false,
             Work::Import(fetched) => super::store::lock(fetched).is_some(),
             _ => true,
         })

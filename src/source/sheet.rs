@@ -143,7 +143,6 @@ fn text_cell(s: &str) -> Cell<'_> {
     }
 }
 
-
 impl SheetBody {
     pub fn open(
         path: &Path,
