@@ -13,6 +13,8 @@
 //! (f) 70,000 price rows in the SKU-template layout written as two `.xls` files and read back:
 //!     seconds and peak RSS (target ≤ 2 s, ≤ 300 MB).
 //! (g) many jobs: `status` and the daemon's time to READY for `--jobs N` (default 1,000).
+//! (h) 30,000 changed prices through `route = "api"` and through an import (`--window-ms`, default
+//!     100: Yampi's 60 s windows scaled 600×; `--queue-ms`, default 2,500: each queue's time).
 //!
 //! `cargo bench -- --case csv|csv-all|xlsx|e2e|prices|idle|runs|xls|jobs` runs one case; each case
 //! writes the inputs it reads when they are missing (benches/sync_bench/inputs.rs).
@@ -581,6 +583,18 @@ fn main() {
             "runs" => case_runs(arg("--runs").and_then(|n| n.parse().ok()).unwrap_or(3000)),
             "xls" => case_xls(),
             "jobs" => case_jobs(arg("--jobs").and_then(|n| n.parse().ok()).unwrap_or(1000)),
+            "import" => case_import(
+                Duration::from_millis(
+                    arg("--window-ms")
+                        .and_then(|w| w.parse().ok())
+                        .unwrap_or(100),
+                ),
+                Duration::from_millis(
+                    arg("--queue-ms")
+                        .and_then(|w| w.parse().ok())
+                        .unwrap_or(2500),
+                ),
+            ),
             other => {
                 eprintln!("unknown case {other}");
                 std::process::exit(2);
@@ -591,7 +605,7 @@ fn main() {
     // Each case in its own process, so peak RSS is per case.
     let exe = std::env::current_exe().unwrap();
     for case in [
-        "csv", "csv-all", "xlsx", "e2e", "prices", "runs", "xls", "jobs", "idle",
+        "csv", "csv-all", "xlsx", "e2e", "prices", "runs", "xls", "jobs", "import", "idle",
     ] {
         let status = std::process::Command::new(&exe)
             .args([
@@ -690,5 +704,96 @@ fn case_jobs(n: usize) {
             ready.map_or("never (120 s)".to_string(), |s| format!("{s:.2} s"))
         );
         sim.shutdown().await;
+    });
+}
+
+/// (h) 30,000 changed SKU prices in 10,000 products, once through the API and once through a
+/// spreadsheet import, on the simulator with Yampi's limits in windows of `window` instead of 60 s
+/// and queues that take `queue` (both the SKU export the import reads and the import itself).
+fn case_import(window: Duration, queue: Duration) {
+    use yampi_sync::sim::QueueSettings;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        let catalog = sim::sample_catalog(10_000, 3, 7);
+        let mut results = Vec::new();
+        for route in ["api", "import"] {
+            let sim = Simulator::start(sim_config(window), catalog.clone()).await.unwrap();
+            sim.set_queue_settings(QueueSettings {
+                queue_secs: queue,
+                ..QueueSettings::default()
+            });
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir_all(dir.path().join("erp")).unwrap();
+            // Two SKUs of a product share their new price, the third differs (as in case c).
+            let mut feed = String::from("Código;Preço\n");
+            for p in &catalog.products {
+                for (n, s) in p.skus.iter().enumerate() {
+                    let cents = 50_000 + (p.id % 97) as i64 * 10 + i64::from(n == 2);
+                    feed.push_str(&format!("{};{}\n", s.sku, Decimal::new(cents, 2).to_string().replace('.', ",")));
+                }
+            }
+            std::fs::write(dir.path().join("erp/precos-1.csv"), feed).unwrap();
+            std::fs::write(
+                dir.path().join("price.toml"),
+                "match = \"sku\"\nkey = \"Código\"\ndecimal = \"comma\"\n[price]\nprice_sale = \"Preço\"\nmax_change_pct = 1000000\n",
+            )
+            .unwrap();
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let config = dir.path().join("yampi-sync.toml");
+            std::fs::write(
+                &config,
+                format!(
+                    "state_dir = \"{state}\"\n[[store]]\nname = \"b\"\nalias = \"bench\"\nbase_url = \"{base}\"\nuser_token = \"bench-token\"\nuser_secret_key = \"bench-secret\"\nqueue_poll = \"{poll}ms\"\n[store.limits]\nwindow_ms = {w}\n[[job]]\nname = \"precos\"\nkind = \"price\"\nsource = {{ path = \"erp/*.csv\", settle_ms = 0 }}\nmapping = \"price.toml\"\nroute = \"{route}\"\n[publish]\nlisten = \"127.0.0.1:{port}\"\npublic_base_url = \"http://127.0.0.1:{port}\"\n",
+                    state = dir.path().join("state").display(),
+                    base = sim.base_url(),
+                    poll = (window.as_millis() / 6).max(50),
+                    w = window.as_millis(),
+                ),
+            )
+            .unwrap();
+            let settings = yampi_sync::config::load(&config, None).unwrap();
+            let state = yampi_sync::state::StateStore::open(&settings.state_dir).unwrap();
+            let clients = pipeline::clients(&settings).unwrap();
+            let opts = RunOptions::default();
+            let publish = yampi_sync::app::start_publish(&settings, &opts).await.unwrap();
+            let opts = RunOptions { publish: publish.clone(), ..opts };
+            // The first index is the same for both routes: built before the clock starts.
+            let mut index_only = RunOptions { dry_run: true, ..RunOptions::default() };
+            index_only.publish = publish.clone();
+            let _ = pipeline::run_once(&settings, &state, &clients, &index_only).await;
+            sim.clear_requests();
+            let t0 = Instant::now();
+            let reports = pipeline::run_once(&settings, &state, &clients, &opts).await;
+            let secs = t0.elapsed().as_secs_f64();
+            let requests = sim.requests().len();
+            let r = &reports[0];
+            println!("  route {route}: {}", r.summary_line());
+            if let Some(p) = publish {
+                p.shutdown().await;
+            }
+            let prices_right = catalog.products.iter().all(|p| {
+                p.skus.iter().enumerate().all(|(n, s)| {
+                    let cents = 50_000 + (p.id % 97) as i64 * 10 + i64::from(n == 2);
+                    sim.sku_prices(s.id).is_some_and(|(_, sale, _)| sale == Decimal::new(cents, 2))
+                })
+            });
+            results.push((route, requests, secs, r.exit_code, prices_right, sim.count_status(429)));
+            sim.shutdown().await;
+        }
+        let scale = 60_000.0 / window.as_millis() as f64;
+        for (route, requests, secs, code, ok, r429) in &results {
+            println!(
+                "(h) route {route}: {requests} requests, {secs:.1} s wall ({:.0} min at Yampi's 60 s windows), exit {code}, every price right: {ok}, {r429} × 429",
+                secs * scale / 60.0
+            );
+        }
+        let (api, import) = (&results[0], &results[1]);
+        println!(
+            "(h) api ÷ import: {:.1}× the requests, {:.1}× the wall time (windows {} ms, queues {} ms each)",
+            api.1 as f64 / import.1 as f64,
+            api.2 / import.2,
+            window.as_millis(),
+            queue.as_millis()
+        );
     });
 }
