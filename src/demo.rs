@@ -11,10 +11,13 @@ use std::time::Duration;
 
 use crate::pipeline::{self, RunOptions};
 use crate::report::{EXIT_FAILED, EXIT_OK};
-use crate::sim::{Faults, SimConfig, SimLimits, Simulator, sample_catalog};
+use rust_decimal::Decimal;
+
+use crate::sim::{Faults, QueueSettings, SimConfig, SimLimits, Simulator, sample_catalog};
 
 const DEMO_CONFIG: &str = include_str!("../config/demo/yampi-sync.toml");
 const DEMO_MAPPING: &str = include_str!("../config/demo/stock.toml");
+const DEMO_PRICE_MAPPING: &str = include_str!("../config/demo/price.toml");
 const FEED_DAY1: &[u8] = include_bytes!("../config/demo/estoque-1.csv");
 const FEED_DAY2: &[u8] = include_bytes!("../config/demo/estoque-2.csv");
 const DEMO_TOKEN: &str = "demo-user-token";
@@ -69,7 +72,8 @@ async fn run_inner(state_dir: Option<&Path>) -> Result<(), String> {
         .replace("@BASE_URL@", &sim.base_url())
         .replace("@STATE_DIR@", &dir.join("state").to_string_lossy())
         .replace("@USER_TOKEN@", DEMO_TOKEN)
-        .replace("@USER_SECRET_KEY@", DEMO_SECRET);
+        .replace("@USER_SECRET_KEY@", DEMO_SECRET)
+        .replace("@PUBLISH_PORT@", &free_port()?.to_string());
     let config_path = write("yampi-sync.toml", config_text.as_bytes())?;
     // The file holds credentials (the simulator's): readable by its owner only.
     #[cfg(unix)]
@@ -78,12 +82,16 @@ async fn run_inner(state_dir: Option<&Path>) -> Result<(), String> {
         let _ = std::fs::set_permissions(&config_path, std::fs::Permissions::from_mode(0o600));
     }
     write("mappings/stock.toml", DEMO_MAPPING.as_bytes())?;
+    write("mappings/price.toml", DEMO_PRICE_MAPPING.as_bytes())?;
     write("erp/estoque-20261121.csv", FEED_DAY1)?;
 
     let settings = crate::config::load(&config_path, None).map_err(|e| e.to_string())?;
     let state = crate::state::StateStore::open(&settings.state_dir).map_err(|e| e.to_string())?;
     let clients = pipeline::clients(&settings)?;
-    let opts = RunOptions::default();
+    let opts = RunOptions {
+        jobs: vec!["estoque".into()],
+        ..RunOptions::default()
+    };
 
     println!(
         "\n1) First sync of {}:",
@@ -125,6 +133,55 @@ async fn run_inner(state_dir: Option<&Path>) -> Result<(), String> {
             println!("     {line}");
         }
     }
+    // The ERP's price list: every SKU 5 % up, sent as one spreadsheet import.
+    sim.set_queue_settings(QueueSettings {
+        queue_secs: Duration::from_millis(800),
+        ..QueueSettings::default()
+    });
+    let catalog = sim.catalog();
+    let mut prices = String::from("Código;Preço\n");
+    for p in &catalog.products {
+        for k in &p.skus {
+            let new = (k.price_sale * Decimal::new(105, 2)).round_dp(2);
+            prices.push_str(&format!(
+                "{};{}\n",
+                k.sku,
+                new.to_string().replace('.', ",")
+            ));
+        }
+    }
+    write("erp/precos-20261122.csv", prices.as_bytes())?;
+    println!(
+        "\n4) The ERP's price list, {}, as one spreadsheet import:",
+        dir.join("erp/precos-20261122.csv").display()
+    );
+    let price_opts = RunOptions {
+        jobs: vec!["precos".into()],
+        ..RunOptions::default()
+    };
+    let publish = crate::app::start_publish(&settings, &price_opts)
+        .await
+        .map_err(|_| "cannot start the file server".to_string())?;
+    let price_opts = RunOptions {
+        publish: publish.clone(),
+        ..price_opts
+    };
+    let fourth = pipeline::run_once(&settings, &state, &clients, &price_opts).await;
+    if let Some(p) = publish {
+        p.shutdown().await;
+    }
+    for r in &fourth {
+        println!("   {}", r.summary_line());
+        for line in r.reason_lines(crate::report::SHOWN_LINES) {
+            println!("     {line}");
+        }
+    }
+    println!(
+        "   the simulator received {} import(s) and {} price write(s) through the API",
+        sim.import_posts(),
+        sim.count("PUT", "batch-update-skus")
+    );
+
     println!(
         "\nState, reports and files are in {}\n(429 answers from the simulator: {})",
         dir.display(),
@@ -132,6 +189,7 @@ async fn run_inner(state_dir: Option<&Path>) -> Result<(), String> {
     );
     let failed = first
         .iter()
+        .chain(&fourth)
         .chain(&second)
         .chain(&third)
         .any(|r| r.exit_code == EXIT_FAILED);
@@ -140,4 +198,12 @@ async fn run_inner(state_dir: Option<&Path>) -> Result<(), String> {
         return Err("a job failed; see the messages above".into());
     }
     Ok(())
+}
+
+/// A loopback port free right now, for the demo's file server.
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("cannot find a free loopback port: {e}"))
 }
