@@ -152,6 +152,7 @@ pub fn check(config_path: &Path, state_dir: Option<&Path>) -> i32 {
                             Ok(opened) => {
                                 let cols = match job.kind {
                                     crate::config::JobKind::Price => mapping.price_columns(),
+                                    crate::config::JobKind::Audit => mapping.audit_columns(),
                                     _ => mapping.stock_columns(),
                                 };
                                 let wanted: Vec<&str> = cols.iter().map(String::as_str).collect();

@@ -82,6 +82,9 @@ pub struct StoreSettings {
     pub index_full_rescan: Duration,
     /// How often an import or export queue is polled.
     pub queue_poll: Duration,
+    /// A full index rescan of a store with more SKUs than this reads the SKU export (`match =
+    /// "sku"` only) instead of paging.
+    pub index_export_above: u64,
 }
 
 /// Requests per window, per route group (docs/yampi-api.md, Rate limits).
@@ -153,12 +156,16 @@ pub struct JobSettings {
     pub max_lateness: Duration,
     /// An import or export queue not finished after this long fails the job.
     pub queue_timeout: Duration,
+    /// `audit` jobs: a run that finds differences exits 4 instead of 0.
+    pub fail_on_differences: bool,
 }
 
 /// `queue_timeout` when the job does not set it.
 pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(2 * 3_600);
 /// `queue_poll` when the store does not set it.
 pub const DEFAULT_QUEUE_POLL: Duration = Duration::from_secs(10);
+/// `index_export_above` when the store does not set it.
+pub const DEFAULT_INDEX_EXPORT_ABOVE: u64 = 5_000;
 
 /// `max_lateness` when the job does not set it.
 pub const DEFAULT_MAX_LATENESS: Duration = Duration::from_secs(3_600);
@@ -350,6 +357,7 @@ pub mod ranges {
     use std::time::Duration;
     pub const QUEUE_POLL: RangeInclusive<Duration> =
         Duration::from_millis(50)..=Duration::from_secs(3_600);
+    pub const INDEX_EXPORT_ABOVE: RangeInclusive<u64> = 0..=100_000_000;
     pub const QUEUE_TIMEOUT: RangeInclusive<Duration> =
         Duration::from_secs(1)..=Duration::from_secs(7 * 86_400);
 }
@@ -523,6 +531,13 @@ fn validate_store(
         &key("queue_poll"),
         errors,
     );
+    let index_export_above = in_range(
+        rs.index_export_above,
+        DEFAULT_INDEX_EXPORT_ABOVE,
+        ranges::INDEX_EXPORT_ABOVE,
+        &key("index_export_above"),
+        errors,
+    );
     if !ok {
         return None;
     }
@@ -538,6 +553,7 @@ fn validate_store(
         max_retries,
         index_full_rescan: Duration::from_secs(rescan_hours * 3600),
         queue_poll,
+        index_export_above,
     })
 }
 
@@ -588,11 +604,16 @@ fn validate_job(
             JobKind::Stock
         }
     };
-    if kind == JobKind::Audit {
-        errors.push(format!(
-            "{file}: job {label}: kind \"audit\" is not supported by this version yet"
-        ));
-    }
+    let fail_on_differences = match (rj.fail_on_differences, kind) {
+        (None, _) => false,
+        (Some(v), JobKind::Audit) => v,
+        (Some(_), _) => {
+            errors.push(format!(
+                "{file}: job {label}: `fail_on_differences` is only for audit jobs"
+            ));
+            false
+        }
+    };
     let edit = match (&rj.edit, kind) {
         (Some(e), JobKind::BatchEdit) => edit::validate(e, &format!("{file}: job {label}"), errors),
         (None, JobKind::BatchEdit) => {
@@ -693,7 +714,7 @@ fn validate_job(
             }
         }
         None => {
-            if matches!(kind, JobKind::Stock | JobKind::Price) {
+            if matches!(kind, JobKind::Stock | JobKind::Price | JobKind::Audit) {
                 errors.push(format!("{file}: job {label}: `source` is required"));
             }
             None
@@ -715,6 +736,12 @@ fn validate_job(
                         p.display()
                     ));
                 }
+                if kind == JobKind::Audit && mp.stock.is_none() && mp.price.is_none() {
+                    errors.push(format!(
+                        "{}: job {label} is an audit job but the mapping has neither a [stock] nor a [price] section: nothing to compare",
+                        p.display()
+                    ));
+                }
                 if kind == JobKind::Price && mp.price.is_none() {
                     errors.push(format!(
                         "{}: job {label} is a price job but the mapping has no [price] section",
@@ -725,7 +752,7 @@ fn validate_job(
             (Some(p), mapping)
         }
         None => {
-            if matches!(kind, JobKind::Stock | JobKind::Price) {
+            if matches!(kind, JobKind::Stock | JobKind::Price | JobKind::Audit) {
                 errors.push(format!("{file}: job {label}: `mapping` is required"));
             }
             (None, None)
@@ -780,6 +807,7 @@ fn validate_job(
         edit,
         max_lateness,
         queue_timeout,
+        fail_on_differences,
     })
 }
 

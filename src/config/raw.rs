@@ -42,6 +42,8 @@ pub struct RawStore {
     pub index_full_rescan_hours: Option<u64>,
     /// How often a queue is polled (a humane duration, "10s"; at least "50ms").
     pub queue_poll: Option<String>,
+    /// Above this many SKUs a full index rescan reads the SKU export instead of paging.
+    pub index_export_above: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -71,6 +73,8 @@ pub struct RawJob {
     pub max_lateness: Option<String>,
     /// A queue not finished after this long fails the job (a humane duration, "2h").
     pub queue_timeout: Option<String>,
+    /// `audit` jobs: differences make the run exit 4.
+    pub fail_on_differences: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -97,6 +97,18 @@ pub fn sale_price(raw: Decimal, m: &PriceMapping) -> Decimal {
     two_places(m.round_to.map_or(p, |r| r.apply(p)))
 }
 
+/// The prices a feed row asks for once the mapping's rules (markup, rounding) are applied.
+pub fn desired_prices(raw: PriceFields, m: &PriceMapping) -> PriceFields {
+    PriceFields {
+        sale: raw.sale.map(|p| sale_price(p, m)),
+        // Zero means "no promotion": no markup or rounding may turn it into a price.
+        discount: raw
+            .discount
+            .map(|p| if p.is_zero() { p } else { sale_price(p, m) }),
+        cost: raw.cost.map(two_places),
+    }
+}
+
 fn pct_change(old: Decimal, new: Decimal) -> Option<Decimal> {
     (old > Decimal::ZERO).then(|| ((new - old).abs() * Decimal::from(100) / old).round_dp(1))
 }
@@ -115,15 +127,7 @@ pub fn plan_prices(input: &PricePlanInput<'_>) -> PricePlan {
             continue;
         };
         plan.matched_skus += 1;
-        let raw = row.value;
-        let want = PriceFields {
-            sale: raw.sale.map(|p| sale_price(p, m)),
-            // Zero means "no promotion": no markup or rounding may turn it into a price.
-            discount: raw
-                .discount
-                .map(|p| if p.is_zero() { p } else { sale_price(p, m) }),
-            cost: raw.cost.map(two_places),
-        };
+        let want = desired_prices(row.value, m);
         let pushed = input.pushed.get(sku_id).copied().unwrap_or_default();
         let current = PriceFields {
             sale: pushed.sale.or(sku.price_sale),
