@@ -331,3 +331,83 @@ fn check_accepts_an_audit_job_and_refuses_its_key_on_other_kinds() {
         output_text(&out)
     );
 }
+
+/// A stock job on a store above `index_export_above`: its first index comes from the SKU export.
+async fn big_store_env() -> (Env, Catalog) {
+    let catalog = small_catalog();
+    let mut env = Env::start(catalog.clone()).await;
+    env.sim.set_queue_settings(QueueSettings {
+        queue_secs: Duration::from_millis(150),
+        ..QueueSettings::default()
+    });
+    env.job_extra = "queue_timeout = \"20s\"\n".into();
+    env.write_feed(
+        "estoque-1.csv",
+        &feed_for(&catalog, |_, id| ((id % 7) as i64, 3)),
+    );
+    (env, catalog)
+}
+
+/// `GET /catalog/skus` listing requests (pages, and the one-SKU probe of the store's size).
+fn sku_listings(env: &Env) -> usize {
+    env.sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/catalog/skus"))
+        .count()
+}
+
+#[tokio::test]
+async fn a_big_store_is_indexed_through_the_sku_export_and_refreshed_through_the_api() {
+    let (env, catalog) = big_store_env().await;
+    let opened = open(&env, "index_export_above = 10");
+    let (code, r) = opened.run(&RunOptions::default()).await;
+    assert_eq!(code, 0, "{}", r[0].message);
+    assert_eq!(env.sim.count("GET", "/catalog/skus/export"), 1);
+    assert_eq!(
+        sku_listings(&env),
+        1,
+        "only the probe of the store's size, no paging"
+    );
+    assert_stock(&env, &catalog, |_, id| ((id % 7) as i64, 3));
+
+    // The next run refreshes incrementally, through the API, without a second export.
+    env.sim.clear_requests();
+    env.write_feed(
+        "estoque-2.csv",
+        &feed_for(&catalog, |_, id| ((id % 5) as i64, 3)),
+    );
+    let (code, r) = opened.run(&RunOptions::default()).await;
+    assert_eq!(code, 0, "{}", r[0].message);
+    assert_eq!(env.sim.count("GET", "/catalog/skus/export"), 0);
+    assert_eq!(sku_listings(&env), 1, "one incremental page");
+    assert_stock(&env, &catalog, |_, id| ((id % 5) as i64, 3));
+}
+
+#[tokio::test]
+async fn a_store_below_the_threshold_pages_as_before() {
+    let (env, catalog) = big_store_env().await;
+    let (code, r) = open(&env, "index_export_above = 1000")
+        .run(&RunOptions::default())
+        .await;
+    assert_eq!(code, 0, "{}", r[0].message);
+    assert_eq!(env.sim.count("GET", "/catalog/skus/export"), 0);
+    assert_stock(&env, &catalog, |_, id| ((id % 7) as i64, 3));
+}
+
+#[tokio::test]
+async fn an_export_that_cannot_be_had_falls_back_to_paging() {
+    let (mut env, catalog) = big_store_env().await;
+    env.job_extra = "queue_timeout = \"1s\"\n".into();
+    env.sim.set_faults(Faults {
+        queue_never_finishes: true,
+        ..Faults::default()
+    });
+    let (code, r) = open(&env, "index_export_above = 10")
+        .run(&RunOptions::default())
+        .await;
+    assert_eq!(code, 0, "{}", r[0].message);
+    assert_eq!(env.sim.count("GET", "/catalog/skus/export"), 1);
+    assert!(sku_listings(&env) >= 2, "the probe, then the pages");
+    assert_stock(&env, &catalog, |_, id| ((id % 7) as i64, 3));
+}
