@@ -239,22 +239,33 @@ async fn exported(
     else {
         return Ok(None);
     };
-    // One SKU on one page: the store's size, and its clock before the export starts (updates
-    // after it are picked up by the next incremental refresh).
-    let probe = client
-        .send(
-            Method::GET,
-            "catalog/skus",
-            &[
-                ("skipCache", "true".to_string()),
-                ("page", "1".to_string()),
-                ("limit", "1".to_string()),
-            ],
-            None,
-            true,
+    // The store's size: the index's when there is one (no extra request on a rescan), else one
+    // SKU on one page, whose `total` counts them and whose `Date` is the store's clock before
+    // the export starts (updates after it are picked up by the next incremental refresh).
+    let known = state.index_load(store)?;
+    let (total, server_date) = if known.is_empty() {
+        let probe = client
+            .send(
+                Method::GET,
+                "catalog/skus",
+                &[
+                    ("skipCache", "true".to_string()),
+                    ("orderBy", "id".to_string()),
+                    ("sortedBy", "asc".to_string()),
+                    ("page", "1".to_string()),
+                    ("limit", "1".to_string()),
+                ],
+                None,
+                true,
+            )
+            .await?;
+        (
+            Pagination::from_body(&probe.body).total.unwrap_or(0),
+            probe.date,
         )
-        .await?;
-    let total = Pagination::from_body(&probe.body).total.unwrap_or(0);
+    } else {
+        (known.len() as u64, None)
+    };
     if total <= *above {
         return Ok(None);
     }
@@ -288,7 +299,6 @@ async fn exported(
         }
     };
     // What the export does not carry is kept from the index where the SKU is already in it.
-    let known = state.index_load(store)?;
     let mut skus = Vec::with_capacity(export.rows.len());
     for r in export.rows {
         let Some(product_id) = r.product_id else {
@@ -322,10 +332,7 @@ async fn exported(
         queue = export.queue_id,
         "SKU index read from the SKU export"
     );
-    Ok(Some(SkuListing {
-        skus,
-        server_date: probe.date,
-    }))
+    Ok(Some(SkuListing { skus, server_date }))
 }
 
 /// Stores a full scan and deals with the indexed SKUs it did not see. A scan can miss a SKU
