@@ -16,8 +16,17 @@
 //! (h) 30,000 changed prices through `route = "api"` and through an import (`--window-ms`, default
 //!     100: Yampi's 60 s windows scaled 600×; `--queue-ms`, default 2,500: each queue's time).
 //!
-//! `cargo bench -- --case csv|csv-all|xlsx|e2e|prices|idle|runs|xls|jobs` runs one case; each case
-//! writes the inputs it reads when they are missing (benches/sync_bench/inputs.rs).
+//! (i) the first index of a 100,000-SKU store, paged vs through the SKU export, with Yampi's
+//!     limits (30 SKU pages, 60 other requests per window) in a window scaled down by
+//!     k = 60 s / `--window-ms`, the simulator's queue time (`--queue-secs`, default 120 s of
+//!     real time) and the queue poll (10 s) scaled by the same k; wall × k is the real-time
+//!     equivalent of the paged scan. The export's CPU work (the simulator writing the file, the
+//!     client reading it) does not shrink with the window, so wall × k overstates it; the export
+//!     is also run with no queue time, and its real-time estimate is that wall (CPU and requests)
+//!     plus the real queue time plus one real poll interval (10 s). Target: ≤ 5 minutes.
+//!
+//! `cargo bench -- --case csv|csv-all|xlsx|e2e|prices|idle|runs|xls|jobs|import|index` runs one case;
+//! each case writes the inputs it reads when they are missing (benches/sync_bench/inputs.rs).
 
 #[path = "sync_bench/inputs.rs"]
 mod inputs;
@@ -551,6 +560,114 @@ fn case_xls() {
     );
 }
 
+/// (g) The first index of a 100,000-SKU store: paged, then through the SKU export.
+fn case_index(window: Duration, queue_real_secs: f64) {
+    const SKUS: usize = 100_000;
+    let k = 60.0 / window.as_secs_f64();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        let catalog = sim::sample_catalog(SKUS / 4, 4, 31);
+        let limits = SimLimits::default(); // 30 / 30 / 60 per window, as documented
+        let sim = Simulator::start(
+            SimConfig {
+                alias: "bench".into(),
+                user_token: "bench-token".into(),
+                user_secret_key: "bench-secret".into(),
+                window,
+                limits,
+                faults: Faults::default(),
+            },
+            catalog,
+        )
+        .await
+        .unwrap();
+        sim.set_queue_settings(sim::QueueSettings {
+            queue_secs: Duration::from_secs_f64(queue_real_secs / k),
+            ..sim::QueueSettings::default()
+        });
+        let poll = Duration::from_secs_f64((10.0 / k).max(0.05));
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("yampi-sync.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "state_dir = \"{}\"\n[[store]]\nname = \"b\"\nalias = \"bench\"\nbase_url = \"{}\"\nuser_token = \"bench-token\"\nuser_secret_key = \"bench-secret\"\nqueue_poll = \"{}ms\"\n[store.limits]\nwindow_ms = {}\n",
+                dir.path().join("state").display(),
+                sim.base_url(),
+                poll.as_millis(),
+                window.as_millis()
+            ),
+        )
+        .unwrap();
+        let settings = yampi_sync::config::load(&config, None).unwrap();
+        let client = yampi_sync::shop::ShopClient::new(settings.stores[0].clone()).unwrap();
+        println!(
+            "(g) first index of a {SKUS}-SKU store; window {:?} (k = {k:.0}), export queue {:.1} s ({queue_real_secs:.0} s real), poll {:?}",
+            window,
+            queue_real_secs / k,
+            poll
+        );
+        let mut export_wall = Duration::ZERO;
+        for (name, export) in [("paged", false), ("export", true), ("export, no queue time", true)] {
+            if name == "export, no queue time" {
+                sim.set_queue_settings(sim::QueueSettings {
+                    queue_secs: Duration::ZERO,
+                    ..sim::QueueSettings::default()
+                });
+            }
+            let state =
+                yampi_sync::state::StateStore::open(&dir.path().join(format!("state-{name}")))
+                    .unwrap();
+            sim.clear_requests();
+            let aliases = yampi_sync::exports::ExportAliases::default();
+            let scan = if export {
+                yampi_sync::index::Scan::Export {
+                    above: yampi_sync::config::DEFAULT_INDEX_EXPORT_ABOVE,
+                    wait: yampi_sync::exports::Wait {
+                        timeout: Duration::from_secs(3_600),
+                        poll_every: poll,
+                    },
+                    aliases: &aliases,
+                }
+            } else {
+                yampi_sync::index::Scan::Paged(yampi_sync::mapping::MatchField::Sku)
+            };
+            let t0 = Instant::now();
+            let idx = yampi_sync::index::refresh_with(&client, &state, true, scan, |_, _| {})
+                .await
+                .unwrap();
+            let wall = t0.elapsed();
+            assert_eq!(idx.skus.len(), SKUS);
+            println!(
+                "  {name}: {} SKUs, {} requests ({} SKU pages), wall {:.2} s",
+                idx.skus.len(),
+                sim.requests().len(),
+                sim.count("GET", "/catalog/skus") - sim.count("GET", "/catalog/skus/export"),
+                wall.as_secs_f64(),
+            );
+            match name {
+                "paged" => println!(
+                    "    real-time equivalent (wall × k) {:.1} min",
+                    wall.as_secs_f64() * k / 60.0
+                ),
+                "export" => export_wall = wall,
+                _ => {
+                    let real = wall.as_secs_f64() + queue_real_secs + 10.0;
+                    println!(
+                        "    export real-time estimate: {:.1} s of work + {queue_real_secs:.0} s queue + 10 s poll = {:.1} min ({}); the scaled run took {:.2} s, × k = {:.1} min as an upper bound",
+                        wall.as_secs_f64(),
+                        real / 60.0,
+                        if real <= 300.0 { "target ≤ 5 min: met" } else { "target ≤ 5 min: NOT met" },
+                        export_wall.as_secs_f64(),
+                        export_wall.as_secs_f64() * k / 60.0
+                    );
+                }
+            }
+        }
+        sim.shutdown().await;
+    });
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| {
@@ -595,6 +712,12 @@ fn main() {
                         .unwrap_or(2500),
                 ),
             ),
+            "index" => case_index(
+                window,
+                arg("--queue-secs")
+                    .and_then(|q| q.parse().ok())
+                    .unwrap_or(120.0),
+            ),
             other => {
                 eprintln!("unknown case {other}");
                 std::process::exit(2);
@@ -605,7 +728,7 @@ fn main() {
     // Each case in its own process, so peak RSS is per case.
     let exe = std::env::current_exe().unwrap();
     for case in [
-        "csv", "csv-all", "xlsx", "e2e", "prices", "runs", "xls", "jobs", "import", "idle",
+        "csv", "csv-all", "xlsx", "e2e", "prices", "runs", "xls", "jobs", "import", "index", "idle",
     ] {
         let status = std::process::Command::new(&exe)
             .args([

@@ -219,6 +219,7 @@ pub async fn check(config_path: &Path, state_dir: Option<&Path>, offline: bool) 
                             Ok(opened) => {
                                 let cols = match job.kind {
                                     crate::config::JobKind::Price => mapping.price_columns(),
+                                    crate::config::JobKind::Audit => mapping.audit_columns(),
                                     _ => mapping.stock_columns(),
                                 };
                                 let wanted: Vec<&str> = cols.iter().map(String::as_str).collect();

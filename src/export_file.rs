@@ -43,6 +43,21 @@ pub mod columns {
     pub const MIN_QUANTITY: &[&str] = &["quantidade_minima", "estoque_minimo"];
 }
 
+/// Column names the merchant may set (the mapping's `[export]` table); each is tried before the
+/// defaults of `export_file::columns`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExportAliases {
+    pub sku_id: Vec<String>,
+    pub product_id: Vec<String>,
+    pub sku: Vec<String>,
+    pub price_cost: Vec<String>,
+    pub price_sale: Vec<String>,
+    pub price_discount: Vec<String>,
+    pub stock_sku_id: Vec<String>,
+    pub quantity: Vec<String>,
+    pub min_quantity: Vec<String>,
+}
+
 /// The most cells (data rows × header columns) a table may hold: the cap `source` puts on a
 /// loaded sheet.
 pub const MAX_TABLE_CELLS: u64 = source::MAX_LOADED_CELLS;

@@ -10,25 +10,11 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 
+pub use crate::export_file::ExportAliases;
 use crate::export_file::{self, ExportFileError, Table, columns};
 use crate::shop::queue_watch;
 use crate::shop::queues::QueueTicket;
 use crate::shop::{ApiError, ShopClient};
-
-/// Column names the merchant may set (the mapping's `[export]` table); each is tried before the
-/// defaults of `export_file::columns`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ExportAliases {
-    pub sku_id: Vec<String>,
-    pub product_id: Vec<String>,
-    pub sku: Vec<String>,
-    pub price_cost: Vec<String>,
-    pub price_sale: Vec<String>,
-    pub price_discount: Vec<String>,
-    pub stock_sku_id: Vec<String>,
-    pub quantity: Vec<String>,
-    pub min_quantity: Vec<String>,
-}
 
 /// How long an export may take, and how often its queue is read.
 #[derive(Clone, Copy, Debug)]

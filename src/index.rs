@@ -7,14 +7,23 @@
 //! rescan every `index_full_rescan_hours` (default 24) catches deletions; a SKU it misses is
 //! removed only once the store confirms it is gone (see `settle_missing`). A write that finds a
 //! SKU gone marks the index for a full rescan on the next run.
+//!
+//! A job matching on `sku` lets a full rescan of a big store (more than `index_export_above`
+//! SKUs, by the first page's `total`) read the SKU export instead (`Scan::Export`): one request
+//! and a queue rather than 1,000 pages at 30 a minute for 100,000 SKUs. When the export cannot
+//! be had or lacks a column, the rescan pages as before, with a warning.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration as ChronoDuration, NaiveDateTime, Utc};
 
+use reqwest::Method;
+
+use crate::exports::{self, ExportAliases, Wait};
 use crate::mapping::{MatchField, normalize_key};
 use crate::model::IndexedSku;
-use crate::shop::{ApiError, ShopClient};
+use crate::shop::model::Pagination;
+use crate::shop::{ApiError, ShopClient, SkuListing};
 use crate::state::{IndexMeta, StateError, StateStore};
 
 #[derive(Debug, thiserror::Error)]
@@ -78,15 +87,49 @@ const CONFIRM_MAX: usize = 20;
 /// the server's clock), so a write landing while that refresh ran is not missed.
 const OVERLAP_MINUTES: i64 = 10;
 
-/// Brings the stored index up to date and returns it.
+/// Brings the stored index up to date and returns it (full rescans page through the API).
 pub async fn refresh(
     client: &ShopClient,
     state: &StateStore,
     force_full: bool,
     on_page: impl FnMut(u64, Option<u64>),
 ) -> Result<SkuIndex, IndexError> {
+    refresh_with(
+        client,
+        state,
+        force_full,
+        Scan::Paged(MatchField::Sku),
+        on_page,
+    )
+    .await
+}
+
+/// How a full rescan may read the catalog.
+pub enum Scan<'a> {
+    /// Page through `GET /catalog/skus`; the field the caller matches on.
+    Paged(MatchField),
+    /// Read the SKU export instead when the store has more than `above` SKUs (`match = "sku"`
+    /// only: the export has no `erp_id` or `barcode`): one request and a queue instead of a
+    /// page per 100 SKUs at 30 pages a minute.
+    Export {
+        above: u64,
+        wait: Wait,
+        aliases: &'a ExportAliases,
+    },
+}
+
+/// Brings the stored index up to date and returns it, a full rescan going as `scan` says.
+pub async fn refresh_with(
+    client: &ShopClient,
+    state: &StateStore,
+    force_full: bool,
+    scan: Scan<'_>,
+    on_page: impl FnMut(u64, Option<u64>),
+) -> Result<SkuIndex, IndexError> {
     let store = client.store().name.clone();
     let meta = state.index_meta(&store)?;
+    // An index read from the export lacks erp_id and barcode: a job matching on them rescans.
+    let lacks_keys = meta.export_scanned && matches!(scan, Scan::Paged(f) if f != MatchField::Sku);
     let now = Utc::now();
     let full_due = match meta.last_full {
         None => true,
@@ -95,13 +138,23 @@ pub async fn refresh(
             age >= client.store().index_full_rescan
         }
     };
-    let full = force_full || full_due || meta.last_refresh.is_none();
+    let full = force_full || full_due || lacks_keys || meta.last_refresh.is_none();
     let started = Utc::now();
     let fetched;
     let listing;
     let mut suspects = meta.suspects.clone();
+    let mut export_scanned = meta.export_scanned;
     if full {
-        listing = client.list_skus(None, on_page).await?;
+        listing = match exported(client, state, &store, &scan).await? {
+            Some(l) => {
+                export_scanned = true;
+                l
+            }
+            None => {
+                export_scanned = false;
+                client.list_skus(None, on_page).await?
+            }
+        };
         fetched = listing.skus.len();
         suspects = settle_missing(client, state, &store, &listing.skus, &meta.suspects).await?;
     } else {
@@ -151,6 +204,7 @@ pub async fn refresh(
         last_refresh: Some(started),
         watermark: Some(watermark),
         suspects,
+        export_scanned,
     };
     state.set_index_meta(&store, &new_meta)?;
     let skus = state.index_load(&store)?;
@@ -166,6 +220,119 @@ pub async fn refresh(
         was_full: full,
         fetched,
     })
+}
+
+/// A full scan through the SKU export, when `scan` allows it and the store is big enough (the
+/// first page's `total`); `None` means "page instead", with a warning when the export was
+/// wanted but could not be had or read.
+async fn exported(
+    client: &ShopClient,
+    state: &StateStore,
+    store: &str,
+    scan: &Scan<'_>,
+) -> Result<Option<SkuListing>, IndexError> {
+    let Scan::Export {
+        above,
+        wait,
+        aliases,
+    } = scan
+    else {
+        return Ok(None);
+    };
+    // The store's size: the index's when there is one (no extra request on a rescan), else one
+    // SKU on one page, whose `total` counts them and whose `Date` is the store's clock before
+    // the export starts (updates after it are picked up by the next incremental refresh).
+    let known = state.index_load(store)?;
+    let (total, server_date) = if known.is_empty() {
+        let probe = client
+            .send(
+                Method::GET,
+                "catalog/skus",
+                &[
+                    ("skipCache", "true".to_string()),
+                    ("orderBy", "id".to_string()),
+                    ("sortedBy", "asc".to_string()),
+                    ("page", "1".to_string()),
+                    ("limit", "1".to_string()),
+                ],
+                None,
+                true,
+            )
+            .await?;
+        (
+            Pagination::from_body(&probe.body).total.unwrap_or(0),
+            probe.date,
+        )
+    } else {
+        (known.len() as u64, None)
+    };
+    if total <= *above {
+        return Ok(None);
+    }
+    // Waiting longer than paging would take is worse than paging.
+    let limits = client.limiter().limits;
+    let pages = total.div_ceil(u64::from(crate::shop::PAGE_LIMIT));
+    let paging = limits
+        .window
+        .mul_f64(pages as f64 / f64::from(limits.get_skus.max(1)))
+        .max(std::time::Duration::from_secs(60));
+    let wait = Wait {
+        timeout: wait.timeout.min(paging),
+        ..*wait
+    };
+    let export = match exports::sku_export(client, wait, aliases).await {
+        Ok(e) if e.cols.product_id.is_none() || e.cols.sku.is_none() => {
+            tracing::warn!(
+                store,
+                queue = e.queue_id,
+                "The SKU export has no product id or sku column; the index is read page by page instead"
+            );
+            return Ok(None);
+        }
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(
+                store,
+                "The SKU export could not be had ({e}); the index is read page by page instead"
+            );
+            return Ok(None);
+        }
+    };
+    // What the export does not carry is kept from the index where the SKU is already in it.
+    let mut skus = Vec::with_capacity(export.rows.len());
+    for r in export.rows {
+        let Some(product_id) = r.product_id else {
+            tracing::warn!(
+                store,
+                queue = export.queue_id,
+                row = r.row,
+                sku = r.sku_id,
+                "A SKU export row has no product id; the index is read page by page instead"
+            );
+            return Ok(None);
+        };
+        let old = known.get(&r.sku_id);
+        skus.push(IndexedSku {
+            id: r.sku_id,
+            product_id,
+            sku: r.sku,
+            erp_id: old.and_then(|o| o.erp_id.clone()),
+            barcode: old.and_then(|o| o.barcode.clone()),
+            price_cost: r.price_cost,
+            price_sale: r.price_sale,
+            price_discount: r.price_discount,
+            total_in_stock: old.and_then(|o| o.total_in_stock),
+            quantity_managed: old.and_then(|o| o.quantity_managed),
+            updated_at: old.and_then(|o| o.updated_at.clone()),
+        });
+    }
+    tracing::info!(
+        store,
+        skus = skus.len(),
+        queue = export.queue_id,
+        "SKU index read from the SKU export"
+    );
+    Ok(Some(SkuListing { skus, server_date }))
 }
 
 /// Stores a full scan and deals with the indexed SKUs it did not see. A scan can miss a SKU

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
+use crate::export_file::ExportAliases;
 use crate::source::Cell;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -125,6 +126,8 @@ pub struct Mapping {
     pub decimal: DecimalStyle,
     pub stock: Option<StockMapping>,
     pub price: Option<PriceMapping>,
+    /// Column names of Yampi's export files (`[export]`), tried before the defaults.
+    pub export: ExportAliases,
 }
 
 impl Mapping {
@@ -135,6 +138,18 @@ impl Mapping {
             cols.extend(s.columns.iter().map(|(_, c)| c.clone()));
             if let MinQuantity::Column(c) = &s.min_quantity {
                 cols.push(c.clone());
+            }
+        }
+        cols
+    }
+
+    /// Every source column an audit reads, key first: the stock section's, then the price
+    /// section's.
+    pub fn audit_columns(&self) -> Vec<String> {
+        let mut cols = self.stock_columns();
+        for c in self.price_columns().into_iter().skip(1) {
+            if !cols.contains(&c) {
+                cols.push(c);
             }
         }
         cols
@@ -160,6 +175,56 @@ struct RawMapping {
     decimal: Option<DecimalStyle>,
     stock: Option<RawStock>,
     price: Option<RawPrice>,
+    export: Option<RawExport>,
+}
+
+/// One export column name, or several to try in order.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Names {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawExport {
+    sku_id: Option<Names>,
+    product_id: Option<Names>,
+    sku: Option<Names>,
+    price_cost: Option<Names>,
+    price_sale: Option<Names>,
+    price_discount: Option<Names>,
+    stock_sku_id: Option<Names>,
+    quantity: Option<Names>,
+    min_quantity: Option<Names>,
+}
+
+/// The `[export]` table: every name must be non-empty.
+fn export_aliases(raw: RawExport, file: &str, errors: &mut Vec<String>) -> ExportAliases {
+    let mut list = |v: Option<Names>, key: &str| -> Vec<String> {
+        let names = match v {
+            None => Vec::new(),
+            Some(Names::One(s)) => vec![s],
+            Some(Names::Many(v)) => v,
+        };
+        if names.iter().any(|n| n.trim().is_empty()) {
+            errors.push(format!(
+                "{file}: [export] {key}: a column name must not be empty"
+            ));
+        }
+        names
+    };
+    ExportAliases {
+        sku_id: list(raw.sku_id, "sku_id"),
+        product_id: list(raw.product_id, "product_id"),
+        sku: list(raw.sku, "sku"),
+        price_cost: list(raw.price_cost, "price_cost"),
+        price_sale: list(raw.price_sale, "price_sale"),
+        price_discount: list(raw.price_discount, "price_discount"),
+        stock_sku_id: list(raw.stock_sku_id, "stock_sku_id"),
+        quantity: list(raw.quantity, "quantity"),
+        min_quantity: list(raw.min_quantity, "min_quantity"),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -312,6 +377,7 @@ pub fn parse(text: &str, path: &Path, errors: &mut Vec<String>) -> Option<Mappin
             max_change_pct,
         }
     });
+    let export = export_aliases(raw.export.unwrap_or_default(), &file.to_string(), errors);
     if errors.len() != before {
         return None;
     }
@@ -322,6 +388,7 @@ pub fn parse(text: &str, path: &Path, errors: &mut Vec<String>) -> Option<Mappin
         decimal: raw.decimal.unwrap_or(DecimalStyle::Dot),
         stock,
         price,
+        export,
     })
 }
 
@@ -603,6 +670,22 @@ pub fn parse_quantity(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_export_table_names_export_columns_one_or_several() {
+        let text = "key = \"K\"\n[stock]\nquantity = \"Q\"\n[export]\nquantity = \"saldo_atual\"\nsku_id = [\"codigo_sku\", \"id sku\"]\n";
+        let mut errors = Vec::new();
+        let m = parse(text, Path::new("m.toml"), &mut errors).expect("valid");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(m.export.quantity, ["saldo_atual"]);
+        assert_eq!(m.export.sku_id, ["codigo_sku", "id sku"]);
+        assert!(m.export.price_sale.is_empty());
+
+        let bad = "key = \"K\"\n[stock]\nquantity = \"Q\"\n[export]\nquantity = \" \"\n";
+        let mut errors = Vec::new();
+        assert!(parse(bad, Path::new("m.toml"), &mut errors).is_none());
+        assert!(errors[0].contains("[export] quantity"), "{errors:?}");
+    }
 
     #[test]
     fn decimal_styles() {

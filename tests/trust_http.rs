@@ -46,6 +46,7 @@ fn client(env: &Env, timeout: Duration, max_retries: u32) -> ShopClient {
         max_retries,
         index_full_rescan: s.index_full_rescan,
         queue_poll: s.queue_poll,
+        index_export_above: s.index_export_above,
     };
     ShopClient::new(Arc::new(store)).expect("client")
 }

@@ -85,6 +85,9 @@ pub struct StoreSettings {
     pub index_full_rescan: Duration,
     /// How often an import or export queue is polled.
     pub queue_poll: Duration,
+    /// A full index rescan of a store with more SKUs than this reads the SKU export (`match =
+    /// "sku"` only) instead of paging.
+    pub index_export_above: u64,
 }
 
 /// Requests per window, per route group (docs/yampi-api.md, Rate limits).
@@ -163,6 +166,8 @@ pub struct JobSettings {
     /// Price jobs: fixed time `route = "auto"` adds to an import's queue time (export, file,
     /// Yampi picking the queue up).
     pub import_overhead: Duration,
+    /// `audit` jobs: a run that finds differences exits 4 instead of 0.
+    pub fail_on_differences: bool,
 }
 
 /// How a price job's changes reach the store (`route`).
@@ -193,6 +198,8 @@ pub const DEFAULT_IMPORT_OVERHEAD: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(2 * 3_600);
 /// `queue_poll` when the store does not set it.
 pub const DEFAULT_QUEUE_POLL: Duration = Duration::from_secs(10);
+/// `index_export_above` when the store does not set it.
+pub const DEFAULT_INDEX_EXPORT_ABOVE: u64 = 5_000;
 
 /// `max_lateness` when the job does not set it.
 pub const DEFAULT_MAX_LATENESS: Duration = Duration::from_secs(3_600);
@@ -407,6 +414,7 @@ pub mod ranges {
     use std::time::Duration;
     pub const QUEUE_POLL: RangeInclusive<Duration> =
         Duration::from_millis(50)..=Duration::from_secs(3_600);
+    pub const INDEX_EXPORT_ABOVE: RangeInclusive<u64> = 0..=100_000_000;
     pub const QUEUE_TIMEOUT: RangeInclusive<Duration> =
         Duration::from_secs(1)..=Duration::from_secs(7 * 86_400);
     pub const IMPORT_OVERHEAD: RangeInclusive<Duration> =
@@ -582,6 +590,13 @@ fn validate_store(
         &key("queue_poll"),
         errors,
     );
+    let index_export_above = in_range(
+        rs.index_export_above,
+        DEFAULT_INDEX_EXPORT_ABOVE,
+        ranges::INDEX_EXPORT_ABOVE,
+        &key("index_export_above"),
+        errors,
+    );
     if !ok {
         return None;
     }
@@ -597,6 +612,7 @@ fn validate_store(
         max_retries,
         index_full_rescan: Duration::from_secs(rescan_hours * 3600),
         queue_poll,
+        index_export_above,
     })
 }
 
@@ -652,11 +668,16 @@ fn validate_job(
             JobKind::Stock
         }
     };
-    if kind == JobKind::Audit {
-        errors.push(format!(
-            "{file}: job {label}: kind \"audit\" is not supported by this version yet"
-        ));
-    }
+    let fail_on_differences = match (rj.fail_on_differences, kind) {
+        (None, _) => false,
+        (Some(v), JobKind::Audit) => v,
+        (Some(_), _) => {
+            errors.push(format!(
+                "{file}: job {label}: `fail_on_differences` is only for audit jobs"
+            ));
+            false
+        }
+    };
     let edit = match (&rj.edit, kind) {
         (Some(e), JobKind::BatchEdit) => edit::validate(e, &format!("{file}: job {label}"), errors),
         (None, JobKind::BatchEdit) => {
@@ -795,7 +816,7 @@ fn validate_job(
             }
         }
         None => {
-            if matches!(kind, JobKind::Stock | JobKind::Price) {
+            if matches!(kind, JobKind::Stock | JobKind::Price | JobKind::Audit) {
                 errors.push(format!("{file}: job {label}: `source` is required"));
             }
             None
@@ -817,6 +838,12 @@ fn validate_job(
                         p.display()
                     ));
                 }
+                if kind == JobKind::Audit && mp.stock.is_none() && mp.price.is_none() {
+                    errors.push(format!(
+                        "{}: job {label} is an audit job but the mapping has neither a [stock] nor a [price] section: nothing to compare",
+                        p.display()
+                    ));
+                }
                 if kind == JobKind::Price && mp.price.is_none() {
                     errors.push(format!(
                         "{}: job {label} is a price job but the mapping has no [price] section",
@@ -827,7 +854,7 @@ fn validate_job(
             (Some(p), mapping)
         }
         None => {
-            if matches!(kind, JobKind::Stock | JobKind::Price) {
+            if matches!(kind, JobKind::Stock | JobKind::Price | JobKind::Audit) {
                 errors.push(format!("{file}: job {label}: `mapping` is required"));
             }
             (None, None)
@@ -885,6 +912,7 @@ fn validate_job(
         route,
         import_template,
         import_overhead,
+        fail_on_differences,
     })
 }
 

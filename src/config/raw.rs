@@ -50,6 +50,8 @@ pub struct RawStore {
     pub index_full_rescan_hours: Option<u64>,
     /// How often a queue is polled (a humane duration, "10s"; at least "50ms").
     pub queue_poll: Option<String>,
+    /// Above this many SKUs a full index rescan reads the SKU export instead of paging.
+    pub index_export_above: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -85,6 +87,8 @@ pub struct RawJob {
     pub import_template: Option<String>,
     /// Price jobs: what `route = "auto"` adds to an import's queue time (a humane duration).
     pub import_overhead: Option<String>,
+    /// `audit` jobs: differences make the run exit 4.
+    pub fail_on_differences: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -7,6 +7,7 @@ use rust_decimal::Decimal;
 
 use crate::config::{JobSettings, SourceSettings};
 use crate::index::{self, SkuIndex};
+use crate::mapping::MatchField;
 use crate::report::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_REJECTED, RunReport};
 use crate::shop::ShopClient;
 use crate::state::{JobRecord, StateError, StateStore};
@@ -176,7 +177,8 @@ pub async fn begin_writes(
 }
 
 /// Refreshes the SKU index, with a progress bar on a terminal (a first full scan of a big
-/// catalog takes a while at 30 pages a minute).
+/// catalog takes a while at 30 pages a minute); a job matching on `sku` lets a full rescan of a
+/// big store read the SKU export instead.
 pub async fn refresh_index(
     job: &JobSettings,
     client: &ShopClient,
@@ -192,7 +194,19 @@ pub async fn refresh_index(
             pb.set_position(page);
         }
     };
-    let idx = index::refresh(client, state, false, on_page)
+    let scan = match &job.mapping {
+        Some(m) if m.match_field == MatchField::Sku => index::Scan::Export {
+            above: client.store().index_export_above,
+            wait: crate::exports::Wait {
+                timeout: job.queue_timeout,
+                poll_every: client.store().queue_poll,
+            },
+            aliases: &m.export,
+        },
+        Some(m) => index::Scan::Paged(m.match_field),
+        None => index::Scan::Paged(MatchField::Sku),
+    };
+    let idx = index::refresh_with(client, state, false, scan, on_page)
         .await
         .map_err(|e| fail(EXIT_FAILED, format!("cannot refresh the SKU index: {e}")))?;
     if let Some(pb) = pages {

@@ -390,10 +390,14 @@ fn apply_plan(report: &mut RunReport, plan: PlanSummary, client: &ShopClient) {
     report.matched_skus = plan.matched_skus;
     report.changes = plan.changes;
     report.plan = plan.routes;
-    // The quota of a window can be spent at once; each further `limit` requests wait a window.
+    report.plan_eta_secs = plan_eta_secs(plan.writes, client);
+}
+
+/// The time the store's limits make `writes` write requests take: the quota of a window can be
+/// spent at once; each further `limit` requests wait a window.
+pub fn plan_eta_secs(writes: u64, client: &ShopClient) -> f64 {
     let limits = client.limiter().limits;
-    report.plan_eta_secs = (plan.writes.saturating_sub(1) / u64::from(limits.default)) as f64
-        * limits.window.as_secs_f64();
+    (writes.saturating_sub(1) / u64::from(limits.default)) as f64 * limits.window.as_secs_f64()
 }
 
 fn apply_send<K: JobKind>(report: &mut RunReport, sent: SendSummary) {

@@ -4,6 +4,7 @@
 //! different stores run concurrently. Each job ends with a report file, a run record in the
 //! state store and one summary line in the log, whatever happened.
 
+pub mod audit;
 pub mod batch_edit;
 pub mod common;
 pub mod driver;
@@ -165,15 +166,9 @@ pub async fn run_job(
             JobKind::Price => {
                 driver::run::<price::PriceKind>(job, client, state, opts, &mut report).await
             }
+            JobKind::Audit => audit::run(job, client, state, opts, &mut report).await,
             JobKind::BatchEdit => {
                 batch_edit::run(job, settings.timezone, client, state, opts, &mut report).await
-            }
-            other => {
-                report.exit_code = EXIT_INVALID;
-                report.message = format!(
-                    "kind \"{}\" is not supported by this version",
-                    other.as_str()
-                );
             }
         }
     };

@@ -128,6 +128,54 @@ fn sale_price_steps(
     two_places(rounded)
 }
 
+/// The prices a feed row asks for once the mapping's rules (markup, rounding) are applied.
+pub fn desired_prices(raw: PriceFields, m: &PriceMapping) -> PriceFields {
+    desired_prices_steps(raw, m, None)
+}
+
+/// [`desired_prices`], noting each rule it applies in `steps` (for `explain`).
+fn desired_prices_steps(
+    raw: PriceFields,
+    m: &PriceMapping,
+    mut steps: Option<&mut Vec<RuleStep>>,
+) -> PriceFields {
+    let mut field_steps = |name: &str, v: Option<Decimal>, zero_is_none: bool| {
+        let p = v?;
+        note(&mut steps, || {
+            step(name, "as read".into(), format!("{p:.2}"))
+        });
+        // Zero means "no promotion": no markup or rounding may turn it into a price.
+        if zero_is_none && p.is_zero() {
+            note(&mut steps, || {
+                step(
+                    name,
+                    "0 means no promotion: no markup or rounding".into(),
+                    "0",
+                )
+            });
+            return Some(p);
+        }
+        Some(sale_price_steps(p, m, steps.as_deref_mut()))
+    };
+    let sale = field_steps("price_sale", raw.sale, false);
+    let discount = field_steps("price_discount", raw.discount, true);
+    let cost = raw.cost.map(two_places);
+    if let Some(c) = cost {
+        note(&mut steps, || {
+            step(
+                "price_cost",
+                "as read, two decimals (no markup)".into(),
+                format!("{c:.2}"),
+            )
+        });
+    }
+    PriceFields {
+        sale,
+        discount,
+        cost,
+    }
+}
+
 fn pct_change(old: Decimal, new: Decimal) -> Option<Decimal> {
     (old > Decimal::ZERO).then(|| ((new - old).abs() * Decimal::from(100) / old).round_dp(1))
 }
@@ -161,41 +209,7 @@ pub fn price_rules(
     full: bool,
     mut steps: Option<&mut Vec<RuleStep>>,
 ) -> PriceDecision {
-    let mut field_steps = |name: &str, v: Option<Decimal>, zero_is_none: bool| {
-        let p = v?;
-        note(&mut steps, || {
-            step(name, "as read".into(), format!("{p:.2}"))
-        });
-        // Zero means "no promotion": no markup or rounding may turn it into a price.
-        if zero_is_none && p.is_zero() {
-            note(&mut steps, || {
-                step(
-                    name,
-                    "0 means no promotion: no markup or rounding".into(),
-                    "0",
-                )
-            });
-            return Some(p);
-        }
-        Some(sale_price_steps(p, m, steps.as_deref_mut()))
-    };
-    let sale = field_steps("price_sale", raw.sale, false);
-    let discount = field_steps("price_discount", raw.discount, true);
-    let cost = raw.cost.map(two_places);
-    if let Some(c) = cost {
-        note(&mut steps, || {
-            step(
-                "price_cost",
-                "as read, two decimals (no markup)".into(),
-                format!("{c:.2}"),
-            )
-        });
-    }
-    let want = PriceFields {
-        sale,
-        discount,
-        cost,
-    };
+    let want = desired_prices_steps(raw, m, steps.as_deref_mut());
     let current = PriceFields {
         sale: pushed.sale.or(sku.price_sale),
         discount: pushed.discount.or(sku.price_discount),

@@ -107,6 +107,18 @@ pub struct ChangeRow {
     pub outcome: Outcome,
 }
 
+/// A value the store holds that differs from what the ERP says (audit jobs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    pub key: Arc<str>,
+    pub sku_id: u64,
+    pub field: Field,
+    /// `None`: the store's export has no value for it (the SKU is not in the export, or not
+    /// linked to that stock).
+    pub store: Option<Value>,
+    pub erp: Value,
+}
+
 #[derive(Debug, Clone)]
 pub struct RejectedRow {
     pub file: String,
@@ -161,6 +173,8 @@ pub struct RunReport {
     /// Writes an interrupted run left in flight that the store was found to hold already:
     /// checkpointed, not sent again, and not counted as writes.
     pub already_applied: u64,
+    /// Audit jobs: every difference between the store and the ERP.
+    pub differences: Vec<Difference>,
 }
 
 impl RunReport {
@@ -193,6 +207,7 @@ impl RunReport {
             message: String::new(),
             report_path: None,
             already_applied: 0,
+            differences: Vec::new(),
         }
     }
 
@@ -310,6 +325,9 @@ impl RunReport {
                     "interrupted writes"
                 )
             ));
+        }
+        if self.kind == "audit" {
+            s.push_str(&format!(", {} differences", self.differences.len()));
         }
         if self.dry_run {
             s.push_str(" (dry run: nothing sent)");

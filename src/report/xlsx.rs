@@ -1,4 +1,5 @@
-//! The run report as an .xlsx workbook: Summary, Changes, Rejected rows, Unmatched keys.
+//! The run report as an .xlsx workbook: Summary, Changes, Rejected rows, Unmatched keys (and
+//! Differences, for audits).
 //!
 //! Written to a temporary file beside the target and renamed, so a crash never leaves a
 //! half-written report under its final name. Text longer than Excel's cell limit is cut with a
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
-use super::{RunReport, Value};
+use super::{Difference, RunReport, Value};
 
 /// `state_dir/reports/<job>/<UTC timestamp>.xlsx`
 pub fn report_path(state_dir: &Path, report: &RunReport) -> PathBuf {
@@ -224,10 +225,39 @@ fn build(r: &RunReport) -> Result<Workbook, XlsxError> {
         ws.write_number(row, 1, *n as f64)?;
         row += 1;
     }
+    if r.kind == "audit" {
+        let skus: std::collections::HashSet<u64> = r.differences.iter().map(|d| d.sku_id).collect();
+        for (k, v) in [
+            ("Differences", r.differences.len().to_string()),
+            ("SKUs that differ", skus.len().to_string()),
+            (
+                "A sync would send (requests)",
+                r.plan.iter().map(|(_, n)| n).sum::<u64>().to_string(),
+            ),
+            (
+                "A sync would take (seconds)",
+                format!("{:.0}", r.plan_eta_secs),
+            ),
+        ] {
+            text(ws, row, 0, k)?;
+            text(ws, row, 1, &v)?;
+            row += 1;
+        }
+    }
+    // An audit's plan is what a sync would send; nothing was sent.
+    let planned = if r.kind == "audit" {
+        "A sync would send"
+    } else {
+        "Planned"
+    };
     for (route, n) in &r.plan {
-        text(ws, row, 0, &format!("Planned: {route}"))?;
+        text(ws, row, 0, &format!("{planned}: {route}"))?;
         ws.write_number(row, 1, *n as f64)?;
         row += 1;
+    }
+
+    if r.kind == "audit" {
+        differences_sheet(&mut wb, &r.differences, &bold)?;
     }
 
     item_sheets(
@@ -303,6 +333,48 @@ fn build(r: &RunReport) -> Result<Workbook, XlsxError> {
         },
     )?;
     Ok(wb)
+}
+
+/// The Differences sheet of an audit: key, SKU id, field, the store's value, the ERP's.
+fn differences_sheet(
+    wb: &mut Workbook,
+    items: &[Difference],
+    bold: &Format,
+) -> Result<(), XlsxError> {
+    item_sheets(
+        wb,
+        "Differences",
+        ROWS_PER_SHEET,
+        &[
+            ("key", 20.0),
+            ("sku id", 12.0),
+            ("field", 22.0),
+            ("store", 14.0),
+            ("erp", 14.0),
+        ],
+        items,
+        bold,
+        |ws, row, d| {
+            text(ws, row, 0, &d.key)?;
+            ws.write_number(row, 1, d.sku_id as f64)?;
+            text(ws, row, 2, &d.field.to_string())?;
+            for (col, v) in [(3u16, d.store), (4, Some(d.erp))] {
+                match v {
+                    Some(Value::Qty(q)) => {
+                        ws.write_number(row, col, q as f64)?;
+                    }
+                    // Money as its exact decimal text, never through a binary float.
+                    Some(Value::Money(m)) => {
+                        ws.write_string(row, col, format!("{m:.2}"))?;
+                    }
+                    None => {
+                        text(ws, row, col, "(not in the export)")?;
+                    }
+                }
+            }
+            Ok(())
+        },
+    )
 }
 
 #[cfg(test)]

@@ -113,6 +113,10 @@ pub struct IndexMeta {
     /// full scan misses them too.
     #[serde(default)]
     pub suspects: Vec<u64>,
+    /// The last full scan read the SKU export, which has no `erp_id` or `barcode`: a job that
+    /// matches on those rescans through the API first.
+    #[serde(default)]
+    pub export_scanned: bool,
 }
 
 /// What a job remembers about its last good run.
