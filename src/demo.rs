@@ -182,6 +182,53 @@ async fn run_inner(state_dir: Option<&Path>) -> Result<(), String> {
         sim.count("PUT", "batch-update-skus")
     );
 
+    // Two sales the ERP has not seen yet: the store now differs from the ERP for two SKUs.
+    let planted: Vec<(String, i64)> = catalog.products[..2]
+        .iter()
+        .map(|p| {
+            let k = &p.skus[0];
+            sim.update_sku(k.id, |s| {
+                if let Some(st) = s.stocks.iter_mut().find(|st| st.stock_id == 1) {
+                    st.quantity = (st.quantity - 1).max(0);
+                }
+            });
+            (k.sku.clone(), 1)
+        })
+        .collect();
+    println!(
+        "\n5) An audit after two sales in the store ({}), through the export queues:",
+        planted
+            .iter()
+            .map(|(sku, _)| sku.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let writes_before = sim.count("POST", "/stocks/sync") + sim.import_posts();
+    let audit_opts = RunOptions {
+        jobs: vec!["auditoria".into()],
+        ..RunOptions::default()
+    };
+    let fifth = pipeline::run_once(&settings, &state, &clients, &audit_opts).await;
+    for r in &fifth {
+        println!("   {}", r.summary_line());
+        for d in r.differences.iter().take(crate::report::SHOWN_LINES) {
+            println!(
+                "     difference: {} (SKU {}) {}: store {} — ERP {}",
+                d.key,
+                d.sku_id,
+                d.field,
+                d.store
+                    .as_ref()
+                    .map_or_else(|| "(not in the export)".to_string(), |v| v.to_string()),
+                d.erp
+            );
+        }
+    }
+    println!(
+        "   writes the audit sent: {}",
+        sim.count("POST", "/stocks/sync") + sim.import_posts() - writes_before
+    );
+
     println!(
         "\nState, reports and files are in {}\n(429 answers from the simulator: {})",
         dir.display(),
@@ -190,6 +237,7 @@ async fn run_inner(state_dir: Option<&Path>) -> Result<(), String> {
     let failed = first
         .iter()
         .chain(&fourth)
+        .chain(&fifth)
         .chain(&second)
         .chain(&third)
         .any(|r| r.exit_code == EXIT_FAILED);
