@@ -8,12 +8,11 @@
 //! that cannot be reached at all (network down, 5xx) is a warning, not an error: the rest of the
 //! config was checked, and a reload must not be blocked by a passing outage.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{JobSettings, Settings, StoreSettings};
-use crate::mapping::{Mapping, StockTarget};
+use crate::mapping::Mapping;
 use crate::shop::{ApiError, ShopClient};
 
 /// Feed keys looked up per job at most.
@@ -110,44 +109,22 @@ async fn check_store(store: &StoreSettings, jobs: &[&JobSettings], f: &mut Findi
             return;
         }
     };
-    let known: BTreeMap<u64, String> = stocks.iter().map(|s| (s.id, s.name.clone())).collect();
     for job in jobs {
         let Some(mapping) = &job.mapping else {
             continue;
         };
-        if let Some(stock) = &mapping.stock {
-            for (target, column) in &stock.columns {
-                let id = match target {
-                    StockTarget::Stock(id) => Some(*id),
-                    StockTarget::Default => stock.default_stock_id,
-                };
-                if let Some(id) = id
-                    && !known.contains_key(&id)
-                {
-                    f.problems.push(format!(
-                        "job {}: stock_id {id} (column \"{column}\" in {}) is not one of the store's stocks ({}): check `stock_id` / `stocks`",
-                        job.name,
-                        mapping.path.display(),
-                        stock_list(&known)
-                    ));
-                }
-            }
+        if let Some(stock) = &mapping.stock
+            && let Err(why) = crate::pipeline::stock::mapped_stocks(mapping, stock, &stocks)
+        {
+            f.problems.push(format!(
+                "job {}: {why}: check `stock_id` / `stocks`",
+                job.name
+            ));
         }
         if let Some(p) = keys_match(&client, job, mapping).await {
             f.problems.push(p);
         }
     }
-}
-
-fn stock_list(known: &BTreeMap<u64, String>) -> String {
-    if known.is_empty() {
-        return "the store lists none".into();
-    }
-    known
-        .iter()
-        .map(|(id, name)| format!("{id} \"{name}\""))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The first keys of the job's newest file, looked up by the mapping's `match` field; a sentence

@@ -98,12 +98,7 @@ async fn run_inner(state_dir: Option<&Path>) -> Result<(), String> {
         dir.join("erp/estoque-20261121.csv").display()
     );
     let first = pipeline::run_once(&settings, &state, &clients, &opts).await;
-    for r in &first {
-        println!("   {}", r.summary_line());
-        for line in r.reason_lines(crate::report::SHOWN_LINES) {
-            println!("     {line}");
-        }
-    }
+    print_reports(&first);
 
     // The next export: newer file, a few quantities changed, one bad row, one unknown code.
     std::thread::sleep(Duration::from_millis(20));
@@ -114,12 +109,7 @@ async fn run_inner(state_dir: Option<&Path>) -> Result<(), String> {
         dir.join("erp/estoque-20261122.csv").display()
     );
     let second = pipeline::run_once(&settings, &state, &clients, &opts).await;
-    for r in &second {
-        println!("   {}", r.summary_line());
-        for line in r.reason_lines(crate::report::SHOWN_LINES) {
-            println!("     {line}");
-        }
-    }
+    print_reports(&second);
     println!(
         "   the simulator received {} stocks/sync request(s) for this export",
         sim.count("POST", "/stocks/sync") - writes_before
@@ -127,12 +117,7 @@ async fn run_inner(state_dir: Option<&Path>) -> Result<(), String> {
 
     println!("\n3) The same export again (nothing changed):");
     let third = pipeline::run_once(&settings, &state, &clients, &opts).await;
-    for r in &third {
-        println!("   {}", r.summary_line());
-        for line in r.reason_lines(crate::report::SHOWN_LINES) {
-            println!("     {line}");
-        }
-    }
+    print_reports(&third);
     // The ERP's price list: every SKU 5 % up, sent as one spreadsheet import.
     sim.set_queue_settings(QueueSettings {
         queue_secs: Duration::from_millis(800),
@@ -170,12 +155,7 @@ async fn run_inner(state_dir: Option<&Path>) -> Result<(), String> {
     if let Some(p) = publish {
         p.shutdown().await;
     }
-    for r in &fourth {
-        println!("   {}", r.summary_line());
-        for line in r.reason_lines(crate::report::SHOWN_LINES) {
-            println!("     {line}");
-        }
-    }
+    print_reports(&fourth);
     println!(
         "   the simulator received {} import(s) and {} price write(s) through the API",
         sim.import_posts(),
@@ -254,4 +234,14 @@ fn free_port() -> Result<u16, String> {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| format!("cannot find a free loopback port: {e}"))
+}
+
+/// Each run's summary line and, under it, the reasons for what it refused.
+fn print_reports(reports: &[crate::report::RunReport]) {
+    for r in reports {
+        println!("   {}", r.summary_line());
+        for line in r.reason_lines(crate::report::SHOWN_LINES) {
+            println!("     {line}");
+        }
+    }
 }

@@ -226,10 +226,9 @@ async fn export_queue(
 /// The store-local time `GET /queues` compares `created_at` with, a minute early so a clock a
 /// little ahead does not hide the queue.
 pub fn store_now() -> String {
-    (chrono::Utc::now().with_timezone(&chrono_tz::America::Sao_Paulo)
-        - chrono::Duration::minutes(1))
-    .format("%Y-%m-%d %H:%M:%S")
-    .to_string()
+    (chrono::Utc::now().with_timezone(&crate::shop::STORE_ZONE) - chrono::Duration::minutes(1))
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
 }
 
 async fn fetch_table(

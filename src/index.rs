@@ -162,7 +162,7 @@ pub async fn refresh_with(
         // clock at the last refresh (our own clock may differ from it), with some overlap.
         // Servers that only understand the legacy day form (`YYYY-MM-DD`) get that, with a day
         // of overlap, after a 400/422.
-        let tz = chrono_tz::America::Sao_Paulo;
+        let tz = crate::shop::STORE_ZONE;
         let since = meta.watermark.or(meta.last_refresh).unwrap_or(now);
         let until = (now.max(since) + ChronoDuration::days(1)).with_timezone(&tz);
         let precise = (
@@ -403,7 +403,7 @@ async fn settle_missing(
 
 /// The newest `updated_at` among `skus` (store-local text), as a UTC instant.
 fn newest_update(skus: &[IndexedSku]) -> Option<DateTime<Utc>> {
-    let tz = chrono_tz::America::Sao_Paulo;
+    let tz = crate::shop::STORE_ZONE;
     skus.iter()
         .filter_map(|s| s.updated_at.as_deref())
         .filter_map(|t| NaiveDateTime::parse_from_str(t.trim(), "%Y-%m-%d %H:%M:%S").ok())

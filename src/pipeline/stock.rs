@@ -13,6 +13,7 @@ use crate::mapping::{Mapping, StockMapping, StockTarget};
 use crate::model::{Pushed, StockEntry};
 use crate::report::{ChangeRow, EXIT_FAILED, Outcome, RunReport};
 use crate::shop::ShopClient;
+use crate::shop::model::LogisticsStock;
 use crate::state::{Outcome as Settle, StateStore, stock_key};
 
 use super::common::{Fail, SendError, fail, state_fail};
@@ -69,48 +70,7 @@ impl JobKind for StockKind {
             .logistics_stocks()
             .await
             .map_err(|e| fail(EXIT_FAILED, format!("cannot list the store's stocks: {e}")))?;
-        let default_stock = match stock_mapping.default_stock_id {
-            Some(id) => id,
-            None => stocks
-                .iter()
-                .min_by_key(|s| (s.priority, s.id))
-                .map(|s| s.id)
-                .unwrap_or(0),
-        };
-        let mut unknown: Vec<u64> = stock_mapping
-            .columns
-            .iter()
-            .map(|(t, _)| match t {
-                StockTarget::Default => default_stock,
-                StockTarget::Stock(id) => *id,
-            })
-            .filter(|id| !stocks.iter().any(|s| s.id == *id))
-            .collect();
-        unknown.dedup();
-        if !unknown.is_empty() {
-            let known: Vec<String> = stocks
-                .iter()
-                .map(|s| format!("{} ({})", s.id, s.name))
-                .collect();
-            return Err(fail(
-                EXIT_FAILED,
-                format!(
-                    "the mapping {} names stock_id {} but the store's stocks are: {}",
-                    mapping.path.display(),
-                    unknown
-                        .iter()
-                        .map(u64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                ),
-            ));
-        }
-        Ok(default_stock)
+        mapped_stocks(mapping, stock_mapping, &stocks).map_err(|why| fail(EXIT_FAILED, why))
     }
 
     const READ_FEED: FeedReader<Self::Values> = read_stock_feed;
@@ -328,4 +288,53 @@ async fn send_one(
             Err(e.into())
         }
     }
+}
+
+/// The stock `quantity` goes into (the mapping's `stock_id`, else the store's stock with the
+/// lowest priority), once every stock the mapping names is one of the store's; else the sentence
+/// that says which are not. Runs and `check` ask the same question.
+pub fn mapped_stocks(
+    mapping: &Mapping,
+    stock_mapping: &StockMapping,
+    stocks: &[LogisticsStock],
+) -> Result<u64, String> {
+    let default_stock = match stock_mapping.default_stock_id {
+        Some(id) => id,
+        None => stocks
+            .iter()
+            .min_by_key(|s| (s.priority, s.id))
+            .map(|s| s.id)
+            .unwrap_or(0),
+    };
+    let mut unknown: Vec<u64> = stock_mapping
+        .columns
+        .iter()
+        .map(|(t, _)| match t {
+            StockTarget::Default => default_stock,
+            StockTarget::Stock(id) => *id,
+        })
+        .filter(|id| !stocks.iter().any(|s| s.id == *id))
+        .collect();
+    unknown.dedup();
+    if !unknown.is_empty() {
+        let known: Vec<String> = stocks
+            .iter()
+            .map(|s| format!("{} \"{}\"", s.id, s.name))
+            .collect();
+        return Err(format!(
+            "the mapping {} names stock_id {} but the store's stocks are: {}",
+            mapping.path.display(),
+            unknown
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ));
+    }
+    Ok(default_stock)
 }

@@ -137,6 +137,10 @@ impl ApiError {
 /// Attempts per (`METHOD route`, answer).
 type AnswerCounts = Mutex<BTreeMap<(String, String), u64>>;
 
+/// The zone the API writes and reads store-local times in (`updated_at`, `date=` filters,
+/// `created_at` of queues): Yampi's stores are Brazilian and answer in America/Sao_Paulo.
+pub const STORE_ZONE: chrono_tz::Tz = chrono_tz::America::Sao_Paulo;
+
 /// `/catalog/products/123/stocks/sync` → `catalog/products/{id}/stocks/sync`, for counting.
 pub fn route_label(path: &str) -> String {
     path.trim_start_matches('/')
