@@ -80,6 +80,8 @@ fn sku(i: u64) -> IndexedSku {
         total_in_stock: Some(5),
         quantity_managed: Some(true),
         updated_at: None,
+        title: None,
+        variation: None,
     }
 }
 
@@ -137,6 +139,7 @@ fn read_map_diff(path: &Path, rows: u64, store_every: u64) {
         pushed: &pushed,
         mapping: &stock,
         default_stock: 1,
+        single_store_stock: false,
         full: false,
     });
     let total = t0.elapsed();

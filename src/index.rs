@@ -300,6 +300,9 @@ async fn exported(
     };
     // What the export does not carry is kept from the index where the SKU is already in it.
     let mut skus = Vec::with_capacity(export.rows.len());
+    // The export names the product and its variation values (no SKU title): reports show them.
+    let col = |name: &str| export.header.iter().position(|h| h.trim() == name);
+    let (name_col, variation_col) = (col("nome_produto"), col("valores_de_variacoes"));
     for r in export.rows {
         let Some(product_id) = r.product_id else {
             tracing::warn!(
@@ -312,6 +315,13 @@ async fn exported(
             return Ok(None);
         };
         let old = known.get(&r.sku_id);
+        let text_at = |c: Option<usize>| {
+            c.and_then(|c| r.cells.get(c))
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+        };
+        let title = text_at(name_col).or_else(|| old.and_then(|o| o.title.clone()));
+        let variation = text_at(variation_col).or_else(|| old.and_then(|o| o.variation.clone()));
         skus.push(IndexedSku {
             id: r.sku_id,
             product_id,
@@ -324,6 +334,8 @@ async fn exported(
             total_in_stock: old.and_then(|o| o.total_in_stock),
             quantity_managed: old.and_then(|o| o.quantity_managed),
             updated_at: old.and_then(|o| o.updated_at.clone()),
+            title,
+            variation,
         });
     }
     tracing::info!(
@@ -436,6 +448,8 @@ mod tests {
             total_in_stock: None,
             quantity_managed: None,
             updated_at: None,
+            title: None,
+            variation: None,
         }
     }
 

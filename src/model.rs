@@ -18,6 +18,13 @@ pub struct IndexedSku {
     pub total_in_stock: Option<i64>,
     pub quantity_managed: Option<bool>,
     pub updated_at: Option<String>,
+    /// The SKU's title as the store shows it (product name and variation), for reports.
+    /// Absent from index entries stored before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The variation values ("Tamanho: P, Cor: Azul"), for reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variation: Option<String>,
 }
 
 /// The last stock value this job pushed successfully for one SKU in one logistics stock.

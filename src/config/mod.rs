@@ -50,6 +50,8 @@ pub struct Settings {
     pub path: PathBuf,
     pub state_dir: PathBuf,
     pub timezone: chrono_tz::Tz,
+    /// The language of run reports and summary lines (`language`; log messages stay English).
+    pub language: crate::report::Lang,
     /// Reports and run records older than this are pruned.
     pub retention_days: u32,
     /// At most this many run records are kept per job, whatever their age.
@@ -311,6 +313,17 @@ pub fn from_str(
         }),
     };
 
+    let language = match raw.language.as_deref() {
+        None => crate::report::Lang::default(),
+        Some(l) => crate::report::Lang::parse(l).unwrap_or_else(|| {
+            errors.push(format!(
+                "{file}: `language` \"{l}\" is not supported; use one of {}",
+                crate::report::Lang::ACCEPTED
+            ));
+            crate::report::Lang::default()
+        }),
+    };
+
     if raw.store.is_empty() {
         errors.push(format!("{file}: no [[store]] is configured"));
     }
@@ -370,6 +383,7 @@ pub fn from_str(
         path: path.to_path_buf(),
         state_dir,
         timezone,
+        language,
         retention_days: in_range(
             raw.retention_days,
             30,

@@ -10,6 +10,8 @@ use serde::Deserialize;
 pub struct RawConfig {
     pub state_dir: Option<String>,
     pub timezone: Option<String>,
+    /// `"pt-BR"` or `"en"`: the language of reports and summary lines.
+    pub language: Option<String>,
     pub retention_days: Option<u32>,
     pub max_run_records: Option<u32>,
     #[serde(default)]

@@ -87,7 +87,7 @@ async fn run_inner(
         opts,
     };
     let default_stock = match &mapping.stock {
-        Some(section) => Some(StockKind::prepare(cx, &mapping, section).await?),
+        Some(section) => Some(StockKind::prepare(cx, &mapping, section).await?.0),
         None => None,
     };
     let index = refresh_index(job, client, state, opts).await?;
@@ -163,6 +163,8 @@ async fn run_inner(
             pushed: &pushed,
             mapping: section,
             default_stock,
+            // Differences come from the store's export, not from a plan's "old" values.
+            single_store_stock: false,
             full: false,
         });
         if !plan.products.is_empty() {
@@ -228,6 +230,7 @@ async fn run_inner(
     } else {
         EXIT_OK
     };
+    report.names = crate::report::names_of(&index.skus, differences.iter().map(|d| d.sku_id));
     report.differences = differences;
     Ok(())
 }

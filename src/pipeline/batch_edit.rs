@@ -191,6 +191,10 @@ pub async fn run(
         return;
     };
     let shown = &occurrence.shown;
+    report.batch_edit = Some(crate::report::BatchEditAsked {
+        occurrence: shown.clone(),
+        body: edit.body.clone(),
+    });
     let what = format!("{} (occurrence {shown})", edit.describe());
     let key = record_key(&edit.key(&client.store().alias), &occurrence);
     let found = match find_record(state, &key, &job.name, &occurrence) {

@@ -275,7 +275,10 @@ pub fn match_guard<T>(
 
 /// Exit 4 when anything was refused, else 0.
 pub fn finish_code(report: &mut RunReport) {
-    let refused = !report.rejected.is_empty() || report.products_failed > 0;
+    // A write whose outcome is unknown is never an OK run, whatever else was counted.
+    let refused = !report.rejected.is_empty()
+        || report.products_failed > 0
+        || report.unknown_outcomes() > 0;
     report.exit_code = if refused { EXIT_REJECTED } else { EXIT_OK };
     if report.message.is_empty() {
         report.message = if refused {

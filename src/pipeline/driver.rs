@@ -293,6 +293,7 @@ async fn run_inner<K: JobKind>(cx: JobContext<'_>, report: &mut RunReport) -> Re
     let summary = K::summarize(&plan);
     let writes = summary.writes;
     apply_plan(report, summary, client);
+    report.names = crate::report::names_of(&sku_index.skus, report.changes.iter().map(|c| c.sku_id));
     let note = K::route(cx, &mut plan, report.plan_eta_secs);
     if let Some(n) = &note {
         report.plan_eta_secs = n.eta_secs;

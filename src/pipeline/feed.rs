@@ -25,6 +25,46 @@ pub struct FeedRow<T> {
     /// The key as written in the file (for reports; shared with every change row of the SKU).
     pub key: Arc<str>,
     pub value: T,
+    /// The text of the value cells after the key, as read, each cut at
+    /// [`crate::report::CELL_TEXT_MAX`] characters and joined by [`CELL_SEP`]: one allocation
+    /// per matched row, for the report's "cell text" beside the value used.
+    pub cells: Box<str>,
+}
+
+/// Separates the cell texts of [`FeedRow::cells`] (the ASCII unit separator, which cell
+/// texts cannot hold: it is replaced when read).
+pub const CELL_SEP: char = '\u{1f}';
+
+impl<T> FeedRow<T> {
+    /// The text of value cell `i` (0 = the first column after the key), as read.
+    pub fn cell(&self, i: usize) -> Option<&str> {
+        self.cells.split(CELL_SEP).nth(i)
+    }
+}
+
+/// The cells' texts as [`FeedRow::cells`] keeps them.
+pub fn cell_texts(cells: &[Cell<'_>]) -> Box<str> {
+    let mut out = String::new();
+    for (i, c) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push(CELL_SEP);
+        }
+        let owned;
+        let text: &str = match c {
+            // Read in place: a long text cell is not copied whole to keep 64 characters of it.
+            Cell::Text(t) => t,
+            other => {
+                owned = cell_text(other);
+                &owned
+            }
+        };
+        out.extend(
+            text.chars()
+                .take(crate::report::CELL_TEXT_MAX)
+                .map(|ch| if ch == CELL_SEP { ' ' } else { ch }),
+        );
+    }
+    out.into_boxed_str()
 }
 
 #[derive(Debug)]
@@ -182,6 +222,7 @@ pub fn read_feed<T: PartialEq>(
                         row,
                         key: Arc::from(key),
                         value,
+                        cells: cell_texts(&cells[1..]),
                     },
                 );
             }

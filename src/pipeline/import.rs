@@ -606,10 +606,7 @@ async fn finish(
         let why = "was sent but its queue was not found among the store's queues".to_string();
         let _ = ledger.settle_all(&keys, Settle::Unknown(why.clone())).await;
         for l in &lines {
-            result.outcome(
-                l,
-                Outcome::Failed(Arc::from(format!("outcome unknown: {why}"))),
-            );
+            result.outcome(l, Outcome::Unknown(Arc::from(why.as_str())));
         }
         return Err(unknown(why));
     };
@@ -636,9 +633,7 @@ async fn finish(
             for l in &lines {
                 result.outcome(
                     l,
-                    Outcome::Failed(Arc::from(format!(
-                        "outcome unknown: import queue {queue_id} {why}"
-                    ))),
+                    Outcome::Unknown(Arc::from(format!("import queue {queue_id} {why}"))),
                 );
             }
             return Err(unknown(why));
@@ -739,8 +734,8 @@ async fn settle_lines(
         for l in &unknown {
             result.outcome(
                 l,
-                Outcome::Failed(Arc::from(format!(
-                    "outcome unknown: import line {} (queue {queue_id}) has no log entry; not counted as applied, the next run plans it again",
+                Outcome::Unknown(Arc::from(format!(
+                    "import line {} (queue {queue_id}) has no log entry; not counted as applied, the next run plans it again",
                     l.line
                 ))),
             );
@@ -857,8 +852,8 @@ async fn resume_inner(cx: JobContext<'_>, result: &mut ImportResult) -> Result<(
                     .map_err(state_fail)?;
                 drop_import(cx, &intent, Settle::Replanned(forget)).await?;
                 for l in &lines {
-                    result.outcome(l, Outcome::Failed(Arc::from(format!(
-                        "outcome unknown: the import {} was never found among the store's queues and its file is no longer served; planned again",
+                    result.outcome(l, Outcome::Unknown(Arc::from(format!(
+                        "the import {} was never found among the store's queues and its file is no longer served; planned again",
                         intent.name
                     ))));
                 }
@@ -886,7 +881,9 @@ fn rows_of(l: &LineIntent) -> Vec<ChangeRow> {
             product_id: l.product_id,
             field,
             old: None,
+            old_from: Default::default(),
             new: Value::Money(v?),
+            cell: None,
             outcome: Outcome::Planned,
         })
     })

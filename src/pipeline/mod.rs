@@ -156,6 +156,8 @@ pub async fn run_job(
         opts.dry_run,
         opts.full,
     );
+    report.lang = settings.language;
+    report.timezone = settings.timezone;
     // A panic in the job's work is this run's failure, not the process's (nor the daemon task's).
     let work = async {
         crate::panics::injected_panic("run", &job.name);
@@ -256,10 +258,14 @@ pub async fn run_job(
 fn scrub_report(report: &mut RunReport, sc: &crate::config::secret::Scrubber) {
     sc.scrub_in_place(&mut report.message);
     for c in &mut report.changes {
-        if let report::Outcome::Failed(m) = &c.outcome
-            && sc.finds_in(m)
-        {
-            c.outcome = report::Outcome::Failed(sc.scrub(m).into());
+        match &c.outcome {
+            report::Outcome::Failed(m) if sc.finds_in(m) => {
+                c.outcome = report::Outcome::Failed(sc.scrub(m).into());
+            }
+            report::Outcome::Unknown(m) if sc.finds_in(m) => {
+                c.outcome = report::Outcome::Unknown(sc.scrub(m).into());
+            }
+            _ => {}
         }
     }
     for r in &mut report.rejected {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::index::KeyMatch;
 use crate::mapping::{MatchField, Missing, StockMapping, StockTarget, normalize_key};
 use crate::model::{IndexedSku, Pushed, StockEntry};
-use crate::report::{ChangeRow, Field, Outcome, Value};
+use crate::report::{ChangeRow, Field, OldFrom, Outcome, Value};
 
 use super::feed::StockFeed;
 
@@ -39,11 +39,15 @@ pub struct PlanInput<'a> {
     pub mapping: &'a StockMapping,
     /// The store's default stock id, for `quantity = "COLUMN"`.
     pub default_stock: u64,
+    /// The store has one logistics stock: a SKU's `total_in_stock` (SKU index) is its quantity
+    /// there, the store's value a first run's report shows as "old".
+    pub single_store_stock: bool,
     pub full: bool,
 }
 
-/// What one SKU should hold: (key as written, quantity per stock id, min quantity).
-type Desired = (Arc<str>, Vec<(u64, i64)>, i64);
+/// What one SKU should hold: (key as written, quantity per stock id, min quantity, the value
+/// cells' texts as read).
+type Desired<'a> = (Arc<str>, Vec<(u64, i64)>, i64, Option<&'a super::feed::FeedRow<super::feed::StockValues>>);
 
 /// One rule applied to a value, as `explain` shows it: the rule, what it did, the value after it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -113,7 +117,7 @@ pub fn plan_stock(input: &PlanInput<'_>) -> StockPlan {
                     )
                 })
                 .collect();
-            (*id, (row.key.clone(), values, row.value.min_quantity))
+            (*id, (row.key.clone(), values, row.value.min_quantity, Some(row)))
         })
         .collect();
 
@@ -153,12 +157,19 @@ pub fn plan_stock(input: &PlanInput<'_>) -> StockPlan {
                     Arc::from(key.unwrap_or_default()),
                     targets.iter().map(|t| (*t, 0)).collect(),
                     min,
+                    None,
                 ),
             );
         }
     }
 
-    for (sku_id, (key, values, min)) in desired {
+    // The min quantity's cell follows the quantity cells, when it is a column.
+    let min_cell = matches!(
+        input.mapping.min_quantity,
+        crate::mapping::MinQuantity::Column(_)
+    )
+    .then_some(input.mapping.columns.len());
+    for (sku_id, (key, values, min, row)) in desired {
         let Some(sku) = input.skus.get(&sku_id) else {
             continue;
         };
@@ -176,7 +187,9 @@ pub fn plan_stock(input: &PlanInput<'_>) -> StockPlan {
         if new_total == 0 && old_total.is_some_and(|t| t > 0) {
             plan.zeroed_skus += 1;
         }
-        for ((stock_id, quantity), prev) in values.into_iter().zip(old) {
+        let one_target = values.len() == 1;
+        let cell = |i: Option<usize>| -> Option<Box<str>> { Some(row?.cell(i?)?.into()) };
+        for (i, ((stock_id, quantity), prev)) in values.into_iter().zip(old).enumerate() {
             let entry = StockEntry {
                 sku_id,
                 stock_id,
@@ -192,15 +205,25 @@ pub fn plan_stock(input: &PlanInput<'_>) -> StockPlan {
                 continue;
             }
             plan.products.entry(sku.product_id).or_default().push(entry);
-            let qty_changed = prev.is_none_or(|p| p.quantity != quantity) || input.full;
-            if qty_changed {
+            // Old: what this job pushed; before its first push, the store's value when known.
+            let (old_qty, old_from) = match prev {
+                Some(p) => (Some(p.quantity), OldFrom::Pushed),
+                None if input.single_store_stock && one_target => {
+                    (sku.total_in_stock, OldFrom::Store)
+                }
+                None => (None, OldFrom::Store),
+            };
+            // Sent with its entry either way, but listed only when it changes.
+            if old_qty != Some(quantity) {
                 plan.changes.push(ChangeRow {
                     key: key.clone(),
                     sku_id,
                     product_id: sku.product_id,
                     field: Field::Quantity { stock_id },
-                    old: prev.map(|p| Value::Qty(p.quantity)),
+                    old: old_qty.map(Value::Qty),
+                    old_from,
                     new: Value::Qty(quantity),
+                    cell: cell(Some(i)),
                     outcome: Outcome::Planned,
                 });
             }
@@ -213,7 +236,9 @@ pub fn plan_stock(input: &PlanInput<'_>) -> StockPlan {
                     product_id: sku.product_id,
                     field: Field::MinQuantity { stock_id },
                     old: Some(Value::Qty(p.min_quantity)),
+                    old_from: OldFrom::Pushed,
                     new: Value::Qty(min),
+                    cell: cell(min_cell),
                     outcome: Outcome::Planned,
                 });
             }

@@ -21,7 +21,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 
 use crate::mapping::{PriceMapping, RoundTo};
 use crate::model::{IndexedSku, PriceFields};
-use crate::report::{ChangeRow, Field, Outcome, RejectedRow, Value};
+use crate::report::{ChangeRow, Field, OldFrom, Outcome, RejectedRow, Value};
 
 use super::feed::PriceFeed;
 use super::plan::{RuleStep, note, step};
@@ -370,19 +370,37 @@ pub fn plan_prices(input: &PricePlanInput<'_>) -> PricePlan {
         if changed == PriceFields::default() {
             continue;
         }
-        for (field, new, old) in [
-            (Field::PriceSale, changed.sale, current.sale),
-            (Field::PriceDiscount, changed.discount, current.discount),
-            (Field::PriceCost, changed.cost, current.cost),
+        // The cells after the key: sale, then discount and cost when mapped.
+        let discount_cell = m.price_discount.as_ref().map(|_| 1);
+        let cost_cell = m.price_cost.as_ref().map(|_| 1 + usize::from(discount_cell.is_some()));
+        for (field, new, last, old, cell) in [
+            (Field::PriceSale, changed.sale, pushed.sale, current.sale, Some(0)),
+            (
+                Field::PriceDiscount,
+                changed.discount,
+                pushed.discount,
+                current.discount,
+                discount_cell,
+            ),
+            (Field::PriceCost, changed.cost, pushed.cost, current.cost, cost_cell),
         ] {
-            if let Some(n) = new {
+            // A SKU's fields go out together, but the report lists only those that change.
+            if let Some(n) = new
+                && old != Some(n)
+            {
                 plan.changes.push(ChangeRow {
                     key: row.key.clone(),
                     sku_id: *sku_id,
                     product_id: sku.product_id,
                     field,
                     old: old.map(Value::Money),
+                    old_from: if last.is_some() {
+                        OldFrom::Pushed
+                    } else {
+                        OldFrom::Store
+                    },
                     new: Value::Money(n),
+                    cell: cell.and_then(|i| row.cell(i)).map(Box::from),
                     outcome: Outcome::Planned,
                 });
             }
@@ -510,6 +528,8 @@ mod tests {
             total_in_stock: None,
             quantity_managed: None,
             updated_at: None,
+            title: None,
+            variation: None,
         }
     }
 
@@ -550,6 +570,7 @@ mod tests {
                     row: i as u64 + 2,
                     key: Arc::from(format!("S{id}")),
                     value: *v,
+                    cells: "".into(),
                 },
             );
         }

@@ -39,8 +39,8 @@ pub struct StockHistory {
 
 impl JobKind for StockKind {
     type Section = StockMapping;
-    /// The store's default stock id.
-    type Prepared = u64;
+    /// The store's default stock id, and whether it is the store's only stock.
+    type Prepared = (u64, bool);
     type Values = StockValues;
     type History = StockHistory;
     type Plan = StockPlan;
@@ -64,13 +64,15 @@ impl JobKind for StockKind {
         cx: JobContext<'_>,
         mapping: &Mapping,
         stock_mapping: &StockMapping,
-    ) -> Result<u64, Fail> {
+    ) -> Result<(u64, bool), Fail> {
         let stocks = cx
             .client
             .logistics_stocks()
             .await
             .map_err(|e| fail(EXIT_FAILED, format!("cannot list the store's stocks: {e}")))?;
-        mapped_stocks(mapping, stock_mapping, &stocks).map_err(|why| fail(EXIT_FAILED, why))
+        mapped_stocks(mapping, stock_mapping, &stocks)
+            .map(|default| (default, stocks.len() == 1))
+            .map_err(|why| fail(EXIT_FAILED, why))
     }
 
     const READ_FEED: FeedReader<Self::Values> = read_stock_feed;
@@ -98,7 +100,8 @@ impl JobKind for StockKind {
             match_field: inputs.mapping.match_field,
             pushed: &inputs.history.pushed,
             mapping: inputs.section,
-            default_stock: *inputs.prepared,
+            default_stock: inputs.prepared.0,
+            single_store_stock: inputs.prepared.1,
             full: inputs.full,
         })
     }

@@ -2,14 +2,18 @@
 //!
 //! A rejected row or a failed item is data here, not an error that aborts the run.
 
+pub mod text;
 pub mod xlsx;
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+
+pub use text::Lang;
+use text::{Counts, More};
 
 /// Exit codes (README.md, Exit codes).
 pub const EXIT_OK: i32 = 0;
@@ -54,6 +58,22 @@ impl std::fmt::Display for Field {
     }
 }
 
+impl Field {
+    /// The field as the report's language names it: "estoque (depósito 1)", "preço de venda".
+    pub fn label(&self, lang: Lang) -> String {
+        let t = lang.text();
+        match self {
+            Field::Quantity { stock_id } => format!("{} ({} {stock_id})", t.quantity, t.stock_word),
+            Field::MinQuantity { stock_id } => {
+                format!("{} ({} {stock_id})", t.min_quantity, t.stock_word)
+            }
+            Field::PriceSale => t.price_sale.into(),
+            Field::PriceDiscount => t.price_discount.into(),
+            Field::PriceCost => t.price_cost.into(),
+        }
+    }
+}
+
 /// A changed value: a quantity, or money (always shown with two decimals).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Value {
@@ -79,6 +99,25 @@ pub enum Outcome {
     /// Sent by an interrupted run; the store already held it, so it was checkpointed, not resent.
     AlreadyApplied,
     Failed(Arc<str>),
+    /// The write may or may not have landed (no answer, no log entry): never counted as applied
+    /// nor as failed; the reason says what happens next.
+    Unknown(Arc<str>),
+}
+
+impl Outcome {
+    /// The outcome as the report's language says it.
+    pub fn text(&self, lang: Lang) -> String {
+        let t = lang.text();
+        match self {
+            Outcome::Planned => t.planned.into(),
+            Outcome::DryRun => t.planned_dry_run.into(),
+            Outcome::Applied => t.applied.into(),
+            Outcome::AlreadyApplied => t.already_applied.into(),
+            Outcome::Failed(m) if t.failed.is_empty() => m.to_string(),
+            Outcome::Failed(m) => format!("{}: {m}", t.failed),
+            Outcome::Unknown(m) => format!("{}: {m}", t.outcome_unknown),
+        }
+    }
 }
 
 impl std::fmt::Display for Outcome {
@@ -91,20 +130,79 @@ impl std::fmt::Display for Outcome {
                 f.write_str("already applied (checked after an interrupted run)")
             }
             Outcome::Failed(m) => f.write_str(m),
+            Outcome::Unknown(m) => write!(f, "outcome unknown: {m}"),
         }
     }
 }
 
-/// One changed value. Kept small: a full push of a big catalog has millions of them.
+/// Where a change's old value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OldFrom {
+    /// The value this job last pushed successfully.
+    #[default]
+    Pushed,
+    /// Nothing was pushed before: the store's value (SKU index, or the store's stock).
+    Store,
+}
+
+/// One changed value. Kept small: a full push of a big catalog has millions of them (names
+/// are not here: the report looks them up in [`RunReport::names`]).
 #[derive(Debug, Clone)]
 pub struct ChangeRow {
     pub key: Arc<str>,
     pub sku_id: u64,
     pub product_id: u64,
     pub field: Field,
+    /// `None`: the store's value is not known either.
     pub old: Option<Value>,
+    pub old_from: OldFrom,
     pub new: Value,
+    /// The source cell's text as read (cut at [`CELL_TEXT_MAX`] characters), beside the value
+    /// used after the rules; `None` when no cell gave it (a SKU zeroed by `missing = "zero"`).
+    pub cell: Option<Box<str>>,
     pub outcome: Outcome,
+}
+
+/// How much of a source cell's text a report keeps.
+pub const CELL_TEXT_MAX: usize = 64;
+
+/// A SKU's names as the store shows them, for the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SkuNames {
+    pub product: Option<String>,
+    pub variation: Option<String>,
+}
+
+/// The names of the SKUs `ids` names, from the SKU index: built when the report is, so change
+/// rows stay small.
+pub fn names_of(
+    skus: &HashMap<u64, crate::model::IndexedSku>,
+    ids: impl IntoIterator<Item = u64>,
+) -> HashMap<u64, SkuNames> {
+    ids.into_iter()
+        .filter_map(|id| {
+            let s = skus.get(&id)?;
+            (s.title.is_some() || s.variation.is_some()).then(|| {
+                (
+                    id,
+                    SkuNames {
+                        product: s.title.clone(),
+                        variation: s.variation.clone(),
+                    },
+                )
+            })
+        })
+        .collect()
+}
+
+/// What a batch-edit run asked the store to do, for its report sheet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchEditAsked {
+    /// The occurrence as `status` shows it.
+    pub occurrence: String,
+    /// The request body as sent (`attribute`, `operation_type`, `value`, `value_type`,
+    /// `restrictions`).
+    pub body: serde_json::Value,
 }
 
 /// A value the store holds that differs from what the ERP says (audit jobs).
@@ -175,6 +273,14 @@ pub struct RunReport {
     pub already_applied: u64,
     /// Audit jobs: every difference between the store and the ERP.
     pub differences: Vec<Difference>,
+    /// The language of the report and the summary line.
+    pub lang: Lang,
+    /// The zone the report's times are shown in (the config's `timezone`).
+    pub timezone: chrono_tz::Tz,
+    /// SKU id → names, for the SKUs the report lists.
+    pub names: HashMap<u64, SkuNames>,
+    /// Batch-edit jobs: what the edit asked.
+    pub batch_edit: Option<BatchEditAsked>,
 }
 
 impl RunReport {
@@ -208,7 +314,19 @@ impl RunReport {
             report_path: None,
             already_applied: 0,
             differences: Vec::new(),
+            lang: Lang::default(),
+            timezone: chrono_tz::America::Sao_Paulo,
+            names: HashMap::new(),
+            batch_edit: None,
         }
+    }
+
+    /// Changes whose write's outcome is unknown.
+    pub fn unknown_outcomes(&self) -> u64 {
+        self.changes
+            .iter()
+            .filter(|c| matches!(c.outcome, Outcome::Unknown(_)))
+            .count() as u64
     }
 
     /// Distinct SKUs with at least one change.
@@ -235,36 +353,29 @@ impl RunReport {
     /// The first rejected rows and unmatched keys with their reasons, then how many more the
     /// report holds: what a merchant reads first when the summary says "5 rejected".
     pub fn reason_lines(&self, max: usize) -> Vec<String> {
+        let t = self.lang.text();
+        let place = self.report_path.as_ref().map(|p| p.display().to_string());
         let mut lines = Vec::new();
-        let more = |n: usize, what: &str| {
-            let place = self
-                .report_path
-                .as_ref()
-                .map_or_else(|| "the report".to_string(), |p| p.display().to_string());
-            format!("… and {n} more {what} in {place}")
-        };
         for r in self.rejected.iter().take(max) {
-            let cell = if r.column.is_empty() {
-                String::new()
-            } else {
-                format!(", column {} = \"{}\"", r.column, r.value)
-            };
-            lines.push(format!(
-                "rejected: {} row {}{cell}: {}",
-                r.file, r.row, r.reason
-            ));
+            let cell = (!r.column.is_empty()).then_some((r.column.as_str(), r.value.as_str()));
+            lines.push((t.rejected_line)(&r.file, r.row, cell, &r.reason));
         }
         if self.rejected.len() > max {
-            lines.push(more(self.rejected.len() - max, "rejected rows"));
-        }
-        for u in self.unmatched.iter().take(max) {
-            lines.push(format!(
-                "unmatched: key \"{}\" (row {}): {}",
-                u.key, u.row, u.reason
+            lines.push((t.more_line)(
+                self.rejected.len() - max,
+                More::Rejected,
+                place.as_deref(),
             ));
         }
+        for u in self.unmatched.iter().take(max) {
+            lines.push((t.unmatched_line)(&u.key, u.row, &u.reason));
+        }
         if self.unmatched.len() > max {
-            lines.push(more(self.unmatched.len() - max, "unmatched keys"));
+            lines.push((t.more_line)(
+                self.unmatched.len() - max,
+                More::Unmatched,
+                place.as_deref(),
+            ));
         }
         lines
     }
@@ -272,6 +383,7 @@ impl RunReport {
     /// The first changes, one per SKU and field (key, field, old → new), then how many more:
     /// what a dry run would change.
     pub fn change_lines(&self, max: usize) -> Vec<String> {
+        let t = self.lang.text();
         let mut lines: Vec<String> = self
             .changes
             .iter()
@@ -280,68 +392,47 @@ impl RunReport {
                 let old = c
                     .old
                     .as_ref()
-                    .map_or_else(|| "(not pushed yet)".to_string(), |v| v.to_string());
+                    .map_or_else(|| t.not_pushed_yet.to_string(), |v| v.to_string());
                 format!(
                     "{} (SKU {}) {}: {old} → {}",
-                    c.key, c.sku_id, c.field, c.new
+                    c.key,
+                    c.sku_id,
+                    c.field.label(self.lang),
+                    c.new
                 )
             })
             .collect();
         if self.changes.len() > max {
-            lines.push(format!(
-                "… and {} more changes in the report",
-                self.changes.len() - max
+            lines.push((t.more_line)(
+                self.changes.len() - max,
+                More::Changes,
+                None,
             ));
         }
         lines
     }
 
-    /// The one-line summary logged at the end of every run.
+    /// The one-line summary logged at the end of every run, in the report's language.
     pub fn summary_line(&self) -> String {
-        let mut s = format!(
-            "job {}: {} — {} changed by {} ({} failed), {} read, {} rejected, {} unmatched, {}, {} × 429, exit {}",
-            self.job,
-            if self.message.is_empty() {
-                "done"
-            } else {
-                &self.message
-            },
-            counted(self.changed_skus(), "SKU", "SKUs"),
-            counted(self.products_written, "write", "writes"),
-            self.products_failed,
-            counted(self.rows_read, "row", "rows"),
-            self.rejected.len(),
-            self.unmatched.len(),
-            counted(self.total_requests(), "request", "requests"),
-            self.rate_limited,
-            self.exit_code,
-        );
-        if self.already_applied > 0 {
-            s.push_str(&format!(
-                ", {} found already applied",
-                counted(
-                    self.already_applied,
-                    "interrupted write",
-                    "interrupted writes"
-                )
-            ));
-        }
-        if self.kind == "audit" {
-            s.push_str(&format!(", {} differences", self.differences.len()));
-        }
-        if self.dry_run {
-            s.push_str(" (dry run: nothing sent)");
-        }
-        if let Some(p) = &self.report_path {
-            s.push_str(&format!(", report {}", p.display()));
-        }
-        s
+        (self.lang.text().summary)(&Counts {
+            job: &self.job,
+            message: &self.message,
+            changed_skus: self.changed_skus(),
+            writes: self.products_written,
+            failed: self.products_failed,
+            unknown: self.unknown_outcomes(),
+            rows: self.rows_read,
+            rejected: self.rejected.len(),
+            unmatched: self.unmatched.len(),
+            requests: self.total_requests(),
+            rate_limited: self.rate_limited,
+            exit: self.exit_code,
+            already_applied: self.already_applied,
+            differences: (self.kind == "audit").then_some(self.differences.len()),
+            dry_run: self.dry_run,
+            report: self.report_path.as_ref().map(|p| p.display().to_string()),
+        })
     }
-}
-
-/// "1 write", "0 writes", "2 writes".
-fn counted(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 #[cfg(test)]
@@ -351,6 +442,7 @@ mod tests {
     #[test]
     fn the_summary_line_counts_in_singular_and_plural() {
         let mut r = RunReport::new("estoque", "loja", "stock", false, false);
+        r.lang = Lang::En;
         r.products_written = 1;
         r.rows_read = 1;
         r.requests.insert("POST /stocks/sync".into(), 1);

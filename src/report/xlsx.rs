@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
-use super::{Difference, RunReport, Value};
+use super::text::Text;
+use super::{BatchEditAsked, Difference, OldFrom, RunReport, Value};
 
 /// `state_dir/reports/<job>/<UTC timestamp>.xlsx`
 pub fn report_path(state_dir: &Path, report: &RunReport) -> PathBuf {
@@ -108,25 +109,132 @@ fn text(ws: &mut Worksheet, row: u32, col: u16, s: &str) -> Result<(), XlsxError
     Ok(())
 }
 
+/// A Summary value: text, or a number shown with a number format.
+enum Item {
+    Text(String),
+    Count(u64),
+    Int(i64),
+}
+
+/// The formats numbers are written with: a cell holds the number, the format how Excel shows
+/// it (separators per the reader's locale).
+struct Formats {
+    bold: Format,
+    id: Format,
+    count: Format,
+    money: Format,
+}
+
+impl Formats {
+    fn new() -> Self {
+        Self {
+            bold: Format::new().set_bold(),
+            id: Format::new().set_num_format("0"),
+            count: Format::new().set_num_format("#,##0"),
+            money: Format::new().set_num_format("#,##0.00"),
+        }
+    }
+}
+
+/// An id or count as a number cell. Exact: below 2^53 every integer is a double.
+fn id(ws: &mut Worksheet, row: u32, col: u16, n: u64, f: &Formats) -> Result<(), XlsxError> {
+    ws.write_number_with_format(row, col, n as f64, &f.id)?;
+    Ok(())
+}
+
+/// A quantity or money as a number cell with its format. Money is `Decimal` everywhere else;
+/// only here, at the cell, does it become the double Excel stores: a double keeps 15
+/// significant digits, so any amount below 10^13 with two decimals reads back as the same
+/// cents.
+fn value(
+    ws: &mut Worksheet,
+    row: u32,
+    col: u16,
+    v: Option<Value>,
+    f: &Formats,
+) -> Result<(), XlsxError> {
+    use rust_decimal::prelude::ToPrimitive;
+    match v {
+        Some(Value::Qty(q)) => {
+            ws.write_number_with_format(row, col, q as f64, &f.count)?;
+        }
+        Some(Value::Money(m)) => match m.round_dp(2).to_f64() {
+            Some(x) => {
+                ws.write_number_with_format(row, col, x, &f.money)?;
+            }
+            None => text(ws, row, col, &format!("{m:.2}"))?,
+        },
+        None => {}
+    }
+    Ok(())
+}
+
+/// A time in the report's zone, to the second, with the zone named.
+fn local_time(r: &RunReport, at: chrono::DateTime<chrono::Utc>) -> String {
+    let t = r.lang.text();
+    format!(
+        "{} ({})",
+        at.with_timezone(&r.timezone).format(t.time_format),
+        r.timezone.name()
+    )
+}
+
+fn yes_no(t: &Text, b: bool) -> String {
+    if b { t.yes } else { t.no }.into()
+}
+
+fn kind_name(t: &Text, kind: &str) -> String {
+    match kind {
+        "stock" => t.kind_stock,
+        "price" => t.kind_price,
+        "audit" => t.kind_audit,
+        "batch_edit" => t.kind_batch_edit,
+        other => other,
+    }
+    .to_string()
+}
+
+/// Label → value rows, written as a two-column sheet from `row` on; returns the next row.
+fn label_rows(
+    ws: &mut Worksheet,
+    mut row: u32,
+    rows: &[(String, Item)],
+    f: &Formats,
+) -> Result<u32, XlsxError> {
+    for (k, v) in rows {
+        text(ws, row, 0, k)?;
+        match v {
+            Item::Text(s) => text(ws, row, 1, s)?,
+            Item::Count(n) => {
+                ws.write_number_with_format(row, 1, *n as f64, &f.count)?;
+            }
+            Item::Int(n) => {
+                ws.write_number_with_format(row, 1, *n as f64, &f.id)?;
+            }
+        }
+        row += 1;
+    }
+    Ok(row)
+}
+
 /// The Summary sheet alone: what a run record needs when the full report cannot be written.
 fn minimal(r: &RunReport, why: &str) -> Result<Workbook, XlsxError> {
+    let t = r.lang.text();
+    let f = Formats::new();
     let mut wb = Workbook::new();
-    let ws = wb.add_worksheet().set_name("Summary")?;
-    let rows: [(&str, String); 9] = [
-        ("Job", r.job.clone()),
-        ("Store", r.store.clone()),
-        ("Started (UTC)", r.started_at.to_rfc3339()),
-        ("Finished (UTC)", r.finished_at.to_rfc3339()),
-        ("Result", r.message.clone()),
-        ("Exit code", r.exit_code.to_string()),
-        ("Rejected rows", r.rejected.len().to_string()),
-        ("Unmatched keys", r.unmatched.len().to_string()),
-        ("Report", why.to_string()),
+    let ws = wb.add_worksheet().set_name(t.sheet_summary)?;
+    let rows: Vec<(String, Item)> = vec![
+        (t.job.into(), Item::Text(r.job.clone())),
+        (t.store.into(), Item::Text(r.store.clone())),
+        (t.started.into(), Item::Text(local_time(r, r.started_at))),
+        (t.finished.into(), Item::Text(local_time(r, r.finished_at))),
+        (t.result.into(), Item::Text(r.message.clone())),
+        (t.exit_code.into(), Item::Int(i64::from(r.exit_code))),
+        (t.rejected_rows.into(), Item::Count(r.rejected.len() as u64)),
+        (t.unmatched_keys.into(), Item::Count(r.unmatched.len() as u64)),
+        (t.report.into(), Item::Text(why.to_string())),
     ];
-    for (i, (k, v)) in rows.iter().enumerate() {
-        text(ws, i as u32, 0, k)?;
-        text(ws, i as u32, 1, v)?;
-    }
+    label_rows(ws, 0, &rows, &f)?;
     Ok(wb)
 }
 
@@ -173,145 +281,244 @@ fn header(ws: &mut Worksheet, cols: &[(&str, f64)], bold: &Format) -> Result<(),
     Ok(())
 }
 
-fn build(r: &RunReport) -> Result<Workbook, XlsxError> {
-    let mut wb = Workbook::new();
-    let bold = Format::new().set_bold();
+/// The product name and variation of a SKU, as far as the index knows them.
+fn names<'a>(r: &'a RunReport, sku_id: u64) -> (&'a str, &'a str) {
+    r.names.get(&sku_id).map_or(("", ""), |n| {
+        (
+            n.product.as_deref().unwrap_or(""),
+            n.variation.as_deref().unwrap_or(""),
+        )
+    })
+}
 
-    let ws = wb.add_worksheet().set_name("Summary")?;
-    ws.set_column_width(0, 28)?;
-    ws.set_column_width(1, 70)?;
-    let rows: Vec<(&str, String)> = vec![
-        ("Job", r.job.clone()),
-        ("Store", r.store.clone()),
-        ("Kind", r.kind.clone()),
-        ("Started (UTC)", r.started_at.to_rfc3339()),
-        ("Finished (UTC)", r.finished_at.to_rfc3339()),
-        ("Result", r.message.clone()),
-        ("Exit code", r.exit_code.to_string()),
-        ("Dry run", if r.dry_run { "yes" } else { "no" }.into()),
-        ("Full push", if r.full { "yes" } else { "no" }.into()),
-        (
-            "Source file",
-            r.source_file
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-        ),
-        (
-            "Source hash (blake3)",
-            r.source_hash.clone().unwrap_or_default(),
-        ),
-        ("Rows read", r.rows_read.to_string()),
-        ("Valid rows", r.rows_valid.to_string()),
-        ("Matched SKUs", r.matched_skus.to_string()),
-        ("Changed SKUs", r.changed_skus().to_string()),
-        ("Products written", r.products_written.to_string()),
-        ("Products failed", r.products_failed.to_string()),
-        ("Rejected rows", r.rejected.len().to_string()),
-        ("Unmatched keys", r.unmatched.len().to_string()),
-        ("Requests sent", r.total_requests().to_string()),
-        ("429 answers", r.rate_limited.to_string()),
+/// What a batch edit asked, as label → text rows: the field, the operation and value, which
+/// products (the ids the request carried, or that it is by filter), the request itself.
+fn edit_rows(t: &Text, asked: &BatchEditAsked) -> Vec<(String, Item)> {
+    let b = &asked.body;
+    let s = |k: &str| match b.get(k) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+        None => String::new(),
+    };
+    let attribute = match s("attribute").as_str() {
+        "price_sale" => t.price_sale.to_string(),
+        "price_discount" => t.price_discount.to_string(),
+        "all_prices" => t.edit_all_prices.to_string(),
+        "active" => t.edit_active.to_string(),
+        other => other.to_string(),
+    };
+    let operation = match s("operation_type").as_str() {
+        "increment" => t.edit_increment.to_string(),
+        "decrement" => t.edit_decrement.to_string(),
+        other => other.to_string(),
+    };
+    let value_type = match s("value_type").as_str() {
+        "percent" => t.edit_percent.to_string(),
+        "fixed" => t.edit_fixed.to_string(),
+        other => other.to_string(),
+    };
+    let mut rows: Vec<(String, Item)> = vec![
+        (t.edit_occurrence.into(), Item::Text(asked.occurrence.clone())),
+        (t.edit_attribute.into(), Item::Text(attribute)),
     ];
-    ws.write_string_with_format(0, 0, "Field", &bold)?;
-    ws.write_string_with_format(0, 1, "Value", &bold)?;
-    let mut row = 1u32;
-    for (k, v) in rows {
-        text(ws, row, 0, k)?;
-        text(ws, row, 1, &v)?;
-        row += 1;
+    if !operation.is_empty() {
+        rows.push((t.edit_operation.into(), Item::Text(operation)));
     }
+    rows.push((t.edit_value.into(), Item::Text(s("value"))));
+    if !value_type.is_empty() {
+        rows.push((t.edit_value_type.into(), Item::Text(value_type)));
+    }
+    // Which products: explicit only when the request includes products by id and nothing else.
+    const LISTS: [&str; 4] = [
+        "products_ids",
+        "brands_ids",
+        "collections_ids",
+        "categories_ids",
+    ];
+    let restrictions = b.get("restrictions");
+    let mut covered = Vec::new();
+    let mut by_ids_only = true;
+    let mut includes_products = false;
+    for (side, side_word) in [("include", t.edit_include), ("exclude", t.edit_exclude)] {
+        let Some(lists) = restrictions.and_then(|r| r.get(side)) else {
+            continue;
+        };
+        for (list, word) in LISTS.iter().zip(t.edit_lists) {
+            let Some(ids) = lists.get(*list).and_then(serde_json::Value::as_array) else {
+                continue;
+            };
+            let ids: Vec<String> = ids.iter().map(|v| v.to_string()).collect();
+            covered.push(format!("{side_word} {word}: {}", ids.join(", ")));
+            if side == "include" && *list == "products_ids" {
+                includes_products = true;
+            } else {
+                by_ids_only = false;
+            }
+        }
+    }
+    if covered.is_empty() {
+        covered.push(t.edit_all_products.to_string());
+    } else if !(by_ids_only && includes_products) {
+        covered.push(t.edit_by_filter.to_string());
+    }
+    for c in covered {
+        rows.push((t.edit_products.into(), Item::Text(c)));
+    }
+    rows.push((t.edit_request.into(), Item::Text(b.to_string())));
+    rows
+}
+
+fn build(r: &RunReport) -> Result<Workbook, XlsxError> {
+    let t = r.lang.text();
+    let f = Formats::new();
+    let mut wb = Workbook::new();
+    let bold = &f.bold;
+
+    let ws = wb.add_worksheet().set_name(t.sheet_summary)?;
+    ws.set_column_width(0, 32)?;
+    ws.set_column_width(1, 70)?;
+    let mut rows: Vec<(String, Item)> = vec![
+        (t.job.into(), Item::Text(r.job.clone())),
+        (t.store.into(), Item::Text(r.store.clone())),
+        (t.kind.into(), Item::Text(kind_name(t, &r.kind))),
+        (t.started.into(), Item::Text(local_time(r, r.started_at))),
+        (t.finished.into(), Item::Text(local_time(r, r.finished_at))),
+        (t.result.into(), Item::Text(r.message.clone())),
+        (t.exit_code.into(), Item::Int(i64::from(r.exit_code))),
+        (t.dry_run.into(), Item::Text(yes_no(t, r.dry_run))),
+        (t.full_push.into(), Item::Text(yes_no(t, r.full))),
+        (
+            t.source_file.into(),
+            Item::Text(
+                r.source_file
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            ),
+        ),
+        (
+            t.source_hash.into(),
+            Item::Text(r.source_hash.clone().unwrap_or_default()),
+        ),
+        (t.rows_read.into(), Item::Count(r.rows_read)),
+        (t.valid_rows.into(), Item::Count(r.rows_valid)),
+        (t.matched_skus.into(), Item::Count(r.matched_skus)),
+        (t.changed_skus.into(), Item::Count(r.changed_skus())),
+        (t.products_written.into(), Item::Count(r.products_written)),
+        (t.products_failed.into(), Item::Count(r.products_failed)),
+        (t.unknown_outcomes.into(), Item::Count(r.unknown_outcomes())),
+        (t.rejected_rows.into(), Item::Count(r.rejected.len() as u64)),
+        (t.unmatched_keys.into(), Item::Count(r.unmatched.len() as u64)),
+        (t.requests_sent.into(), Item::Count(r.total_requests())),
+        (t.answers_429.into(), Item::Count(r.rate_limited)),
+    ];
     for (route, n) in &r.requests {
-        text(ws, row, 0, &format!("Requests: {route}"))?;
-        ws.write_number(row, 1, *n as f64)?;
-        row += 1;
+        rows.push((format!("{}: {route}", t.requests_of), Item::Count(*n)));
     }
     if r.kind == "audit" {
         let skus: std::collections::HashSet<u64> = r.differences.iter().map(|d| d.sku_id).collect();
-        for (k, v) in [
-            ("Differences", r.differences.len().to_string()),
-            ("SKUs that differ", skus.len().to_string()),
-            (
-                "A sync would send (requests)",
-                r.plan.iter().map(|(_, n)| n).sum::<u64>().to_string(),
-            ),
-            (
-                "A sync would take (seconds)",
-                format!("{:.0}", r.plan_eta_secs),
-            ),
-        ] {
-            text(ws, row, 0, k)?;
-            text(ws, row, 1, &v)?;
-            row += 1;
-        }
+        rows.push((t.differences.into(), Item::Count(r.differences.len() as u64)));
+        rows.push((t.skus_that_differ.into(), Item::Count(skus.len() as u64)));
+        rows.push((
+            t.sync_would_send.into(),
+            Item::Count(r.plan.iter().map(|(_, n)| n).sum::<u64>()),
+        ));
+        rows.push((
+            t.sync_would_take.into(),
+            Item::Count(r.plan_eta_secs.max(0.0).round() as u64),
+        ));
     }
     // An audit's plan is what a sync would send; nothing was sent.
     let planned = if r.kind == "audit" {
-        "A sync would send"
+        t.sync_would_send_of
     } else {
-        "Planned"
+        t.planned_of
     };
     for (route, n) in &r.plan {
-        text(ws, row, 0, &format!("{planned}: {route}"))?;
-        ws.write_number(row, 1, *n as f64)?;
-        row += 1;
+        rows.push((format!("{planned}: {route}"), Item::Count(*n)));
+    }
+    if let Some(asked) = &r.batch_edit {
+        rows.extend(edit_rows(t, asked).into_iter().filter(|(k, _)| {
+            k != t.edit_request && k != t.edit_occurrence
+        }));
+    }
+    ws.write_string_with_format(0, 0, t.field, bold)?;
+    ws.write_string_with_format(0, 1, t.value, bold)?;
+    label_rows(ws, 1, &rows, &f)?;
+
+    // A batch edit has no rows of a file: what it asked is its own sheet.
+    if let Some(asked) = &r.batch_edit {
+        let ws = wb.add_worksheet().set_name(t.sheet_batch_edit)?;
+        ws.set_column_width(0, 28)?;
+        ws.set_column_width(1, 90)?;
+        ws.write_string_with_format(0, 0, t.field, bold)?;
+        ws.write_string_with_format(0, 1, t.value, bold)?;
+        label_rows(ws, 1, &edit_rows(t, asked), &f)?;
+        return Ok(wb);
     }
 
     if r.kind == "audit" {
-        differences_sheet(&mut wb, &r.differences, &bold)?;
+        differences_sheet(&mut wb, r, &f)?;
     }
 
     item_sheets(
         &mut wb,
-        "Changes",
+        t.sheet_changes,
         ROWS_PER_SHEET,
         &[
-            ("key", 20.0),
-            ("sku id", 12.0),
-            ("product id", 12.0),
-            ("field", 22.0),
-            ("old", 12.0),
-            ("new", 12.0),
-            ("outcome", 60.0),
+            (t.col_key, 20.0),
+            (t.col_product, 36.0),
+            (t.col_variation, 18.0),
+            (t.col_sku_id, 12.0),
+            (t.col_product_id, 12.0),
+            (t.col_field, 24.0),
+            (t.col_cell_text, 14.0),
+            (t.col_old, 12.0),
+            (t.col_old_from, 24.0),
+            (t.col_new, 12.0),
+            (t.col_outcome, 60.0),
         ],
         &r.changes,
-        &bold,
+        bold,
         |ws, row, c| {
+            let (product, variation) = names(r, c.sku_id);
             text(ws, row, 0, &c.key)?;
-            ws.write_number(row, 1, c.sku_id as f64)?;
-            ws.write_number(row, 2, c.product_id as f64)?;
-            text(ws, row, 3, &c.field.to_string())?;
-            // Quantities as numbers; money as its exact decimal text, never through a binary float.
-            for (col, v) in [(4u16, c.old), (5, Some(c.new))] {
-                match v {
-                    Some(Value::Qty(q)) => {
-                        ws.write_number(row, col, q as f64)?;
-                    }
-                    Some(Value::Money(m)) => {
-                        ws.write_string(row, col, format!("{m:.2}"))?;
-                    }
-                    None => {}
-                }
+            text(ws, row, 1, product)?;
+            text(ws, row, 2, variation)?;
+            id(ws, row, 3, c.sku_id, &f)?;
+            id(ws, row, 4, c.product_id, &f)?;
+            text(ws, row, 5, &c.field.label(r.lang))?;
+            if let Some(cell) = &c.cell {
+                text(ws, row, 6, cell)?;
             }
-            text(ws, row, 6, &c.outcome.to_string())?;
+            value(ws, row, 7, c.old, &f)?;
+            let from = match (c.old, c.old_from) {
+                (None, _) => t.old_unknown,
+                (Some(_), OldFrom::Pushed) => t.old_pushed,
+                (Some(_), OldFrom::Store) => t.old_store,
+            };
+            text(ws, row, 8, from)?;
+            value(ws, row, 9, Some(c.new), &f)?;
+            text(ws, row, 10, &c.outcome.text(r.lang))?;
             Ok(())
         },
     )?;
     item_sheets(
         &mut wb,
-        "Rejected rows",
+        t.sheet_rejected,
         ROWS_PER_SHEET,
         &[
-            ("file", 40.0),
-            ("row", 8.0),
-            ("column", 16.0),
-            ("value", 16.0),
-            ("reason", 60.0),
+            (t.col_file, 40.0),
+            (t.col_row, 8.0),
+            (t.col_column, 16.0),
+            (t.col_value, 16.0),
+            (t.col_reason, 60.0),
         ],
         &r.rejected,
-        &bold,
+        bold,
         |ws, row, x| {
             text(ws, row, 0, &x.file)?;
-            ws.write_number(row, 1, x.row as f64)?;
+            id(ws, row, 1, x.row, &f)?;
             text(ws, row, 2, &x.column)?;
             text(ws, row, 3, &x.value)?;
             text(ws, row, 4, &x.reason)?;
@@ -320,14 +527,14 @@ fn build(r: &RunReport) -> Result<Workbook, XlsxError> {
     )?;
     item_sheets(
         &mut wb,
-        "Unmatched keys",
+        t.sheet_unmatched,
         ROWS_PER_SHEET,
-        &[("key", 24.0), ("row", 8.0), ("reason", 70.0)],
+        &[(t.col_key, 24.0), (t.col_row, 8.0), (t.col_reason, 70.0)],
         &r.unmatched,
-        &bold,
+        bold,
         |ws, row, u| {
             text(ws, row, 0, &u.key)?;
-            ws.write_number(row, 1, u.row as f64)?;
+            id(ws, row, 1, u.row, &f)?;
             text(ws, row, 2, &u.reason)?;
             Ok(())
         },
@@ -335,43 +542,36 @@ fn build(r: &RunReport) -> Result<Workbook, XlsxError> {
     Ok(wb)
 }
 
-/// The Differences sheet of an audit: key, SKU id, field, the store's value, the ERP's.
-fn differences_sheet(
-    wb: &mut Workbook,
-    items: &[Difference],
-    bold: &Format,
-) -> Result<(), XlsxError> {
+/// The Differences sheet of an audit: key, names, SKU id, field, the store's value, the ERP's.
+fn differences_sheet(wb: &mut Workbook, r: &RunReport, f: &Formats) -> Result<(), XlsxError> {
+    let t = r.lang.text();
     item_sheets(
         wb,
-        "Differences",
+        t.sheet_differences,
         ROWS_PER_SHEET,
         &[
-            ("key", 20.0),
-            ("sku id", 12.0),
-            ("field", 22.0),
-            ("store", 14.0),
-            ("erp", 14.0),
+            (t.col_key, 20.0),
+            (t.col_product, 36.0),
+            (t.col_variation, 18.0),
+            (t.col_sku_id, 12.0),
+            (t.col_field, 24.0),
+            (t.col_store, 14.0),
+            (t.col_erp, 14.0),
         ],
-        items,
-        bold,
-        |ws, row, d| {
+        &r.differences,
+        &f.bold,
+        |ws, row, d: &Difference| {
+            let (product, variation) = names(r, d.sku_id);
             text(ws, row, 0, &d.key)?;
-            ws.write_number(row, 1, d.sku_id as f64)?;
-            text(ws, row, 2, &d.field.to_string())?;
-            for (col, v) in [(3u16, d.store), (4, Some(d.erp))] {
-                match v {
-                    Some(Value::Qty(q)) => {
-                        ws.write_number(row, col, q as f64)?;
-                    }
-                    // Money as its exact decimal text, never through a binary float.
-                    Some(Value::Money(m)) => {
-                        ws.write_string(row, col, format!("{m:.2}"))?;
-                    }
-                    None => {
-                        text(ws, row, col, "(not in the export)")?;
-                    }
-                }
+            text(ws, row, 1, product)?;
+            text(ws, row, 2, variation)?;
+            id(ws, row, 3, d.sku_id, f)?;
+            text(ws, row, 4, &d.field.label(r.lang))?;
+            match d.store {
+                Some(v) => value(ws, row, 5, Some(v), f)?,
+                None => text(ws, row, 5, t.not_in_export)?,
             }
+            value(ws, row, 6, Some(d.erp), f)?;
             Ok(())
         },
     )
@@ -396,6 +596,7 @@ mod tests {
 
     fn huge_report() -> RunReport {
         let mut r = RunReport::new("estoque", "loja", "stock", false, false);
+        r.lang = super::super::Lang::En;
         r.exit_code = 3;
         r.message = format!("HTTP 500: {}", "é".repeat(5 * 1024 * 1024));
         r.rejected.push(super::super::RejectedRow {

@@ -25,7 +25,40 @@ pub fn sku_from_api(v: &Value) -> Option<IndexedSku> {
         total_in_stock: v.get("total_in_stock").and_then(as_i64),
         quantity_managed: v.get("quantity_managed").and_then(Value::as_bool),
         updated_at: v.get("updated_at").and_then(as_date),
+        title: v
+            .get("title")
+            .and_then(as_text)
+            .map(|t| bounded(t.trim()))
+            .filter(|t| !t.is_empty()),
+        variation: variations_text(v.get("variations")).map(|t| bounded(&t)),
     })
+}
+
+/// Names are for reports: a store's odd 1 MB title is cut, not kept whole in the index.
+fn bounded(text: &str) -> String {
+    const MAX_NAME_CHARS: usize = 200;
+    text.chars().take(MAX_NAME_CHARS).collect()
+}
+
+/// A SKU's `variations` (`[{"name": "Cor", "value": "Amarelo"}, …]`, or wrapped in `data`) as
+/// one line: "Cor: Amarelo, Tamanho: P".
+fn variations_text(v: Option<&Value>) -> Option<String> {
+    let list = match v? {
+        Value::Array(a) => a.as_slice(),
+        Value::Object(o) => o.get("data")?.as_array()?.as_slice(),
+        _ => return None,
+    };
+    let parts: Vec<String> = list
+        .iter()
+        .filter_map(|x| {
+            let value = x.get("value").and_then(as_text)?;
+            Some(match x.get("name").and_then(as_text) {
+                Some(name) if !name.is_empty() => format!("{name}: {value}"),
+                _ => value,
+            })
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -203,6 +203,7 @@ pub(super) fn sku_json(sku: &Sku, created_at: NaiveDateTime) -> Value {
         "erp_id": sku.erp_id,
         "barcode": sku.barcode,
         "title": sku.title,
+        "variations": variations_json(sku),
         "blocked_sale": sku.blocked_sale,
         "price_cost": money(sku.price_cost),
         "price_sale": money(sku.price_sale),
@@ -212,6 +213,19 @@ pub(super) fn sku_json(sku: &Sku, created_at: NaiveDateTime) -> Value {
         "created_at": date_json(created_at),
         "updated_at": date_json(sku.updated_at),
     })
+}
+
+/// The SKU's variation values as the docs show them (`[{"name", "value", "value_id"}]`): the
+/// sample catalogue's titles end in the size.
+pub(super) fn variations_json(sku: &Sku) -> Value {
+    match sku.title.rsplit_once(' ') {
+        Some((_, size)) => json!([{
+            "name": "Tamanho",
+            "value": size,
+            "value_id": 400 + sku.id % 100,
+        }]),
+        None => json!([]),
+    }
 }
 
 /// Product object; `skus` is only present with `include=skus`.

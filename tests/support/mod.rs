@@ -117,6 +117,7 @@ impl Env {
         format!(
             r#"state_dir = "{state}"
 timezone = "America/Sao_Paulo"
+language = "en"
 
 [[store]]
 name = "loja"
