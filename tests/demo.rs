@@ -23,10 +23,12 @@ fn the_demo_runs_and_shows_each_step() {
         stdout.contains("the simulator received 5 stocks/sync request(s) for this export"),
         "{stdout}"
     );
+    // The demo's config leaves `language` at its default: Portuguese.
     assert!(
-        stdout.contains("rejected:") && stdout.contains("unmatched:"),
+        stdout.contains("rejeitada:") && stdout.contains("sem correspondência:"),
         "{stdout}"
     );
+    assert!(stdout.contains("linhas lidas"), "{stdout}");
     assert!(
         stdout.contains("(429 answers from the simulator: 0)"),
         "{stdout}"

@@ -241,9 +241,29 @@ async fn a_queue_past_queue_timeout_fails_the_job_and_the_next_run_resumes_it_wi
         report
             .changes
             .iter()
-            .all(|c| matches!(&c.outcome, Outcome::Failed(m) if m.contains("unknown"))),
-        "no line counted as applied"
+            .all(|c| matches!(&c.outcome, Outcome::Unknown(m) if m.contains("did not finish"))),
+        "no line counted as applied: their outcome is unknown"
     );
+    assert_eq!(report.unknown_outcomes(), report.changes.len() as u64);
+    assert!(
+        report.summary_line().contains(&format!("{} unknown", report.changes.len())),
+        "{}",
+        report.summary_line()
+    );
+    {
+        use calamine::{Reader, Xlsx, open_workbook};
+        let path = report.report_path.as_ref().expect("a report");
+        let mut wb: Xlsx<_> = open_workbook(path).unwrap();
+        let changes = wb.worksheet_range("Changes").unwrap();
+        let outcome = changes.get_value((1, 10)).unwrap().to_string();
+        assert!(outcome.starts_with("outcome unknown: import queue"), "{outcome}");
+        let summary = wb.worksheet_range("Summary").unwrap();
+        let unknown = summary
+            .rows()
+            .find(|r| r[0].to_string() == "Outcomes unknown")
+            .map(|r| r[1].to_string());
+        assert_eq!(unknown, Some(report.changes.len().to_string()));
+    }
     {
         let state = yampi_sync::state::StateStore::open(&env.state_dir()).unwrap();
         let pending = yampi_sync::pipeline::import::pending_queues(&state, &["estoque"]);

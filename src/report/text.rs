@@ -144,11 +144,24 @@ pub struct Text {
     pub edit_lists: [&'static str; 4],
     // The console.
     pub done: &'static str,
+    pub done_with_rejected: &'static str,
     pub summary: fn(&Counts<'_>) -> String,
     pub rejected_line: fn(file: &str, row: u64, cell: Option<(&str, &str)>, reason: &str) -> String,
     pub unmatched_line: fn(key: &str, row: u64, reason: &str) -> String,
     pub more_line: fn(n: usize, what: More, place: Option<&str>) -> String,
     pub not_pushed_yet: &'static str,
+}
+
+impl Text {
+    /// A run's result message: the standard ones in this language, any other as written (the
+    /// pipeline's detailed messages are English, as the log is).
+    pub fn result_message<'a>(&self, message: &'a str) -> std::borrow::Cow<'a, str> {
+        match message {
+            "" | "done" => self.done.into(),
+            "done, with rejected items" => self.done_with_rejected.into(),
+            other => other.into(),
+        }
+    }
 }
 
 /// Which list a "… and N more" line is about.
@@ -233,11 +246,7 @@ fn summary_pt(c: &Counts<'_>) -> String {
     let mut s = format!(
         "job {}: {} — {} por {} ({} com falha), {}, {} {}, {} sem correspondência, {}, {} × 429, saída {}",
         c.job,
-        if c.message.is_empty() {
-            "concluído"
-        } else {
-            c.message
-        },
+        PT_BR.result_message(c.message),
         counted(c.changed_skus, "SKU alterado", "SKUs alterados"),
         counted(c.writes, "gravação", "gravações"),
         c.failed,
@@ -384,6 +393,7 @@ pub static EN: Text = Text {
     edit_all_prices: "all prices",
     edit_lists: ["products", "brands", "collections", "categories"],
     done: "done",
+    done_with_rejected: "done, with rejected items",
     summary: summary_en,
     rejected_line: |file, row, cell, reason| {
         let cell = cell.map_or_else(String::new, |(c, v)| format!(", column {c} = \"{v}\""));
@@ -503,6 +513,7 @@ pub static PT_BR: Text = Text {
     edit_all_prices: "todos os preços",
     edit_lists: ["produtos", "marcas", "coleções", "categorias"],
     done: "concluído",
+    done_with_rejected: "concluído, com itens rejeitados",
     summary: summary_pt,
     rejected_line: |file, row, cell, reason| {
         let cell = cell.map_or_else(String::new, |(c, v)| format!(", coluna {c} = \"{v}\""));
