@@ -189,7 +189,15 @@ async fn finds_exactly_the_planted_differences(env: Env) {
     let sheet = differences_sheet(r.report_path.as_ref().expect("a report"));
     assert_eq!(
         sheet[0],
-        ["key", "product", "variation", "sku id", "field", "store", "erp"]
+        [
+            "key",
+            "product",
+            "variation",
+            "sku id",
+            "field",
+            "store",
+            "erp"
+        ]
     );
     assert_eq!(sheet.len(), 3, "{sheet:?}");
     let price_row = sheet
@@ -197,7 +205,10 @@ async fn finds_exactly_the_planted_differences(env: Env) {
         .find(|row| row[4] == "price_sale")
         .expect("the price difference");
     assert_eq!(price_row[0], planted[1].key.as_ref());
-    assert!(price_row[1].starts_with("Produto "), "the product name: {price_row:?}");
+    assert!(
+        price_row[1].starts_with("Produto "),
+        "the product name: {price_row:?}"
+    );
     // Money is a number cell now: compared as a number.
     let store: Decimal = price_row[5].parse().unwrap();
     assert_eq!(store, planted[1].price_store());

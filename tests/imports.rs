@@ -246,7 +246,9 @@ async fn a_queue_past_queue_timeout_fails_the_job_and_the_next_run_resumes_it_wi
     );
     assert_eq!(report.unknown_outcomes(), report.changes.len() as u64);
     assert!(
-        report.summary_line().contains(&format!("{} unknown", report.changes.len())),
+        report
+            .summary_line()
+            .contains(&format!("{} unknown", report.changes.len())),
         "{}",
         report.summary_line()
     );
@@ -256,7 +258,10 @@ async fn a_queue_past_queue_timeout_fails_the_job_and_the_next_run_resumes_it_wi
         let mut wb: Xlsx<_> = open_workbook(path).unwrap();
         let changes = wb.worksheet_range("Changes").unwrap();
         let outcome = changes.get_value((1, 10)).unwrap().to_string();
-        assert!(outcome.starts_with("outcome unknown: import queue"), "{outcome}");
+        assert!(
+            outcome.starts_with("outcome unknown: import queue"),
+            "{outcome}"
+        );
         let summary = wb.worksheet_range("Summary").unwrap();
         let unknown = summary
             .rows()

@@ -113,7 +113,10 @@ async fn a_first_stock_run_reports_in_portuguese_with_names_cell_text_and_the_st
     assert_eq!(code, 0, "{}", report.summary_line());
     // The summary line is Portuguese too.
     let line = report.summary_line();
-    assert!(line.contains("linhas lidas") && line.contains("saída 0"), "{line}");
+    assert!(
+        line.contains("linhas lidas") && line.contains("saída 0"),
+        "{line}"
+    );
     let path = report.report_path.clone().expect("a report");
     assert_eq!(
         sheet_names(&path),
@@ -174,10 +177,7 @@ async fn a_first_stock_run_reports_in_portuguese_with_names_cell_text_and_the_st
         Data::Float(skus.len() as f64),
         "counts are numbers"
     );
-    assert_eq!(
-        summary_value(&summary, "Código de saída"),
-        Data::Float(0.0)
-    );
+    assert_eq!(summary_value(&summary, "Código de saída"), Data::Float(0.0));
     // Times in the config's zone, to the second, the zone named.
     let local = report
         .started_at
@@ -200,7 +200,10 @@ async fn a_first_stock_run_reports_in_portuguese_with_names_cell_text_and_the_st
     let changes = sheet(report.report_path.as_ref().unwrap(), "Alterações");
     assert_eq!(changes.len(), 2, "only SKU 0 changed: {changes:?}");
     assert_eq!(changes[1][7], Data::Float(12.0));
-    assert_eq!(changes[1][8].to_string(), "último valor enviado por este job");
+    assert_eq!(
+        changes[1][8].to_string(),
+        "último valor enviado por este job"
+    );
 }
 
 #[tokio::test]
@@ -355,5 +358,54 @@ fn an_unknown_language_is_refused_naming_the_accepted_ones() {
     assert!(
         err.contains("`language` \"fr\"") && err.contains("\"pt-BR\", \"en\""),
         "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_write_that_may_have_landed_is_reported_as_unknown_never_as_applied_or_refused() {
+    let catalog = small_catalog();
+    let mut env = Env::start(catalog.clone()).await;
+    env.max_retries = 0;
+    env.write_feed("estoque-1.csv", &feed_for(&catalog, |_, _| (3, 4)));
+    // The store applies each stocks/sync and drops the connection before answering.
+    env.sim.set_faults(yampi_sync::sim::Faults {
+        apply_then_drop_rate: 1.0,
+        ..yampi_sync::sim::Faults::default()
+    });
+    let (code, report) = run_portuguese(&env, RunOptions::default()).await;
+    assert_eq!(code, 3, "the store stopped answering: {}", report.message);
+    let unknown = report.unknown_outcomes();
+    assert!(unknown >= 1, "{:?}", report.changes.first());
+    assert!(
+        report
+            .changes
+            .iter()
+            .all(|c| !matches!(c.outcome, yampi_sync::report::Outcome::Applied)),
+        "nothing counted as applied"
+    );
+    let line = report.summary_line();
+    assert!(
+        line.contains(&format!("{unknown} com resultado desconhecido")),
+        "{line}"
+    );
+    let path = report.report_path.clone().unwrap();
+    let changes = sheet(&path, "Alterações");
+    let outcomes: Vec<String> = changes[1..].iter().map(|r| r[10].to_string()).collect();
+    let shown = outcomes
+        .iter()
+        .filter(|o| o.starts_with("resultado desconhecido: "))
+        .count();
+    assert_eq!(shown as u64, unknown, "{outcomes:?}");
+    // Those not sent after the stop are known not applied: "falhou".
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.starts_with("resultado desconhecido: ") || o.starts_with("falhou: ")),
+        "{outcomes:?}"
+    );
+    let summary = sheet(&path, "Resumo");
+    assert_eq!(
+        summary_value(&summary, "Resultados desconhecidos"),
+        Data::Float(unknown as f64)
     );
 }

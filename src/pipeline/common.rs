@@ -276,9 +276,8 @@ pub fn match_guard<T>(
 /// Exit 4 when anything was refused, else 0.
 pub fn finish_code(report: &mut RunReport) {
     // A write whose outcome is unknown is never an OK run, whatever else was counted.
-    let refused = !report.rejected.is_empty()
-        || report.products_failed > 0
-        || report.unknown_outcomes() > 0;
+    let refused =
+        !report.rejected.is_empty() || report.products_failed > 0 || report.unknown_outcomes() > 0;
     report.exit_code = if refused { EXIT_REJECTED } else { EXIT_OK };
     if report.message.is_empty() {
         report.message = if refused {
@@ -298,6 +297,45 @@ pub enum SendError {
     State(#[from] StateError),
     #[error("{0}")]
     Refused(String),
+    /// The write reached the store but how it ended is not known (a batch that never finished).
+    #[error("{0}")]
+    Unknown(String),
+}
+
+/// Why an operation is not counted as applied, as the report shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendFailure {
+    pub message: String,
+    /// It may have landed: reported as "outcome unknown", never as applied nor as refused.
+    pub unknown: bool,
+}
+
+impl SendFailure {
+    /// Known not sent, or refused.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            unknown: false,
+        }
+    }
+
+    pub fn outcome(&self) -> crate::report::Outcome {
+        let m = std::sync::Arc::from(self.message.as_str());
+        if self.unknown {
+            crate::report::Outcome::Unknown(m)
+        } else {
+            crate::report::Outcome::Failed(m)
+        }
+    }
+}
+
+impl From<&SendError> for SendFailure {
+    fn from(e: &SendError) -> Self {
+        Self {
+            message: e.to_string(),
+            unknown: e.outcome_unknown(),
+        }
+    }
 }
 
 impl SendError {
@@ -307,7 +345,18 @@ impl SendError {
         match self {
             SendError::Api(e) => e.is_fatal_for_store(),
             SendError::State(_) => true,
-            SendError::Refused(_) => false,
+            SendError::Refused(_) | SendError::Unknown(_) => false,
+        }
+    }
+
+    /// Whether the write may have landed: as the ledger records it (an API error without a
+    /// status: a timeout, a dropped connection, retries exhausted), or a write that never
+    /// finished.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            SendError::Api(e) => e.status().is_none(),
+            SendError::Unknown(_) => true,
+            SendError::State(_) | SendError::Refused(_) => false,
         }
     }
 
@@ -321,7 +370,7 @@ impl SendError {
 
 /// What `send_all` did.
 pub struct Sent<Op> {
-    pub results: Vec<(Op, Result<(), String>)>,
+    pub results: Vec<(Op, Result<(), SendFailure>)>,
     /// Set when a failure stopped the job; the ops after it were not sent.
     pub stopped: Option<String>,
     /// A write found a SKU or product gone (404/422): rescan the index next run.
@@ -359,7 +408,12 @@ where
                         .get_or_insert_with(|| "shutting down; the next run sends the rest".into());
                 }
                 if let Some(why) = stop_reason.lock().expect("reason").clone() {
-                    return (op, Err(format!("not sent: the job stopped ({why})")));
+                    return (
+                        op,
+                        Err(SendFailure::failed(format!(
+                            "not sent: the job stopped ({why})"
+                        ))),
+                    );
                 }
                 let (op, r) = send(op).await;
                 if let Err(e) = &r {
@@ -376,7 +430,7 @@ where
                 if let Some(pb) = progress {
                     pb.inc(1);
                 }
-                (op, r.map_err(|e| e.to_string()))
+                (op, r.map_err(|e| SendFailure::from(&e)))
             }
         })
         .buffer_unordered(concurrency)

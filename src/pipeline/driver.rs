@@ -29,8 +29,8 @@ use crate::util::progress_bar;
 
 use super::RunOptions;
 use super::common::{
-    Fail, SendError, SourceSummary, begin_writes, fail, feed_guards, finish_code, finish_run,
-    job_inputs, match_guard, open_source, record_failure, refresh_index, send_all,
+    Fail, SendError, SendFailure, SourceSummary, begin_writes, fail, feed_guards, finish_code,
+    finish_run, job_inputs, match_guard, open_source, record_failure, refresh_index, send_all,
 };
 use super::feed::Feed;
 
@@ -211,7 +211,7 @@ pub trait JobKind: 'static {
     ) -> impl Future<Output = (Self::Op, Result<(), SendError>)> + Send;
 
     /// Adds what became of the sent operations to `summary`.
-    fn tally(results: Vec<(Self::Op, Result<(), String>)>, summary: &mut SendSummary);
+    fn tally(results: Vec<(Self::Op, Result<(), SendFailure>)>, summary: &mut SendSummary);
 
     /// The key a change's outcome is found under (stock: its product; price: its SKU).
     fn outcome_key(change: &ChangeRow) -> u64;
@@ -293,7 +293,8 @@ async fn run_inner<K: JobKind>(cx: JobContext<'_>, report: &mut RunReport) -> Re
     let summary = K::summarize(&plan);
     let writes = summary.writes;
     apply_plan(report, summary, client);
-    report.names = crate::report::names_of(&sku_index.skus, report.changes.iter().map(|c| c.sku_id));
+    report.names =
+        crate::report::names_of(&sku_index.skus, report.changes.iter().map(|c| c.sku_id));
     let note = K::route(cx, &mut plan, report.plan_eta_secs);
     if let Some(n) = &note {
         report.plan_eta_secs = n.eta_secs;

@@ -47,7 +47,12 @@ pub struct PlanInput<'a> {
 
 /// What one SKU should hold: (key as written, quantity per stock id, min quantity, the value
 /// cells' texts as read).
-type Desired<'a> = (Arc<str>, Vec<(u64, i64)>, i64, Option<&'a super::feed::FeedRow<super::feed::StockValues>>);
+type Desired<'a> = (
+    Arc<str>,
+    Vec<(u64, i64)>,
+    i64,
+    Option<&'a super::feed::FeedRow<super::feed::StockValues>>,
+);
 
 /// One rule applied to a value, as `explain` shows it: the rule, what it did, the value after it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -117,7 +122,10 @@ pub fn plan_stock(input: &PlanInput<'_>) -> StockPlan {
                     )
                 })
                 .collect();
-            (*id, (row.key.clone(), values, row.value.min_quantity, Some(row)))
+            (
+                *id,
+                (row.key.clone(), values, row.value.min_quantity, Some(row)),
+            )
         })
         .collect();
 

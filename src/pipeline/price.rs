@@ -13,7 +13,6 @@
 //! those fields' pushed values forgotten, so the feed plans it again whatever the write did.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::Duration;
 
 use rust_decimal::Decimal;
@@ -28,7 +27,7 @@ use crate::shop::{ApiError, ShopClient};
 use crate::state::{Outcome as Settle, StateStore, price_key};
 
 use super::RunOptions;
-use super::common::{Fail, SendError, state_fail};
+use super::common::{Fail, SendError, SendFailure, state_fail};
 use super::driver::{
     FeedReader, JobContext, JobKind, PlanInputs, PlanSummary, RouteNote, SendSummary, Settled,
 };
@@ -286,7 +285,7 @@ impl JobKind for PriceKind {
         }
     }
 
-    fn tally(results: Vec<(PriceSend, Result<(), String>)>, summary: &mut SendSummary) {
+    fn tally(results: Vec<(PriceSend, Result<(), SendFailure>)>, summary: &mut SendSummary) {
         for (op, r) in results {
             let p = match op {
                 PriceSend::Product(p) => p,
@@ -308,9 +307,9 @@ impl JobKind for PriceKind {
                         summary.written += 1;
                         Outcome::Applied
                     }
-                    Err(msg) => {
+                    Err(f) => {
                         summary.failed += 1;
-                        Outcome::Failed(Arc::from(msg))
+                        f.outcome()
                     }
                 };
                 for (sku, _) in op.entries() {
@@ -445,7 +444,7 @@ fn settle_interrupted(
 /// One product's writes, sent one after another, and what became of each.
 pub struct ProductWrites {
     ops: Vec<PriceOp>,
-    results: Vec<Result<(), String>>,
+    results: Vec<Result<(), SendFailure>>,
 }
 
 /// One product's writes in order. A write refused outright leaves the next ones free to go;
@@ -463,22 +462,22 @@ async fn send_product(
         if let Some(e) = &first_error
             && (e.status().is_none() || e.stops_job())
         {
-            p.results.push(Err(format!(
+            p.results.push(Err(SendFailure::failed(format!(
                 "not sent: an earlier write of product {} did not finish ({e})",
                 op.product_id()
-            )));
+            ))));
             continue;
         }
         if opts.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
-            p.results.push(Err(
-                "not sent: the job stopped (shutting down; the next run sends the rest)".into(),
-            ));
+            p.results.push(Err(SendFailure::failed(
+                "not sent: the job stopped (shutting down; the next run sends the rest)",
+            )));
             continue;
         }
         match send_one(job, client, state, store, op).await {
             Ok(()) => p.results.push(Ok(())),
             Err(e) => {
-                p.results.push(Err(e.to_string()));
+                p.results.push(Err(SendFailure::from(&e)));
                 first_error.get_or_insert(e);
             }
         }
@@ -588,7 +587,7 @@ async fn wait_for_batch(
         .and_then(Value::as_str)
         .is_some_and(|t| t.eq_ignore_ascii_case("sync"));
     let unknown = |why: String| {
-        SendError::Refused(format!(
+        SendError::Unknown(format!(
             "the batch update of product {product_id} {why}; its outcome is unknown and the next run checks these SKUs against the store"
         ))
     };

@@ -372,9 +372,18 @@ pub fn plan_prices(input: &PricePlanInput<'_>) -> PricePlan {
         }
         // The cells after the key: sale, then discount and cost when mapped.
         let discount_cell = m.price_discount.as_ref().map(|_| 1);
-        let cost_cell = m.price_cost.as_ref().map(|_| 1 + usize::from(discount_cell.is_some()));
+        let cost_cell = m
+            .price_cost
+            .as_ref()
+            .map(|_| 1 + usize::from(discount_cell.is_some()));
         for (field, new, last, old, cell) in [
-            (Field::PriceSale, changed.sale, pushed.sale, current.sale, Some(0)),
+            (
+                Field::PriceSale,
+                changed.sale,
+                pushed.sale,
+                current.sale,
+                Some(0),
+            ),
             (
                 Field::PriceDiscount,
                 changed.discount,
@@ -382,7 +391,13 @@ pub fn plan_prices(input: &PricePlanInput<'_>) -> PricePlan {
                 current.discount,
                 discount_cell,
             ),
-            (Field::PriceCost, changed.cost, pushed.cost, current.cost, cost_cell),
+            (
+                Field::PriceCost,
+                changed.cost,
+                pushed.cost,
+                current.cost,
+                cost_cell,
+            ),
         ] {
             // A SKU's fields go out together, but the report lists only those that change.
             if let Some(n) = new

@@ -3,7 +3,6 @@
 //! `stocks/sync` per product, and interrupted writes read back before they are sent again.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
@@ -16,7 +15,7 @@ use crate::shop::ShopClient;
 use crate::shop::model::LogisticsStock;
 use crate::state::{Outcome as Settle, StateStore, stock_key};
 
-use super::common::{Fail, SendError, fail, state_fail};
+use super::common::{Fail, SendError, SendFailure, fail, state_fail};
 use super::driver::{
     FeedReader, JobContext, JobKind, PlanInputs, PlanSummary, SendSummary, Settled,
 };
@@ -237,18 +236,18 @@ impl JobKind for StockKind {
         ((product, entries), r)
     }
 
-    fn tally(results: Vec<(Self::Op, Result<(), String>)>, summary: &mut SendSummary) {
+    fn tally(results: Vec<(Self::Op, Result<(), SendFailure>)>, summary: &mut SendSummary) {
         for ((product, _), r) in results {
             match r {
                 Ok(()) => {
                     summary.written += 1;
                     summary.outcomes.insert(product, Outcome::Applied);
                 }
-                Err(msg) => {
+                // Not applied as far as this run knows (the source is not marked synced), and
+                // reported as refused or as unknown.
+                Err(f) => {
                     summary.failed += 1;
-                    summary
-                        .outcomes
-                        .insert(product, Outcome::Failed(Arc::from(msg)));
+                    summary.outcomes.insert(product, f.outcome());
                 }
             }
         }

@@ -403,11 +403,7 @@ impl RunReport {
             })
             .collect();
         if self.changes.len() > max {
-            lines.push((t.more_line)(
-                self.changes.len() - max,
-                More::Changes,
-                None,
-            ));
+            lines.push((t.more_line)(self.changes.len() - max, More::Changes, None));
         }
         lines
     }

@@ -223,11 +223,7 @@ fn summary_en(c: &Counts<'_>) -> String {
     if c.already_applied > 0 {
         s.push_str(&format!(
             ", {} found already applied",
-            counted(
-                c.already_applied,
-                "interrupted write",
-                "interrupted writes"
-            )
+            counted(c.already_applied, "interrupted write", "interrupted writes")
         ));
     }
     if let Some(d) = c.differences {

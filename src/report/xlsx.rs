@@ -228,10 +228,16 @@ fn minimal(r: &RunReport, why: &str) -> Result<Workbook, XlsxError> {
         (t.store.into(), Item::Text(r.store.clone())),
         (t.started.into(), Item::Text(local_time(r, r.started_at))),
         (t.finished.into(), Item::Text(local_time(r, r.finished_at))),
-        (t.result.into(), Item::Text(t.result_message(&r.message).into_owned())),
+        (
+            t.result.into(),
+            Item::Text(t.result_message(&r.message).into_owned()),
+        ),
         (t.exit_code.into(), Item::Int(i64::from(r.exit_code))),
         (t.rejected_rows.into(), Item::Count(r.rejected.len() as u64)),
-        (t.unmatched_keys.into(), Item::Count(r.unmatched.len() as u64)),
+        (
+            t.unmatched_keys.into(),
+            Item::Count(r.unmatched.len() as u64),
+        ),
         (t.report.into(), Item::Text(why.to_string())),
     ];
     label_rows(ws, 0, &rows, &f)?;
@@ -318,7 +324,10 @@ fn edit_rows(t: &Text, asked: &BatchEditAsked) -> Vec<(String, Item)> {
         other => other.to_string(),
     };
     let mut rows: Vec<(String, Item)> = vec![
-        (t.edit_occurrence.into(), Item::Text(asked.occurrence.clone())),
+        (
+            t.edit_occurrence.into(),
+            Item::Text(asked.occurrence.clone()),
+        ),
         (t.edit_attribute.into(), Item::Text(attribute)),
     ];
     if !operation.is_empty() {
@@ -383,7 +392,10 @@ fn build(r: &RunReport) -> Result<Workbook, XlsxError> {
         (t.kind.into(), Item::Text(kind_name(t, &r.kind))),
         (t.started.into(), Item::Text(local_time(r, r.started_at))),
         (t.finished.into(), Item::Text(local_time(r, r.finished_at))),
-        (t.result.into(), Item::Text(t.result_message(&r.message).into_owned())),
+        (
+            t.result.into(),
+            Item::Text(t.result_message(&r.message).into_owned()),
+        ),
         (t.exit_code.into(), Item::Int(i64::from(r.exit_code))),
         (t.dry_run.into(), Item::Text(yes_no(t, r.dry_run))),
         (t.full_push.into(), Item::Text(yes_no(t, r.full))),
@@ -408,7 +420,10 @@ fn build(r: &RunReport) -> Result<Workbook, XlsxError> {
         (t.products_failed.into(), Item::Count(r.products_failed)),
         (t.unknown_outcomes.into(), Item::Count(r.unknown_outcomes())),
         (t.rejected_rows.into(), Item::Count(r.rejected.len() as u64)),
-        (t.unmatched_keys.into(), Item::Count(r.unmatched.len() as u64)),
+        (
+            t.unmatched_keys.into(),
+            Item::Count(r.unmatched.len() as u64),
+        ),
         (t.requests_sent.into(), Item::Count(r.total_requests())),
         (t.answers_429.into(), Item::Count(r.rate_limited)),
     ];
@@ -417,7 +432,10 @@ fn build(r: &RunReport) -> Result<Workbook, XlsxError> {
     }
     if r.kind == "audit" {
         let skus: std::collections::HashSet<u64> = r.differences.iter().map(|d| d.sku_id).collect();
-        rows.push((t.differences.into(), Item::Count(r.differences.len() as u64)));
+        rows.push((
+            t.differences.into(),
+            Item::Count(r.differences.len() as u64),
+        ));
         rows.push((t.skus_that_differ.into(), Item::Count(skus.len() as u64)));
         rows.push((
             t.sync_would_send.into(),
@@ -438,9 +456,11 @@ fn build(r: &RunReport) -> Result<Workbook, XlsxError> {
         rows.push((format!("{planned}: {route}"), Item::Count(*n)));
     }
     if let Some(asked) = &r.batch_edit {
-        rows.extend(edit_rows(t, asked).into_iter().filter(|(k, _)| {
-            k != t.edit_request && k != t.edit_occurrence
-        }));
+        rows.extend(
+            edit_rows(t, asked)
+                .into_iter()
+                .filter(|(k, _)| k != t.edit_request && k != t.edit_occurrence),
+        );
     }
     ws.write_string_with_format(0, 0, t.field, bold)?;
     ws.write_string_with_format(0, 1, t.value, bold)?;
