@@ -389,10 +389,11 @@ impl RunReport {
             .iter()
             .take(max)
             .map(|c| {
-                let old = c
-                    .old
-                    .as_ref()
-                    .map_or_else(|| t.not_pushed_yet.to_string(), |v| v.to_string());
+                let old = match (c.old, c.old_from) {
+                    (None, _) => t.not_pushed_yet.to_string(),
+                    (Some(v), OldFrom::Pushed) => v.to_string(),
+                    (Some(v), OldFrom::Store) => format!("{v} ({})", t.old_store),
+                };
                 format!(
                     "{} (SKU {}) {}: {old} → {}",
                     c.key,
@@ -458,6 +459,63 @@ mod tests {
         r.rows_read = 3;
         assert!(r.summary_line().contains("by 2 writes"));
         assert!(r.summary_line().contains("3 rows read"));
+    }
+
+    #[test]
+    fn the_summary_line_is_portuguese_by_default_and_counts_unknown_outcomes() {
+        let mut r = RunReport::new("estoque", "loja", "stock", false, false);
+        r.rows_read = 1;
+        r.products_written = 2;
+        r.message = "done".into();
+        r.changes.push(ChangeRow {
+            key: Arc::from("A-1"),
+            sku_id: 7,
+            product_id: 1,
+            field: Field::PriceSale,
+            old: None,
+            old_from: OldFrom::Store,
+            new: Value::Money(rust_decimal::Decimal::new(2490, 2)),
+            cell: Some(" 24,90 ".into()),
+            outcome: Outcome::Unknown(Arc::from("the batch never finished")),
+        });
+        let line = r.summary_line();
+        assert!(
+            line.starts_with("job estoque: concluído — 1 SKU alterado por 2 gravações"),
+            "{line}"
+        );
+        assert!(line.contains("1 linha lida"), "{line}");
+        assert!(line.contains("1 com resultado desconhecido"), "{line}");
+        assert_eq!(r.unknown_outcomes(), 1);
+        assert_eq!(
+            r.changes[0].outcome.text(Lang::PtBr),
+            "resultado desconhecido: the batch never finished"
+        );
+        assert_eq!(
+            r.changes[0].outcome.to_string(),
+            "outcome unknown: the batch never finished"
+        );
+        assert_eq!(
+            Outcome::Failed(Arc::from("HTTP 422")).text(Lang::PtBr),
+            "falhou: HTTP 422"
+        );
+        assert_eq!(
+            Outcome::Failed(Arc::from("HTTP 422")).text(Lang::En),
+            "HTTP 422"
+        );
+        assert_eq!(
+            r.change_lines(10),
+            ["A-1 (SKU 7) preço de venda: (ainda não enviado; valor da loja desconhecido) → 24.90"]
+        );
+        r.lang = Lang::En;
+        assert!(
+            r.summary_line().contains(", 1 unknown"),
+            "{}",
+            r.summary_line()
+        );
+        assert_eq!(
+            Field::Quantity { stock_id: 2 }.label(Lang::PtBr),
+            "estoque (depósito 2)"
+        );
     }
 
     #[test]

@@ -407,7 +407,7 @@ pub static EN: Text = Text {
         ),
         More::Changes => format!("… and {n} more changes in the report"),
     },
-    not_pushed_yet: "(not pushed yet)",
+    not_pushed_yet: "(not pushed yet; the store's value is unknown)",
 };
 
 pub static PT_BR: Text = Text {
@@ -529,7 +529,7 @@ pub static PT_BR: Text = Text {
         ),
         More::Changes => format!("… e mais {n} alterações no relatório"),
     },
-    not_pushed_yet: "(ainda não enviado)",
+    not_pushed_yet: "(ainda não enviado; valor da loja desconhecido)",
 };
 
 #[cfg(test)]
