@@ -265,7 +265,7 @@ async fn a_queue_past_queue_timeout_fails_the_job_and_the_next_run_resumes_it_wi
         let summary = wb.worksheet_range("Summary").unwrap();
         let unknown = summary
             .rows()
-            .find(|r| r[0].to_string() == "Outcomes unknown")
+            .find(|r| r[0] == "Outcomes unknown")
             .map(|r| r[1].to_string());
         assert_eq!(unknown, Some(report.changes.len().to_string()));
     }

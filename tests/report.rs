@@ -49,7 +49,7 @@ fn texts(row: &[Data]) -> Vec<String> {
 /// The Summary value beside `label`.
 fn summary_value(rows: &[Vec<Data>], label: &str) -> Data {
     rows.iter()
-        .find(|r| r.first().is_some_and(|c| c.to_string() == label))
+        .find(|r| r.first().is_some_and(|c| *c == label))
         .unwrap_or_else(|| panic!("no summary row {label}"))[1]
         .clone()
 }
@@ -246,9 +246,7 @@ async fn a_first_price_run_lists_only_changed_fields_with_the_stores_value_as_ol
         "one row per SKU, for the sale price only: {changes:?}"
     );
     assert!(
-        changes[1..]
-            .iter()
-            .all(|r| r[5].to_string() == "preço de venda"),
+        changes[1..].iter().all(|r| r[5] == "preço de venda"),
         "discount and cost did not change: {changes:?}"
     );
     let first = changes
@@ -291,7 +289,7 @@ async fn a_batch_edit_report_says_what_was_asked_and_which_products() {
     assert_eq!(value("Ocorrência"), "2026-12-01T09:00:00-03:00");
     let covered: Vec<String> = edit
         .iter()
-        .filter(|r| r[0].to_string() == "Produtos abrangidos")
+        .filter(|r| r[0] == "Produtos abrangidos")
         .map(|r| r[1].to_string())
         .collect();
     assert_eq!(
@@ -352,8 +350,7 @@ fn an_unknown_language_is_refused_naming_the_accepted_ones() {
     )
     .unwrap();
     let err = yampi_sync::config::load(&config, None)
-        .err()
-        .expect("refused")
+        .expect_err("refused")
         .to_string();
     assert!(
         err.contains("`language` \"fr\"") && err.contains("\"pt-BR\", \"en\""),

@@ -146,7 +146,7 @@ pub struct Text {
     pub done: &'static str,
     pub done_with_rejected: &'static str,
     pub summary: fn(&Counts<'_>) -> String,
-    pub rejected_line: fn(file: &str, row: u64, cell: Option<(&str, &str)>, reason: &str) -> String,
+    pub rejected_line: RejectedLine,
     pub unmatched_line: fn(key: &str, row: u64, reason: &str) -> String,
     pub more_line: fn(n: usize, what: More, place: Option<&str>) -> String,
     pub not_pushed_yet: &'static str,
@@ -163,6 +163,9 @@ impl Text {
         }
     }
 }
+
+/// One rejected row on the console: file, row, the cell (column, text) when known, reason.
+pub type RejectedLine = fn(&str, u64, Option<(&str, &str)>, &str) -> String;
 
 /// Which list a "… and N more" line is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -288,7 +288,7 @@ fn header(ws: &mut Worksheet, cols: &[(&str, f64)], bold: &Format) -> Result<(),
 }
 
 /// The product name and variation of a SKU, as far as the index knows them.
-fn names<'a>(r: &'a RunReport, sku_id: u64) -> (&'a str, &'a str) {
+fn names(r: &RunReport, sku_id: u64) -> (&str, &str) {
     r.names.get(&sku_id).map_or(("", ""), |n| {
         (
             n.product.as_deref().unwrap_or(""),
