@@ -356,6 +356,16 @@ fn an_unknown_language_is_refused_naming_the_accepted_ones() {
         err.contains("`language` \"fr\"") && err.contains("\"pt-BR\", \"en\""),
         "{err}"
     );
+    // A typo gets the nearest key.
+    std::fs::write(
+        &config,
+        "state_dir = \"s\"\nlangauge = \"en\"\n[[store]]\nname = \"s\"\nalias = \"a\"\nuser_token = \"t\"\nuser_secret_key = \"k\"\n",
+    )
+    .unwrap();
+    let err = yampi_sync::config::load(&config, None)
+        .expect_err("refused")
+        .to_string();
+    assert!(err.contains("did you mean `language`?"), "{err}");
 }
 
 #[tokio::test]
