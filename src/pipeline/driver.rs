@@ -228,6 +228,7 @@ pub struct Executed {
 }
 
 impl Executed {
+    /// A stage that stopped before doing anything.
     pub fn failed(error: Fail) -> Self {
         Self {
             error: Some(error),
@@ -246,6 +247,7 @@ pub trait JobKind: 'static {
     type Feed: Send + Sync;
     /// What this job pushed before, with interrupted writes accounted for.
     type History: Default + Send + Sync;
+    /// What the planner decided; the execute stage carries it out.
     type Plan: Send;
 
     /// Whether the kind writes to the store: one that does not (audit) is never skipped as
