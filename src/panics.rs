@@ -2,8 +2,9 @@
 //! process (one-shot) or silently ending the job's task (daemon).
 //!
 //! Also the hidden switch the tests use to reach these paths, since validated input no longer
-//! panics: `YAMPI_SYNC_TESTING_ONLY_INJECT_PANIC=<place>:<job>` panics at `place` (`run` or
-//! `scheduler`) for that one job. Nothing reads it unless both parts match exactly.
+//! panics: `YAMPI_SYNC_TESTING_ONLY_INJECT_PANIC=<place>:<job>` panics at `place` (`run`,
+//! `scheduler`, or one of the job driver's stages: `source`, `feed`, `plan`, `execute`) for
+//! that one job. Nothing reads it unless both parts match exactly.
 
 use std::any::Any;
 

@@ -3,12 +3,16 @@
 //! export per mapped warehouse) read through Yampi's queues, and every difference between the
 //! two listed in the report. Nothing is written to the store.
 //!
+//! It runs on the job driver (`src/pipeline/driver.rs`) as [`AuditKind`]: the driver opens the
+//! source (never skipped as unchanged), refreshes the index, reads the feed through
+//! [`JobKind::feed`] and runs the match guard; the audit's execute stage reads the exports and
+//! hands back the differences and what a sync would send.
+//!
 //! An audit with differences also says what a sync would send: the stock and price planners run
 //! against the store's exported values (never sent) and their request count and ETA go into the
 //! report.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rust_decimal::Decimal;
 
@@ -17,32 +21,122 @@ use crate::exports::{self, SkuExportRow, StockExportRow, Wait};
 use crate::index::KeyMatch;
 use crate::mapping::{Mapping, StockMapping, StockTarget};
 use crate::model::{PriceFields, Pushed};
-use crate::report::{
-    Difference, EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_REJECTED, Field, RunReport, Value,
-};
+use crate::report::{Difference, EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_REJECTED, Field, Value};
 use crate::shop::ShopClient;
-use crate::state::StateStore;
 
-use super::RunOptions;
-use super::common::{
-    Fail, fail, job_inputs, match_guard, open_source, record_failure, refresh_index,
+use super::common::{Fail, FileJob, fail};
+use super::driver::{
+    Executed, Fed, FeedInputs, FeedSummary, FileSpec, JobContext, JobKind, PlanInputs, PlanSummary,
+    plan_eta_secs,
 };
-use super::driver::{JobContext, JobKind, plan_eta_secs};
 use super::feed::{Feed, PriceFeed, StockFeed, read_price_feed, read_stock_feed};
 use super::plan::{PlanInput, plan_stock};
 use super::price_plan::{PricePlanInput, desired_prices, plan_prices};
-use super::stock::{SYNC_ROUTE, StockKind};
+use super::stock::{SYNC_ROUTE, store_stocks};
 
-/// Runs one audit job; every outcome ends up in the report.
-pub async fn run(
-    job: &JobSettings,
-    client: &ShopClient,
-    state: &StateStore,
-    opts: &RunOptions,
-    report: &mut RunReport,
-) {
-    let result = run_inner(job, client, state, opts, report).await;
-    record_failure(report, result);
+/// The audit job kind: it writes nothing, and executes by reading the store's exports.
+pub struct AuditKind;
+
+/// The ERP feed as a stock job and a price job of the same mapping would read it.
+pub struct AuditFeed {
+    stock: Option<StockFeed>,
+    price: Option<PriceFeed>,
+}
+
+impl JobKind for AuditKind {
+    type Inputs = FileJob<()>;
+    /// The store's default stock id, when the mapping maps stocks.
+    type Prepared = Option<u64>;
+    type Feed = AuditFeed;
+    type History = ();
+    type Plan = ();
+
+    const WRITES: bool = false;
+
+    fn inputs(job: &JobSettings) -> Result<Self::Inputs, Fail> {
+        FileJob::load(job, |m| {
+            if m.stock.is_none() && m.price.is_none() {
+                return Err(fail(
+                    EXIT_INVALID,
+                    "the mapping has neither a [stock] nor a [price] section: nothing to audit",
+                ));
+            }
+            Ok(())
+        })
+    }
+
+    fn file(inputs: &Self::Inputs) -> Option<FileSpec<'_>> {
+        Some(inputs.spec(inputs.mapping.audit_columns()))
+    }
+
+    async fn prepare(cx: JobContext<'_>, inputs: &Self::Inputs) -> Result<Option<u64>, Fail> {
+        match &inputs.mapping.stock {
+            Some(section) => Ok(Some(store_stocks(cx, &inputs.mapping, section).await?.0)),
+            None => Ok(None),
+        }
+    }
+
+    /// The feed, read by the same readers (and so the same rules) a stock or price job uses.
+    async fn feed(_cx: JobContext<'_>, at: FeedInputs<'_, Self>) -> Result<Fed<AuditFeed>, Fail> {
+        let feed = at.file()?.read(read_feeds).await?;
+        let summary = feed_summary(&feed);
+        Ok(Fed::Read(feed, Some(summary)))
+    }
+
+    /// The differences and what a sync would send come with the exports, in `execute`.
+    fn plan(_at: &PlanInputs<'_, Self>) {}
+
+    /// The store's side, from its exports; the differences, and what a sync would send to put
+    /// them right (the same planners, never sent).
+    async fn execute(cx: JobContext<'_>, at: &PlanInputs<'_, Self>, _plan: ()) -> Executed {
+        let (job, client) = (cx.job, cx.client);
+        let mapping = &at.inputs.mapping;
+        let store = match read_exports(job, client, mapping, *at.prepared).await {
+            Ok(s) => s,
+            Err(e) => return Executed::failed(e),
+        };
+        let file = at.file.map(|f| f.display().to_string()).unwrap_or_default();
+        let compared = compare(at, &store, &file);
+        let Compared {
+            differences,
+            routes,
+            matched_skus,
+        } = compared;
+        let writes: u64 = routes.iter().map(|(_, n)| n).sum();
+        let eta_secs = plan_eta_secs(writes, client);
+        let skus: HashSet<u64> = differences.iter().map(|d| d.sku_id).collect();
+        let message = if differences.is_empty() {
+            format!(
+                "audit: the store matches the ERP for all {matched_skus} matched SKUs; nothing was written"
+            )
+        } else {
+            format!(
+                "audit: {} differences in {} of {matched_skus} matched SKUs; a sync would send {writes} requests (about {}); nothing was written",
+                differences.len(),
+                skus.len(),
+                crate::config::duration::format_duration(std::time::Duration::from_secs_f64(
+                    eta_secs
+                ))
+            )
+        };
+        let exit_code = if job.fail_on_differences && !differences.is_empty() {
+            EXIT_REJECTED
+        } else {
+            EXIT_OK
+        };
+        Executed {
+            differences: Some(differences),
+            would_send: Some(PlanSummary {
+                matched_skus,
+                routes,
+                writes,
+                ..PlanSummary::default()
+            }),
+            message: Some(message),
+            exit_code: Some(exit_code),
+            ..Executed::default()
+        }
+    }
 }
 
 /// The store's side of an audit, as its exports show it.
@@ -54,91 +148,27 @@ struct StoreValues {
     skus: HashMap<u64, SkuExportRow>,
 }
 
-async fn run_inner(
-    job: &JobSettings,
-    client: &ShopClient,
-    state: &StateStore,
-    opts: &RunOptions,
-    report: &mut RunReport,
-) -> Result<(), Fail> {
-    let (source, mapping) = job_inputs(job)?;
-    if mapping.stock.is_none() && mapping.price.is_none() {
-        return Err(fail(
-            EXIT_INVALID,
-            "the mapping has neither a [stock] nor a [price] section: nothing to audit",
-        ));
-    }
-    // An audit compares whatever the file says with the store now: never skipped as "already
-    // synced".
-    let read_opts = RunOptions {
-        full: true,
-        ..opts.clone()
-    };
-    let (opened, src) = open_source(job, &source, mapping.audit_columns(), state, &read_opts).await;
-    report.source_file = opened.file;
-    report.source_hash = opened.hash;
-    let Some(src) = src? else {
-        return Ok(());
-    };
-    let cx = JobContext {
-        job,
-        client,
-        state,
-        opts,
-    };
-    let default_stock = match &mapping.stock {
-        Some(section) => Some(StockKind::prepare(cx, &mapping, section).await?.0),
-        None => None,
-    };
-    let index = refresh_index(job, client, state, opts).await?;
-    let lookup = Arc::new(index.lookup(mapping.match_field));
+/// What comparing the feed with the exports found.
+struct Compared {
+    differences: Vec<Difference>,
+    /// What a sync would send, per route.
+    routes: Vec<(String, u64)>,
+    matched_skus: u64,
+}
 
-    // The feed, read by the same readers (and so the same rules) a stock or price job uses.
-    let (stock_feed, price_feed) = read_feeds(&src.path, &source, &mapping, &lookup).await?;
-    let counts: &dyn FeedCounts = match (&stock_feed, &price_feed) {
-        (Some(f), _) => f,
-        (None, Some(f)) => f,
-        (None, None) => unreachable!("a section was checked above"),
-    };
-    report.rows_read = counts.rows_read();
-    report.rows_valid = counts.rows_valid();
-    report.unmatched = counts.unmatched();
-    for f in [
-        stock_feed.as_ref().map(|f| &f.rejected),
-        price_feed.as_ref().map(|f| &f.rejected),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        for r in f {
-            if !report
-                .rejected
-                .iter()
-                .any(|x| x.row == r.row && x.column == r.column)
-            {
-                report.rejected.push(r.clone());
-            }
-        }
-    }
-    report.rejected.sort_by_key(|r| r.row);
-    if let Some(f) = &stock_feed {
-        match_guard(&mapping, f, &src.path)?;
-    } else if let Some(f) = &price_feed {
-        match_guard(&mapping, f, &src.path)?;
-    }
-
-    // The store's side, from its exports.
-    let store = read_exports(job, client, &mapping, default_stock).await?;
-
-    // The differences, and what a sync would send to put them right.
+/// The differences between the feed and the store's exports, and the requests a stock or price
+/// sync would send to put them right.
+fn compare(at: &PlanInputs<'_, AuditKind>, store: &StoreValues, file: &str) -> Compared {
+    let mapping = &at.inputs.mapping;
+    let (index, lookup) = (at.index, at.lookup);
     let mut differences = Vec::new();
     let mut routes: Vec<(String, u64)> = Vec::new();
-    let mut matched = std::collections::HashSet::new();
+    let mut matched = HashSet::new();
     if let (Some(section), Some(feed), Some(default_stock)) =
-        (&mapping.stock, &stock_feed, default_stock)
+        (&mapping.stock, &at.feed.stock, *at.prepared)
     {
         matched.extend(feed.rows.keys().copied());
-        differences.extend(stock_differences(feed, section, default_stock, &store));
+        differences.extend(stock_differences(feed, section, default_stock, store));
         let pushed: HashMap<(u64, u64), Pushed> = store
             .stocks
             .iter()
@@ -158,7 +188,7 @@ async fn run_inner(
         let plan = plan_stock(&PlanInput {
             feed,
             skus: &index.skus,
-            lookup: &lookup,
+            lookup,
             match_field: mapping.match_field,
             pushed: &pushed,
             mapping: section,
@@ -171,9 +201,9 @@ async fn run_inner(
             routes.push((SYNC_ROUTE.to_string(), plan.products.len() as u64));
         }
     }
-    if let (Some(section), Some(feed)) = (&mapping.price, &price_feed) {
+    if let (Some(section), Some(feed)) = (&mapping.price, &at.feed.price) {
         matched.extend(feed.rows.keys().copied());
-        differences.extend(price_differences(feed, section, &store));
+        differences.extend(price_differences(feed, section, store));
         let pushed: HashMap<u64, PriceFields> = store
             .skus
             .iter()
@@ -188,13 +218,12 @@ async fn run_inner(
                 )
             })
             .collect();
-        let file = src.path.display().to_string();
         let plan = plan_prices(&PricePlanInput {
             feed,
             skus: &index.skus,
             pushed: &pushed,
             mapping: section,
-            file: &file,
+            file,
             full: false,
         });
         let mut per_route: BTreeMap<&str, u64> = BTreeMap::new();
@@ -203,42 +232,55 @@ async fn run_inner(
         }
         routes.extend(per_route.into_iter().map(|(r, n)| (r.to_string(), n)));
     }
-    report.matched_skus = matched.len() as u64;
-    let writes: u64 = routes.iter().map(|(_, n)| n).sum();
-    report.plan = routes;
-    report.plan_eta_secs = plan_eta_secs(writes, client);
+    Compared {
+        differences,
+        routes,
+        matched_skus: matched.len() as u64,
+    }
+}
 
-    let skus: std::collections::HashSet<u64> = differences.iter().map(|d| d.sku_id).collect();
-    report.message = if differences.is_empty() {
-        format!(
-            "audit: the store matches the ERP for all {} matched SKUs; nothing was written",
-            report.matched_skus
-        )
-    } else {
-        format!(
-            "audit: {} differences in {} of {} matched SKUs; a sync would send {writes} requests (about {}); nothing was written",
-            differences.len(),
-            skus.len(),
-            report.matched_skus,
-            crate::config::duration::format_duration(std::time::Duration::from_secs_f64(
-                report.plan_eta_secs
-            ))
-        )
+/// What the report shows of the two feeds: the counts of the first (stock, else price), the
+/// rejected rows of both, once each.
+fn feed_summary(feed: &AuditFeed) -> FeedSummary {
+    let no_rows = Feed::<()>::default();
+    let counts: &dyn FeedCounts = match (&feed.stock, &feed.price) {
+        (Some(f), _) => f,
+        (None, Some(f)) => f,
+        // A mapping without either section is refused by `inputs`.
+        (None, None) => &no_rows,
     };
-    report.exit_code = if job.fail_on_differences && !differences.is_empty() {
-        EXIT_REJECTED
-    } else {
-        EXIT_OK
-    };
-    report.names = crate::report::names_of(&index.skus, differences.iter().map(|d| d.sku_id));
-    report.differences = differences;
-    Ok(())
+    let mut rejected: Vec<crate::report::RejectedRow> = Vec::new();
+    for f in [
+        feed.stock.as_ref().map(|f| &f.rejected),
+        feed.price.as_ref().map(|f| &f.rejected),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        for r in f {
+            if !rejected
+                .iter()
+                .any(|x| x.row == r.row && x.column == r.column)
+            {
+                rejected.push(r.clone());
+            }
+        }
+    }
+    rejected.sort_by_key(|r| r.row);
+    FeedSummary {
+        rows_read: counts.rows_read(),
+        rows_valid: counts.rows_valid(),
+        rows_matched: counts.rows_matched(),
+        rejected,
+        unmatched: counts.unmatched(),
+    }
 }
 
 /// What the report takes from a feed whatever its values.
 trait FeedCounts {
     fn rows_read(&self) -> u64;
     fn rows_valid(&self) -> u64;
+    fn rows_matched(&self) -> u64;
     fn unmatched(&self) -> Vec<crate::report::UnmatchedKey>;
 }
 
@@ -249,33 +291,31 @@ impl<T> FeedCounts for Feed<T> {
     fn rows_valid(&self) -> u64 {
         self.rows_valid
     }
+    fn rows_matched(&self) -> u64 {
+        self.rows.len() as u64
+    }
     fn unmatched(&self) -> Vec<crate::report::UnmatchedKey> {
         self.unmatched.clone()
     }
 }
 
-async fn read_feeds(
+/// Reads the feed with the stock reader and the price reader, for the sections the mapping has.
+fn read_feeds(
     path: &std::path::Path,
-    source: &crate::config::SourceSettings,
+    format: Option<crate::source::Format>,
+    sheet: Option<&str>,
     mapping: &Mapping,
-    lookup: &Arc<HashMap<String, KeyMatch>>,
-) -> Result<(Option<StockFeed>, Option<PriceFeed>), Fail> {
-    let (p, m, l) = (path.to_path_buf(), mapping.clone(), lookup.clone());
-    let (format, sheet) = (source.format, source.sheet.clone());
-    tokio::task::spawn_blocking(move || {
-        let stock = match m.stock {
-            Some(_) => Some(read_stock_feed(&p, format, sheet.as_deref(), &m, &l)?),
-            None => None,
-        };
-        let price = match m.price {
-            Some(_) => Some(read_price_feed(&p, format, sheet.as_deref(), &m, &l)?),
-            None => None,
-        };
-        Ok::<_, crate::source::SourceError>((stock, price))
-    })
-    .await
-    .map_err(|e| fail(EXIT_FAILED, format!("reading the source failed: {e}")))?
-    .map_err(|e| fail(EXIT_INVALID, e.to_string()))
+    lookup: &HashMap<String, KeyMatch>,
+) -> Result<AuditFeed, crate::source::SourceError> {
+    let stock = match mapping.stock {
+        Some(_) => Some(read_stock_feed(path, format, sheet, mapping, lookup)?),
+        None => None,
+    };
+    let price = match mapping.price {
+        Some(_) => Some(read_price_feed(path, format, sheet, mapping, lookup)?),
+        None => None,
+    };
+    Ok(AuditFeed { stock, price })
 }
 
 fn target_id(t: StockTarget, default_stock: u64) -> u64 {

@@ -16,6 +16,11 @@
 //! Records are keyed by what the edit is, not by the job's name: a hash of the store alias and
 //! the canonical request body, `@`, the occurrence's UTC instant. Renaming the job or changing
 //! `timezone` (when the instant stays the same) does not make an applied occurrence look new.
+//!
+//! It runs on the job driver (`src/pipeline/driver.rs`) as [`BatchEditKind`], without a source
+//! file or SKU index: its feed is the occurrence due now and its record (none due, applied or
+//! missed: the run is skipped), its interrupted write an occurrence left `sending` or in doubt
+//! (exit 3), its plan the edit or the occurrence missed, and its execute stage the one PUT.
 
 use std::time::Duration;
 
@@ -23,11 +28,14 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::config::JobSettings;
 use crate::config::duration::format_duration;
-use crate::report::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_REJECTED, RunReport};
-use crate::shop::{ApiError, ShopClient};
+use crate::config::edit::BatchEdit;
+use crate::index::SkuIndex;
+use crate::report::{EXIT_FAILED, EXIT_INVALID, EXIT_REJECTED};
 use crate::state::{EditRecord, EditState, StateStore};
 
-use super::RunOptions;
+use super::common::{Fail, fail};
+use super::driver::{Executed, Fed, FeedInputs, JobContext, JobKind, PlanInputs, PlanSummary};
+use crate::shop::ApiError;
 
 pub const ROUTE: &str = "PUT catalog/products/batch-edit";
 
@@ -167,151 +175,215 @@ fn record(state: EditState, job: &str, occurrence: &Occurrence, message: String)
     }
 }
 
-pub async fn run(
-    job: &JobSettings,
-    tz: chrono_tz::Tz,
-    client: &ShopClient,
-    state: &StateStore,
-    opts: &RunOptions,
-    report: &mut RunReport,
-) {
-    let Some(edit) = &job.edit else {
-        report.exit_code = EXIT_INVALID;
-        report.message = "the job has no edit".into();
-        return;
-    };
-    let now = opts.now.unwrap_or_else(Utc::now);
-    let Some(occurrence) = current_occurrence(job, tz, now) else {
-        report.skipped = true;
-        report.exit_code = EXIT_OK;
-        report.message = format!(
-            "{}: no occurrence of the schedule is due yet; nothing sent",
-            edit.describe()
-        );
-        return;
-    };
-    let shown = &occurrence.shown;
-    report.batch_edit = Some(crate::report::BatchEditAsked {
-        occurrence: shown.clone(),
-        body: edit.body.clone(),
-    });
-    let what = format!("{} (occurrence {shown})", edit.describe());
-    let key = record_key(&edit.key(&client.store().alias), &occurrence);
-    let found = match find_record(state, &key, &job.name, &occurrence) {
-        Ok(r) => r,
-        Err(e) => {
-            report.exit_code = EXIT_FAILED;
-            report.message = format!("{what} was not sent: {e}");
-            return;
-        }
-    };
-    match found.as_ref().map(|r| r.state) {
-        Some(EditState::Applied) => {
-            report.skipped = true;
-            report.exit_code = EXIT_OK;
-            report.message = format!("{what} was already applied; nothing sent");
-            return;
-        }
-        Some(EditState::Missed) => {
-            report.skipped = true;
-            report.exit_code = EXIT_OK;
-            report.message = format!(
-                "{what} was missed (recorded {}); nothing sent",
-                found
-                    .as_ref()
-                    .map(|r| r.at.to_rfc3339())
-                    .unwrap_or_default()
-            );
-            return;
-        }
-        Some(EditState::Sending | EditState::InDoubt) => {
-            let mut rec = found.expect("present");
-            if rec.state == EditState::Sending {
-                // A run died after recording the intent: the request may have left.
-                rec.state = EditState::InDoubt;
-                rec.message = "the process stopped while sending".into();
-                rec.job = job.name.clone();
-                rec.occurrence = shown.clone();
-                if let Err(e) = state.set_edit_record(&job.name, &key, &rec).await {
-                    tracing::error!(job = %job.name, "cannot record the occurrence as in doubt: {e}");
-                }
-            }
-            report.exit_code = EXIT_FAILED;
-            report.message = in_doubt_message(&job.name, shown, &rec);
-            return;
-        }
-        Some(EditState::NotApplied) | None => {}
+/// The batch-edit job kind: one occurrence, one non-idempotent PUT.
+pub struct BatchEditKind;
+
+/// The occurrence due now, and what the state store knows of it.
+pub struct DueOccurrence {
+    occurrence: Occurrence,
+    /// The edit and the occurrence, as messages say it.
+    what: String,
+    key: String,
+    record: Option<EditRecord>,
+    /// The instant the run takes as now.
+    now: DateTime<Utc>,
+}
+
+/// What a run does with the due occurrence.
+pub enum EditPlan {
+    /// Send the edit (described as messages say it).
+    Apply(String),
+    /// Too late: record it missed, never send it; the sentence that says so.
+    Missed(String),
+}
+
+impl JobKind for BatchEditKind {
+    type Inputs = BatchEdit;
+    type Prepared = ();
+    type Feed = DueOccurrence;
+    type History = ();
+    type Plan = EditPlan;
+
+    const INDEX: bool = false;
+
+    fn inputs(job: &JobSettings) -> Result<BatchEdit, Fail> {
+        job.edit
+            .clone()
+            .ok_or_else(|| fail(EXIT_INVALID, "the job has no edit"))
     }
-    // Never late: an occurrence past `max_lateness` is missed, whether first seen now or left
-    // not applied by an earlier run.
-    if let Some(at) = occurrence.at {
-        let late = now - at;
-        let allowed = chrono::Duration::from_std(job.max_lateness).unwrap_or(chrono::Duration::MAX);
-        if late > allowed {
-            let message = missed_message(&what, late, job.max_lateness);
-            if opts.dry_run {
-                report.exit_code = EXIT_OK;
-                report.message = format!("dry run: {message}");
-                return;
+
+    /// The occurrence due now; none yet, or one already applied or missed, skips the run.
+    async fn feed(
+        cx: JobContext<'_>,
+        at: FeedInputs<'_, Self>,
+    ) -> Result<Fed<DueOccurrence>, Fail> {
+        let (job, edit, now) = (cx.job, at.inputs, at.now);
+        let Some(occurrence) = current_occurrence(job, cx.tz, now) else {
+            return Ok(Fed::Skip(format!(
+                "{}: no occurrence of the schedule is due yet; nothing sent",
+                edit.describe()
+            )));
+        };
+        let what = format!("{} (occurrence {})", edit.describe(), occurrence.shown);
+        let key = record_key(&edit.key(&cx.client.store().alias), &occurrence);
+        let record = find_record(cx.state, &key, &job.name, &occurrence)
+            .map_err(|e| fail(EXIT_FAILED, format!("{what} was not sent: {e}")))?;
+        match record.as_ref().map(|r| (r.state, r.at)) {
+            Some((EditState::Applied, _)) => Ok(Fed::Skip(format!(
+                "{what} was already applied; nothing sent"
+            ))),
+            Some((EditState::Missed, at)) => Ok(Fed::Skip(format!(
+                "{what} was missed (recorded {}); nothing sent",
+                at.to_rfc3339()
+            ))),
+            _ => Ok(Fed::Read(
+                DueOccurrence {
+                    occurrence,
+                    what,
+                    key,
+                    record,
+                    now,
+                },
+                None,
+            )),
+        }
+    }
+
+    /// An occurrence left `sending` (a run died after recording the intent: the request may have
+    /// left) is recorded in doubt; one in doubt stops the job until `resolve` settles it.
+    async fn history(
+        cx: JobContext<'_>,
+        _index: &SkuIndex,
+        due: &DueOccurrence,
+    ) -> (u64, Result<(), Fail>) {
+        let Some(found) = &due.record else {
+            return (0, Ok(()));
+        };
+        if !matches!(found.state, EditState::Sending | EditState::InDoubt) {
+            return (0, Ok(()));
+        }
+        let (job, shown) = (cx.job, &due.occurrence.shown);
+        let mut rec = found.clone();
+        if rec.state == EditState::Sending {
+            rec.state = EditState::InDoubt;
+            rec.message = "the process stopped while sending".into();
+            rec.job = job.name.clone();
+            rec.occurrence = shown.clone();
+            if let Err(e) = cx.state.set_edit_record(&job.name, &due.key, &rec).await {
+                tracing::error!(job = %job.name, "cannot record the occurrence as in doubt: {e}");
             }
-            let rec = record(EditState::Missed, &job.name, &occurrence, message.clone());
-            if let Err(e) = state.set_edit_record(&job.name, &key, &rec).await {
-                report.exit_code = EXIT_FAILED;
-                report.message = format!("{message}; recording it failed: {e}");
-                return;
+        }
+        (
+            0,
+            Err(fail(EXIT_FAILED, in_doubt_message(&job.name, shown, &rec))),
+        )
+    }
+
+    /// Never late: an occurrence past `max_lateness` is missed, whether first seen now or left
+    /// not applied by an earlier run.
+    fn plan(at: &PlanInputs<'_, Self>) -> EditPlan {
+        let due = at.feed;
+        if let Some(t) = due.occurrence.at {
+            let late = due.now - t;
+            let allowed =
+                chrono::Duration::from_std(at.job.max_lateness).unwrap_or(chrono::Duration::MAX);
+            if late > allowed {
+                return EditPlan::Missed(missed_message(&due.what, late, at.job.max_lateness));
+            }
+        }
+        EditPlan::Apply(due.what.clone())
+    }
+
+    /// The edit and its occurrence, for the report's batch-edit sheet.
+    fn asked(at: &PlanInputs<'_, Self>) -> Option<crate::report::BatchEditAsked> {
+        Some(crate::report::BatchEditAsked {
+            occurrence: at.feed.occurrence.shown.clone(),
+            body: at.inputs.body.clone(),
+        })
+    }
+
+    fn summarize(plan: &EditPlan) -> Option<PlanSummary> {
+        Some(match plan {
+            EditPlan::Apply(_) => PlanSummary {
+                routes: vec![(ROUTE.to_string(), 1)],
+                writes: 1,
+                ..PlanSummary::default()
+            },
+            EditPlan::Missed(_) => PlanSummary::default(),
+        })
+    }
+
+    fn dry_run_message(plan: &EditPlan, _writes: u64) -> String {
+        match plan {
+            EditPlan::Apply(what) => format!("dry run: would apply {what}"),
+            EditPlan::Missed(message) => format!("dry run: {message}"),
+        }
+    }
+
+    /// A missed occurrence is recorded (exit 4); otherwise the edit goes: `sending` recorded
+    /// durably before the request, the answer's verdict after it.
+    async fn execute(cx: JobContext<'_>, at: &PlanInputs<'_, Self>, plan: EditPlan) -> Executed {
+        let (job, state, due) = (cx.job, cx.state, at.feed);
+        let (occurrence, what, key) = (&due.occurrence, &due.what, &due.key);
+        let shown = &occurrence.shown;
+        if let EditPlan::Missed(message) = plan {
+            let rec = record(EditState::Missed, &job.name, occurrence, message.clone());
+            if let Err(e) = state.set_edit_record(&job.name, key, &rec).await {
+                return Executed::failed(fail(
+                    EXIT_FAILED,
+                    format!("{message}; recording it failed: {e}"),
+                ));
             }
             tracing::warn!(job = %job.name, occurrence = %shown, "{message}");
-            report.exit_code = EXIT_REJECTED;
-            report.message = message;
-            return;
+            return Executed {
+                message: Some(message),
+                exit_code: Some(EXIT_REJECTED),
+                ..Executed::default()
+            };
         }
-    }
-    report.plan = vec![(ROUTE.to_string(), 1)];
-    if opts.dry_run {
-        report.exit_code = EXIT_OK;
-        report.message = format!("dry run: would apply {what}");
-        return;
-    }
-    let mut rec = record(EditState::Sending, &job.name, &occurrence, String::new());
-    if let Err(e) = state.set_edit_record(&job.name, &key, &rec).await {
-        report.exit_code = EXIT_FAILED;
-        report.message = format!("{what} was not sent: {e}");
-        return;
-    }
-    tracing::info!(job = %job.name, occurrence = %shown, "Applying {}", edit.describe());
-    let result = client.batch_edit(&edit.body).await;
-    let (state_now, code, message) = match &result {
-        Ok(()) => (EditState::Applied, EXIT_OK, format!("applied {what}")),
-        // The server answered 2xx with an unexpected body: it took the request.
-        Err(ApiError::Decode { .. }) => (EditState::Applied, EXIT_OK, format!("applied {what}")),
-        Err(ApiError::Status { .. }) => (
-            EditState::NotApplied,
-            EXIT_FAILED,
-            format!("{what} was refused: {}", result.as_ref().unwrap_err()),
-        ),
-        Err(ApiError::Exhausted {
-            maybe_applied: false,
-            ..
-        }) => (
-            EditState::NotApplied,
-            EXIT_FAILED,
-            format!("{what} was not sent: {}", result.as_ref().unwrap_err()),
-        ),
-        Err(e @ ApiError::Exhausted { .. }) => (EditState::InDoubt, EXIT_FAILED, e.to_string()),
-    };
-    rec.state = state_now;
-    rec.message = message.clone();
-    if let Err(e) = state.set_edit_record(&job.name, &key, &rec).await {
-        tracing::error!(job = %job.name, "cannot record the edit's outcome: {e}");
-    }
-    report.exit_code = code;
-    report.message = if state_now == EditState::InDoubt {
-        in_doubt_message(&job.name, shown, &rec)
-    } else {
-        message
-    };
-    if state_now == EditState::Applied {
-        report.products_written = 1;
+        let edit = at.inputs;
+        let mut rec = record(EditState::Sending, &job.name, occurrence, String::new());
+        if let Err(e) = state.set_edit_record(&job.name, key, &rec).await {
+            return Executed::failed(fail(EXIT_FAILED, format!("{what} was not sent: {e}")));
+        }
+        tracing::info!(job = %job.name, occurrence = %shown, "Applying {}", edit.describe());
+        let result = cx.client.batch_edit(&edit.body).await;
+        let (state_now, message) = match &result {
+            Ok(()) => (EditState::Applied, format!("applied {what}")),
+            // The server answered 2xx with an unexpected body: it took the request.
+            Err(ApiError::Decode { .. }) => (EditState::Applied, format!("applied {what}")),
+            Err(ApiError::Status { .. }) => (
+                EditState::NotApplied,
+                format!("{what} was refused: {}", result.as_ref().unwrap_err()),
+            ),
+            Err(ApiError::Exhausted {
+                maybe_applied: false,
+                ..
+            }) => (
+                EditState::NotApplied,
+                format!("{what} was not sent: {}", result.as_ref().unwrap_err()),
+            ),
+            Err(e @ ApiError::Exhausted { .. }) => (EditState::InDoubt, e.to_string()),
+        };
+        rec.state = state_now;
+        rec.message = message.clone();
+        if let Err(e) = state.set_edit_record(&job.name, key, &rec).await {
+            tracing::error!(job = %job.name, "cannot record the edit's outcome: {e}");
+        }
+        match state_now {
+            EditState::Applied => {
+                let mut done = Executed {
+                    message: Some(message),
+                    ..Executed::default()
+                };
+                done.sent.written = 1;
+                done
+            }
+            EditState::InDoubt => {
+                Executed::failed(fail(EXIT_FAILED, in_doubt_message(&job.name, shown, &rec)))
+            }
+            _ => Executed::failed(fail(EXIT_FAILED, message)),
+        }
     }
 }
 

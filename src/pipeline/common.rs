@@ -1,5 +1,5 @@
-//! Steps every file-driven job shares: pick and hash the source, check its columns, refresh the
-//! SKU index, the feed guards, and the final exit code.
+//! Steps the job driver (`driver.rs`) runs for its kinds: pick and hash the source, check its
+//! columns, refresh the SKU index, the feed guards, and the final exit code.
 
 use std::path::PathBuf;
 
@@ -27,6 +27,46 @@ pub fn job_inputs(job: &JobSettings) -> Result<(SourceSettings, crate::mapping::
         .clone()
         .ok_or_else(|| fail(EXIT_INVALID, "the job has no mapping"))?;
     Ok((source, mapping))
+}
+
+/// What a file-driven kind takes from its job: the source, the mapping, and the kind's part of
+/// the mapping.
+pub struct FileJob<S> {
+    pub source: SourceSettings,
+    pub mapping: crate::mapping::Mapping,
+    pub section: S,
+}
+
+impl<S> FileJob<S> {
+    /// The job's source and mapping, and `section` of the mapping; one missing is exit 2.
+    pub fn load(
+        job: &JobSettings,
+        section: impl FnOnce(&crate::mapping::Mapping) -> Result<S, Fail>,
+    ) -> Result<Self, Fail> {
+        let (source, mapping) = job_inputs(job)?;
+        let section = section(&mapping)?;
+        Ok(Self {
+            source,
+            mapping,
+            section,
+        })
+    }
+
+    /// The file as the driver opens it, with the columns it must have.
+    pub fn spec(&self, columns: Vec<String>) -> super::driver::FileSpec<'_> {
+        super::driver::FileSpec {
+            source: &self.source,
+            mapping: &self.mapping,
+            columns,
+        }
+    }
+}
+
+/// The mapping's `[name]` section, or exit 2 naming it.
+pub fn section<T: Clone>(found: Option<&T>, name: &str) -> Result<T, Fail> {
+    found
+        .cloned()
+        .ok_or_else(|| fail(EXIT_INVALID, format!("the mapping has no [{name}] section")))
 }
 
 /// A job's failure becomes the report's exit code and message.
@@ -252,17 +292,18 @@ pub fn feed_guards(
 
 /// A feed with valid rows of which not one key matches a store SKU is a mapping that does not fit
 /// the store (wrong `match` or `key`), not a feed the store lacks: the job fails, naming both.
-pub fn match_guard<T>(
+pub fn match_guard(
     mapping: &crate::mapping::Mapping,
-    feed: &super::feed::Feed<T>,
+    rows_valid: u64,
+    rows_matched: u64,
     path: &std::path::Path,
 ) -> Result<(), Fail> {
-    if feed.rows_valid > 0 && feed.rows.is_empty() {
+    if rows_valid > 0 && rows_matched == 0 {
         return Err(fail(
             EXIT_FAILED,
             format!(
                 "none of the {} keys in column \"{}\" of {} matches a store SKU with match = \"{}\"; check `match` and `key` in {}; nothing was sent",
-                feed.rows_valid,
+                rows_valid,
                 mapping.key,
                 path.display(),
                 mapping.match_field.as_str(),

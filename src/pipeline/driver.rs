@@ -1,26 +1,39 @@
-//! The one job driver every file-driven kind runs on: source → store preparation → index → feed
-//! → guards → interrupted writes → plan → plan guard → dry run or `begin_writes` → send →
-//! checkpoints → report.
+//! The one job driver every kind runs on (stock, price, audit, batch edit): source → feed →
+//! guards → interrupted writes → plan → plan guard → dry run, or execute → report.
 //!
-//! The order of those steps, the dry-run branch, the guards, `begin_writes`, `send_all`, the
-//! outcomes and `finish_run` live here, once. A kind ([`JobKind`]) supplies only what differs:
-//! its mapping section and columns, how it reads its feed, what it prepares in the store, how it
-//! settles the writes an earlier run left in flight, its planner, and how one operation is sent
-//! (docs/write-protocol.md lists the rules those sends keep).
+//! The order of those steps, the dry-run branch, the guards, `begin_writes` before a kind's first
+//! write, `finish_run` after it, failure recording and every write into the report live here,
+//! once. A kind ([`JobKind`]) supplies only what differs, and skips (by the trait's defaults) the
+//! stages it has no use for:
 //!
-//! Each stage hands back a summary ([`SourceSummary`], [`FeedSummary`], [`PlanSummary`], [`SendSummary`]) and the
-//! driver writes it into the report in one place per stage.
+//! - stock and price: a source file and its mapping section, the store's preparation, their feed,
+//!   the interrupted writes they settle, their planner, and operations sent through `send_all`
+//!   ([`SendsOps`], [`send_ops`]; docs/write-protocol.md lists the rules those sends keep);
+//! - audit: the same file and feeds, but it writes nothing ([`JobKind::WRITES`] is false: the
+//!   source is never skipped as unchanged, the size guards and the dry-run branch do not apply);
+//!   it executes by reading the store's exports, and hands back the differences and what a sync
+//!   would send;
+//! - batch edit: no file and no SKU index; its feed is the occurrence due now, its interrupted
+//!   write an occurrence left sending, and it executes one non-idempotent PUT with its in-doubt
+//!   rules (`src/pipeline/batch_edit.rs`).
+//!
+//! Each stage hands back a value ([`SourceSummary`], [`Fed`]/[`FeedSummary`], [`PlanSummary`],
+//! [`Executed`] with its [`SendSummary`]) and the driver writes it into the report in one place per
+//! stage. A test-only switch can panic at each stage boundary (`source`, `feed`, `plan`,
+//! `execute`; see `crate::panics`), which is how the tests show every kind passes through here.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::JobSettings;
+use chrono::{DateTime, Utc};
+
+use crate::config::{JobSettings, SourceSettings};
 use crate::index::{self, KeyMatch, SkuIndex};
 use crate::mapping::Mapping;
 use crate::report::{
-    ChangeRow, EXIT_FAILED, EXIT_INVALID, EXIT_OK, Outcome, RejectedRow, RunReport, UnmatchedKey,
+    ChangeRow, Difference, EXIT_FAILED, EXIT_OK, Outcome, RejectedRow, RunReport, UnmatchedKey,
 };
 use crate::shop::ShopClient;
 use crate::source::{Format, SourceError};
@@ -29,19 +42,20 @@ use crate::util::progress_bar;
 
 use super::RunOptions;
 use super::common::{
-    Fail, SendError, SendFailure, SourceSummary, begin_writes, fail, feed_guards, finish_code,
-    finish_run, job_inputs, match_guard, open_source, record_failure, refresh_index, send_all,
+    Fail, SendError, SendFailure, Source, SourceSummary, begin_writes, fail, feed_guards,
+    finish_code, finish_run, match_guard, open_source, record_failure, refresh_index, send_all,
 };
 use super::feed::Feed;
 
-/// Reads a feed: (file, format, sheet, mapping, key lookup) → matched rows.
+/// Reads a feed on the blocking pool: (file, format, sheet, mapping, key lookup) → what the kind
+/// reads from it.
 pub type FeedReader<T> = fn(
     &Path,
     Option<Format>,
     Option<&str>,
     &Mapping,
     &HashMap<String, KeyMatch>,
-) -> Result<Feed<T>, SourceError>;
+) -> Result<T, SourceError>;
 
 /// What every step of a run may use.
 #[derive(Clone, Copy)]
@@ -50,19 +64,83 @@ pub struct JobContext<'a> {
     pub client: &'a ShopClient,
     pub state: &'a StateStore,
     pub opts: &'a RunOptions,
+    /// The config's time zone (the one schedules are read in).
+    pub tz: chrono_tz::Tz,
 }
 
-/// What the planner of a kind gets.
-pub struct PlanInputs<'a, K: JobKind> {
+/// The source file a kind reads, as its settings name it.
+pub struct FileSpec<'a> {
+    pub source: &'a SourceSettings,
     pub mapping: &'a Mapping,
-    pub section: &'a K::Section,
+    /// The columns the file must have (checked before any request).
+    pub columns: Vec<String>,
+}
+
+/// The opened source file, matched against the store's SKU index.
+pub struct FileFeed<'a> {
+    pub path: &'a Path,
+    pub source: &'a SourceSettings,
+    pub mapping: &'a Mapping,
+    pub lookup: &'a Arc<HashMap<String, KeyMatch>>,
+}
+
+impl FileFeed<'_> {
+    /// Reads the file with `reader` on the blocking pool; a file that cannot be read is exit 2.
+    pub async fn read<T: Send + 'static>(&self, reader: FeedReader<T>) -> Result<T, Fail> {
+        let (p, m, l) = (
+            self.path.to_path_buf(),
+            self.mapping.clone(),
+            self.lookup.clone(),
+        );
+        let (format, sheet) = (self.source.format, self.source.sheet.clone());
+        tokio::task::spawn_blocking(move || reader(&p, format, sheet.as_deref(), &m, &l))
+            .await
+            .map_err(|e| fail(EXIT_FAILED, format!("reading the source failed: {e}")))?
+            .map_err(|e| fail(crate::report::EXIT_INVALID, e.to_string()))
+    }
+}
+
+/// What the feed stage of a kind gets.
+pub struct FeedInputs<'a, K: JobKind> {
+    pub inputs: &'a K::Inputs,
     pub prepared: &'a K::Prepared,
-    pub feed: &'a Feed<K::Values>,
+    /// The source file, for a kind that reads one.
+    pub file: Option<FileFeed<'a>>,
+    /// The instant the run takes as now (`RunOptions::now`, else the wall clock).
+    pub now: DateTime<Utc>,
+}
+
+impl<K: JobKind> FeedInputs<'_, K> {
+    /// The source file; a kind that reads one always has it (its `file` names one).
+    pub fn file(&self) -> Result<&FileFeed<'_>, Fail> {
+        self.file.as_ref().ok_or_else(|| {
+            fail(
+                EXIT_FAILED,
+                "internal error: the job's source was not opened",
+            )
+        })
+    }
+}
+
+/// What the feed stage read.
+pub enum Fed<F> {
+    /// What to plan from, and what the report shows of it (a kind without rows: `None`).
+    Read(F, Option<FeedSummary>),
+    /// Nothing to do this run (no report file), and the sentence that says why.
+    Skip(String),
+}
+
+/// What the plan and execute stages of a kind get.
+pub struct PlanInputs<'a, K: JobKind> {
+    pub job: &'a JobSettings,
+    pub inputs: &'a K::Inputs,
+    pub prepared: &'a K::Prepared,
+    pub feed: &'a K::Feed,
     pub index: &'a SkuIndex,
     pub lookup: &'a HashMap<String, KeyMatch>,
     pub history: &'a K::History,
-    /// The source file read this run.
-    pub file: &'a Path,
+    /// The source file read this run, for a kind that reads one.
+    pub file: Option<&'a Path>,
     pub full: bool,
 }
 
@@ -70,6 +148,8 @@ pub struct PlanInputs<'a, K: JobKind> {
 pub struct FeedSummary {
     pub rows_read: u64,
     pub rows_valid: u64,
+    /// Valid rows whose key matched a store SKU (the match guard's count).
+    pub rows_matched: u64,
     pub rejected: Vec<RejectedRow>,
     pub unmatched: Vec<UnmatchedKey>,
 }
@@ -79,6 +159,7 @@ impl FeedSummary {
         Self {
             rows_read: feed.rows_read,
             rows_valid: feed.rows_valid,
+            rows_matched: feed.rows.len() as u64,
             rejected: feed.rejected.clone(),
             unmatched: feed.unmatched.clone(),
         }
@@ -86,6 +167,7 @@ impl FeedSummary {
 }
 
 /// What a plan puts in the report.
+#[derive(Default)]
 pub struct PlanSummary {
     pub matched_skus: u64,
     pub changes: Vec<ChangeRow>,
@@ -127,65 +209,104 @@ pub struct SendSummary {
     pub stopped: Option<String>,
 }
 
-/// What one kind of file-driven job supplies to the driver.
+/// What the execute stage did.
+#[derive(Default)]
+pub struct Executed {
+    /// Interrupted writes found already applied just before sending.
+    pub already_applied: u64,
+    pub sent: SendSummary,
+    /// Where the store and the feed disagree (audit).
+    pub differences: Option<Vec<Difference>>,
+    /// What a sync would send, computed but never sent (audit).
+    pub would_send: Option<PlanSummary>,
+    /// The report's sentence; `None`: "done", or "done, with rejected items".
+    pub message: Option<String>,
+    /// The exit code when the kind decides it; `None`: 4 when anything was refused, else 0.
+    pub exit_code: Option<i32>,
+    /// Set when the stage had to stop; what it did before stays counted.
+    pub error: Option<Fail>,
+}
+
+impl Executed {
+    /// A stage that stopped before doing anything.
+    pub fn failed(error: Fail) -> Self {
+        Self {
+            error: Some(error),
+            ..Self::default()
+        }
+    }
+}
+
+/// What one kind of job supplies to the driver; the defaults are for the stages a kind skips.
 pub trait JobKind: 'static {
-    /// The kind's section of the mapping.
-    type Section: Clone + Send + Sync;
+    /// What the kind takes from the job's settings (its mapping section, its edit).
+    type Inputs: Send + Sync;
     /// What the kind reads from the store before the index (stock: the default stock id).
-    type Prepared: Send + Sync;
-    /// A feed row's values.
-    type Values: PartialEq + Send + Sync + 'static;
+    type Prepared: Default + Send + Sync;
+    /// What the feed stage reads (matched rows, the due occurrence).
+    type Feed: Send + Sync;
     /// What this job pushed before, with interrupted writes accounted for.
-    type History: Send + Sync;
+    type History: Default + Send + Sync;
+    /// What the planner decided; the execute stage carries it out.
     type Plan: Send;
-    /// One unit `send_all` carries (stock: one product's `stocks/sync`; price: one product's
-    /// writes in sequence).
-    type Op: Send;
 
-    /// Whether a write that finds a SKU or product gone (404/422) invalidates the SKU index.
-    const INVALIDATE_STALE_INDEX: bool;
+    /// Whether the kind writes to the store: one that does not (audit) is never skipped as
+    /// unchanged, has no size guards, and runs whole in a dry run.
+    const WRITES: bool = true;
+    /// Whether the feed is matched against the store's SKU index (refreshed before the feed).
+    const INDEX: bool = true;
 
-    /// The name of the kind's mapping section, as the mapping file spells it.
-    const SECTION: &'static str;
+    /// What the kind takes from the job's settings; something missing is exit 2.
+    fn inputs(job: &JobSettings) -> Result<Self::Inputs, Fail>;
 
-    /// The kind's mapping section; a mapping without it is exit 2.
-    fn section(mapping: &Mapping) -> Option<&Self::Section>;
-
-    /// The columns the source must have.
-    fn columns(mapping: &Mapping) -> Vec<String>;
+    /// The source file the kind reads; `None` for a kind that reads none.
+    fn file(_inputs: &Self::Inputs) -> Option<FileSpec<'_>> {
+        None
+    }
 
     /// Per-run store preparation, before the SKU index is refreshed.
     fn prepare(
+        _cx: JobContext<'_>,
+        _inputs: &Self::Inputs,
+    ) -> impl Future<Output = Result<Self::Prepared, Fail>> + Send {
+        async { Ok(Self::Prepared::default()) }
+    }
+
+    /// Reads the feed: the file's rows matched to store SKUs, or what else the kind runs on.
+    fn feed(
         cx: JobContext<'_>,
-        mapping: &Mapping,
-        section: &Self::Section,
-    ) -> impl Future<Output = Result<Self::Prepared, Fail>> + Send;
-
-    /// Reads and matches the feed (runs on the blocking pool).
-    const READ_FEED: FeedReader<Self::Values>;
-
-    /// Loads what this job pushed and settles what can be settled before planning; returns the
-    /// writes found already applied (counted even when loading then fails) and the history.
-    fn history(
-        cx: JobContext<'_>,
-        index: &SkuIndex,
-    ) -> impl Future<Output = (u64, Result<Self::History, Fail>)> + Send;
-
-    fn plan(inputs: PlanInputs<'_, Self>) -> Self::Plan
+        at: FeedInputs<'_, Self>,
+    ) -> impl Future<Output = Result<Fed<Self::Feed>, Fail>> + Send
     where
         Self: Sized;
 
-    fn summarize(plan: &Self::Plan) -> PlanSummary;
-
-    /// A guard that needs the plan; runs after the plan is in the report.
-    fn plan_guard(_job: &JobSettings, _plan: &Self::Plan) -> Result<(), Fail> {
-        Ok(())
+    /// Loads what this job pushed and settles the interrupted writes that can be settled before
+    /// planning; returns the writes found already applied (counted even when it then fails).
+    fn history(
+        _cx: JobContext<'_>,
+        _index: &SkuIndex,
+        _feed: &Self::Feed,
+    ) -> impl Future<Output = (u64, Result<Self::History, Fail>)> + Send {
+        async { (0, Ok(Self::History::default())) }
     }
 
-    /// The log line that announces the plan (the report holds the plan already).
-    fn log_plan(job: &JobSettings, plan: &Self::Plan, report: &RunReport);
+    /// Plans from the feed and the history.
+    fn plan(at: &PlanInputs<'_, Self>) -> Self::Plan
+    where
+        Self: Sized;
 
-    fn dry_run_message(writes: u64) -> String;
+    /// What a batch edit asks, for its report sheet; `None` for every other kind.
+    fn asked(_at: &PlanInputs<'_, Self>) -> Option<crate::report::BatchEditAsked>
+    where
+        Self: Sized,
+    {
+        None
+    }
+
+    /// What the plan puts in the report; `None` for a kind whose plan comes with execution.
+    fn summarize(_plan: &Self::Plan) -> Option<PlanSummary> {
+        None
+    }
 
     /// Chooses how the plan is sent (price: the API or an import), given the API's ETA under
     /// the store's limits; the note goes into the log and the dry run's message.
@@ -196,12 +317,49 @@ pub trait JobKind: 'static {
         None
     }
 
-    /// After `begin_writes`: settles interrupted writes that need the store, and turns the plan
-    /// into the operations to send.
+    /// A guard that needs the plan; runs after the plan is in the report.
+    fn plan_guard(_job: &JobSettings, _plan: &Self::Plan) -> Result<(), Fail> {
+        Ok(())
+    }
+
+    /// The log line that announces the plan (the report holds the plan already).
+    fn log_plan(_job: &JobSettings, _plan: &Self::Plan, _report: &RunReport) {}
+
+    /// The dry run's sentence, given the plan and its write requests.
+    fn dry_run_message(_plan: &Self::Plan, writes: u64) -> String {
+        format!("dry run: {writes} requests planned")
+    }
+
+    /// Carries out the plan (after `begin_writes` for a kind with a source file).
+    fn execute(
+        cx: JobContext<'_>,
+        at: &PlanInputs<'_, Self>,
+        plan: Self::Plan,
+    ) -> impl Future<Output = Executed> + Send
+    where
+        Self: Sized;
+
+    /// The key a change's outcome is found under (stock: its product; price: its SKU).
+    fn outcome_key(change: &ChangeRow) -> u64 {
+        change.sku_id
+    }
+}
+
+/// What a kind whose plan is many writes sent through `send_all` supplies (stock, price); its
+/// `execute` is [`send_ops`].
+pub trait SendsOps: JobKind {
+    /// One unit `send_all` carries (stock: one product's `stocks/sync`; price: one product's
+    /// writes in sequence).
+    type Op: Send;
+
+    /// Whether a write that finds a SKU or product gone (404/422) invalidates the SKU index.
+    const INVALIDATE_STALE_INDEX: bool;
+
+    /// Settles interrupted writes that need the store, and turns the plan into operations.
     fn settle(
         cx: JobContext<'_>,
         plan: Self::Plan,
-        history: Self::History,
+        history: &Self::History,
     ) -> impl Future<Output = Settled<Self::Op>> + Send;
 
     /// Sends one operation: intent before the request, checkpoint after the answer.
@@ -212,25 +370,10 @@ pub trait JobKind: 'static {
 
     /// Adds what became of the sent operations to `summary`.
     fn tally(results: Vec<(Self::Op, Result<(), SendFailure>)>, summary: &mut SendSummary);
-
-    /// The key a change's outcome is found under (stock: its product; price: its SKU).
-    fn outcome_key(change: &ChangeRow) -> u64;
 }
 
 /// Runs one job of kind `K`; never panics on bad input, every outcome ends up in the report.
-pub async fn run<K: JobKind>(
-    job: &JobSettings,
-    client: &ShopClient,
-    state: &StateStore,
-    opts: &RunOptions,
-    report: &mut RunReport,
-) {
-    let cx = JobContext {
-        job,
-        client,
-        state,
-        opts,
-    };
+pub async fn run<K: JobKind>(cx: JobContext<'_>, report: &mut RunReport) {
     let result = run_inner::<K>(cx, report).await;
     record_failure(report, result);
 }
@@ -241,60 +384,110 @@ async fn run_inner<K: JobKind>(cx: JobContext<'_>, report: &mut RunReport) -> Re
         client,
         state,
         opts,
+        ..
     } = cx;
-    let (source, mapping) = job_inputs(job)?;
-    let section = K::section(&mapping).cloned().ok_or_else(|| {
-        fail(
-            EXIT_INVALID,
-            format!("the mapping has no [{}] section", K::SECTION),
-        )
-    })?;
+    let stage = |name: &str| crate::panics::injected_panic(name, &job.name);
+    let inputs = K::inputs(job)?;
+    let spec = K::file(&inputs);
 
-    // 1. The source: newest stable file, skipped when already synced.
-    let (opened, src) = open_source(job, &source, K::columns(&mapping), state, opts).await;
-    apply_source(report, opened);
-    let Some(mut src) = src? else {
-        return Ok(());
-    };
+    // 1. The source: the newest stable file, skipped when already synced (a kind that writes
+    //    nothing compares with the store now, and never skips).
+    stage("source");
+    let mut file: Option<Source> = None;
+    if let Some(spec) = &spec {
+        let source_opts = RunOptions {
+            full: opts.full || !K::WRITES,
+            ..opts.clone()
+        };
+        let (opened, src) =
+            open_source(job, spec.source, spec.columns.clone(), state, &source_opts).await;
+        apply_source(report, opened);
+        match src? {
+            Some(src) => file = Some(src),
+            None => return Ok(()),
+        }
+    }
 
     // 2. The store side: what the kind needs, then the SKU index.
-    let prepared = K::prepare(cx, &mapping, &section).await?;
-    let sku_index = refresh_index(job, client, state, opts).await?;
-    let lookup = Arc::new(sku_index.lookup(mapping.match_field));
+    let prepared = K::prepare(cx, &inputs).await?;
+    let sku_index = if K::INDEX {
+        refresh_index(job, client, state, opts).await?
+    } else {
+        SkuIndex {
+            skus: HashMap::new(),
+            was_full: false,
+            fetched: 0,
+        }
+    };
+    let lookup = Arc::new(match &spec {
+        Some(spec) => sku_index.lookup(spec.mapping.match_field),
+        None => HashMap::new(),
+    });
 
     // 3. The feed, matched while it streams in, and the guards that need only the feed.
-    let feed: Feed<K::Values> = {
-        let (p, m, l) = (src.path.clone(), mapping.clone(), lookup.clone());
-        let (format, sheet) = (source.format, source.sheet.clone());
-        tokio::task::spawn_blocking(move || (K::READ_FEED)(&p, format, sheet.as_deref(), &m, &l))
-            .await
-            .map_err(|e| fail(EXIT_FAILED, format!("reading the source failed: {e}")))?
-            .map_err(|e| fail(EXIT_INVALID, e.to_string()))?
+    stage("feed");
+    let fed = K::feed(
+        cx,
+        FeedInputs {
+            inputs: &inputs,
+            prepared: &prepared,
+            file: match (&spec, &file) {
+                (Some(spec), Some(src)) => Some(FileFeed {
+                    path: &src.path,
+                    source: spec.source,
+                    mapping: spec.mapping,
+                    lookup: &lookup,
+                }),
+                _ => None,
+            },
+            now: opts.now.unwrap_or_else(Utc::now),
+        },
+    )
+    .await?;
+    let mut rows_valid = None;
+    let (feed, rows) = match fed {
+        Fed::Read(feed, rows) => (feed, rows),
+        Fed::Skip(why) => {
+            apply_skip(report, why);
+            return Ok(());
+        }
     };
-    apply_feed(report, FeedSummary::of(&feed));
-    feed_guards(job, &src.record, feed.rows_valid, &src.path)?;
-    match_guard(&mapping, &feed, &src.path)?;
+    if let Some(rows) = rows {
+        let (valid, matched) = (rows.rows_valid, rows.rows_matched);
+        rows_valid = Some(valid);
+        apply_feed(report, rows);
+        if let (Some(spec), Some(src)) = (&spec, &mut file) {
+            if K::WRITES {
+                feed_guards(job, &src.record, valid, &src.path)?;
+            }
+            match_guard(spec.mapping, valid, matched, &src.path)?;
+        }
+    }
 
-    // 4. What was pushed before, then the plan.
-    let (already_applied, history) = K::history(cx, &sku_index).await;
+    // 4. Interrupted writes and what was pushed before, then the plan.
+    let (already_applied, history) = K::history(cx, &sku_index, &feed).await;
     report.already_applied += already_applied;
     let history = history?;
-    let mut plan = K::plan(PlanInputs {
-        mapping: &mapping,
-        section: &section,
+    stage("plan");
+    let path = file.as_ref().map(|s| s.path.clone());
+    let at = PlanInputs {
+        job,
+        inputs: &inputs,
         prepared: &prepared,
         feed: &feed,
         index: &sku_index,
         lookup: &lookup,
         history: &history,
-        file: &src.path,
+        file: path.as_deref(),
         full: opts.full,
-    });
-    let summary = K::summarize(&plan);
-    let writes = summary.writes;
-    apply_plan(report, summary, client);
-    report.names =
-        crate::report::names_of(&sku_index.skus, report.changes.iter().map(|c| c.sku_id));
+    };
+    let mut plan = K::plan(&at);
+    report.batch_edit = K::asked(&at);
+    let mut writes = 0;
+    if let Some(summary) = K::summarize(&plan) {
+        writes = summary.writes;
+        apply_plan(report, summary, client);
+    }
     let note = K::route(cx, &mut plan, report.plan_eta_secs);
     if let Some(n) = &note {
         report.plan_eta_secs = n.eta_secs;
@@ -306,14 +499,18 @@ async fn run_inner<K: JobKind>(cx: JobContext<'_>, report: &mut RunReport) -> Re
 
     // 5. The guard that needs the plan.
     K::plan_guard(job, &plan)?;
-    src.record.last_good_rows = Some(feed.rows_valid);
-
+    if let (Some(src), Some(valid)) = (&mut file, rows_valid) {
+        src.record.last_good_rows = Some(valid);
+    }
     K::log_plan(job, &plan, report);
-    if opts.dry_run {
+
+    // 6. A dry run of a kind that writes stops here.
+    if opts.dry_run && K::WRITES {
+        name_skus(report, &sku_index);
         for c in report.changes.iter_mut() {
             c.outcome = Outcome::DryRun;
         }
-        report.message = K::dry_run_message(writes);
+        report.message = K::dry_run_message(&plan, writes);
         if let Some(n) = note {
             report.message = format!("{}; {}", report.message, n.message);
         }
@@ -321,26 +518,48 @@ async fn run_inner<K: JobKind>(cx: JobContext<'_>, report: &mut RunReport) -> Re
         return Ok(());
     }
 
-    // 6. Send, checkpointing each success.
-    begin_writes(job, state, &mut src).await?;
-    let settled = K::settle(cx, plan, history).await;
-    report.already_applied += settled.already_applied;
-    if let Some(e) = settled.error {
-        return Err(e);
+    // 7. Execute: the source stops counting as synced before the first write; it counts again
+    //    once everything was applied.
+    stage("execute");
+    if K::WRITES
+        && let Some(src) = &mut file
+    {
+        begin_writes(job, state, src).await?;
     }
-    let sent = send::<K>(cx, settled).await;
-    let failed = sent.failed;
-    apply_send::<K>(report, sent);
-    finish_run(job, state, src, failed)?;
-    if report.exit_code != EXIT_FAILED {
-        finish_code(report);
+    let done = K::execute(cx, &at, plan).await;
+    let failed = done.sent.failed;
+    let exit_code = done.exit_code;
+    apply_executed::<K>(report, done, client)?;
+    name_skus(report, &sku_index);
+    if K::WRITES
+        && let Some(src) = file
+    {
+        finish_run(job, state, src, failed)?;
+    }
+    match exit_code {
+        Some(code) => report.exit_code = code,
+        None if report.exit_code != EXIT_FAILED => finish_code(report),
+        None => {}
     }
     Ok(())
 }
 
-/// Sends every operation with at most `max_in_flight` at once; stops early (exit 3) when the
-/// store refuses the credentials or stays unreachable.
-async fn send<K: JobKind>(cx: JobContext<'_>, settled: Settled<K::Op>) -> SendSummary {
+/// The execute stage of a [`SendsOps`] kind: interrupted writes settled, then every operation
+/// sent with at most `max_in_flight` at once; stops early (exit 3) when the store refuses the
+/// credentials or stays unreachable.
+pub async fn send_ops<K: SendsOps>(
+    cx: JobContext<'_>,
+    at: &PlanInputs<'_, K>,
+    plan: K::Plan,
+) -> Executed {
+    let settled = K::settle(cx, plan, at.history).await;
+    let already_applied = settled.already_applied;
+    if let Some(e) = settled.error {
+        return Executed {
+            already_applied,
+            ..Executed::failed(e)
+        };
+    }
     let Settled { ops, outcomes, .. } = settled;
     let progress = cx.opts.progress.then(|| {
         progress_bar(
@@ -366,17 +585,25 @@ async fn send<K: JobKind>(cx: JobContext<'_>, settled: Settled<K::Op>) -> SendSu
         ..SendSummary::default()
     };
     K::tally(sent.results, &mut summary);
-    summary
+    Executed {
+        already_applied,
+        sent: summary,
+        ..Executed::default()
+    }
 }
 
 fn apply_source(report: &mut RunReport, source: SourceSummary) {
     report.source_file = source.file;
     report.source_hash = source.hash;
     if let Some(why) = source.skipped {
-        report.message = why;
-        report.exit_code = EXIT_OK;
-        report.skipped = true;
+        apply_skip(report, why);
     }
+}
+
+fn apply_skip(report: &mut RunReport, why: String) {
+    report.message = why;
+    report.exit_code = EXIT_OK;
+    report.skipped = true;
 }
 
 fn apply_feed(report: &mut RunReport, feed: FeedSummary) {
@@ -384,6 +611,14 @@ fn apply_feed(report: &mut RunReport, feed: FeedSummary) {
     report.rows_valid = feed.rows_valid;
     report.rejected = feed.rejected;
     report.unmatched = feed.unmatched;
+}
+
+/// The names of the SKUs the report lists (changes, differences), from the index: looked up
+/// once here so change rows stay small.
+fn name_skus(report: &mut RunReport, index: &SkuIndex) {
+    let ids = report.changes.iter().map(|c| c.sku_id);
+    let ids = ids.chain(report.differences.iter().map(|d| d.sku_id));
+    report.names = crate::report::names_of(&index.skus, ids);
 }
 
 fn apply_plan(report: &mut RunReport, plan: PlanSummary, client: &ShopClient) {
@@ -402,7 +637,23 @@ pub fn plan_eta_secs(writes: u64, client: &ShopClient) -> f64 {
     (writes.saturating_sub(1) / u64::from(limits.default)) as f64 * limits.window.as_secs_f64()
 }
 
-fn apply_send<K: JobKind>(report: &mut RunReport, sent: SendSummary) {
+/// Writes what the execute stage did into the report; its error, once what it did is counted.
+fn apply_executed<K: JobKind>(
+    report: &mut RunReport,
+    done: Executed,
+    client: &ShopClient,
+) -> Result<(), Fail> {
+    report.already_applied += done.already_applied;
+    if let Some(e) = done.error {
+        return Err(e);
+    }
+    if let Some(plan) = done.would_send {
+        apply_plan(report, plan, client);
+    }
+    if let Some(differences) = done.differences {
+        report.differences = differences;
+    }
+    let sent = done.sent;
     report.products_written += sent.written;
     report.products_failed = sent.failed;
     for c in report.changes.iter_mut() {
@@ -414,4 +665,8 @@ fn apply_send<K: JobKind>(report: &mut RunReport, sent: SendSummary) {
         report.exit_code = EXIT_FAILED;
         report.message = format!("stopped: {why}");
     }
+    if let Some(message) = done.message {
+        report.message = message;
+    }
+    Ok(())
 }

@@ -161,17 +161,19 @@ pub async fn run_job(
     // A panic in the job's work is this run's failure, not the process's (nor the daemon task's).
     let work = async {
         crate::panics::injected_panic("run", &job.name);
+        let cx = driver::JobContext {
+            job,
+            client,
+            state,
+            opts,
+            tz: settings.timezone,
+        };
+        // Every kind runs on the one driver; a kind supplies only what differs.
         match job.kind {
-            JobKind::Stock => {
-                driver::run::<stock::StockKind>(job, client, state, opts, &mut report).await
-            }
-            JobKind::Price => {
-                driver::run::<price::PriceKind>(job, client, state, opts, &mut report).await
-            }
-            JobKind::Audit => audit::run(job, client, state, opts, &mut report).await,
-            JobKind::BatchEdit => {
-                batch_edit::run(job, settings.timezone, client, state, opts, &mut report).await
-            }
+            JobKind::Stock => driver::run::<stock::StockKind>(cx, &mut report).await,
+            JobKind::Price => driver::run::<price::PriceKind>(cx, &mut report).await,
+            JobKind::Audit => driver::run::<audit::AuditKind>(cx, &mut report).await,
+            JobKind::BatchEdit => driver::run::<batch_edit::BatchEditKind>(cx, &mut report).await,
         }
     };
     if let Err(payload) = AssertUnwindSafe(work).catch_unwind().await {

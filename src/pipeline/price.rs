@@ -20,18 +20,19 @@ use serde_json::{Value, json};
 
 use crate::config::JobSettings;
 use crate::index::SkuIndex;
-use crate::mapping::{Mapping, PriceMapping};
+use crate::mapping::PriceMapping;
 use crate::model::{IndexedSku, PriceFields};
 use crate::report::{ChangeRow, Outcome, RunReport};
 use crate::shop::{ApiError, ShopClient};
 use crate::state::{Outcome as Settle, StateStore, price_key};
 
 use super::RunOptions;
-use super::common::{Fail, SendError, SendFailure, state_fail};
+use super::common::{Fail, FileJob, SendError, SendFailure, section, state_fail};
 use super::driver::{
-    FeedReader, JobContext, JobKind, PlanInputs, PlanSummary, RouteNote, SendSummary, Settled,
+    Executed, Fed, FeedInputs, FeedSummary, FileSpec, JobContext, JobKind, PlanInputs, PlanSummary,
+    RouteNote, SendSummary, SendsOps, Settled, send_ops,
 };
-use super::feed::{PriceValues, read_price_feed};
+use super::feed::{PriceFeed, read_price_feed};
 use super::import::{self, ImportLine, ImportResult};
 use super::price_plan::{PriceOp, PricePlan, PricePlanInput, plan_prices};
 
@@ -52,35 +53,25 @@ pub fn money(d: Decimal) -> Value {
 pub struct PriceKind;
 
 impl JobKind for PriceKind {
-    type Section = PriceMapping;
+    type Inputs = FileJob<PriceMapping>;
     /// Imports an earlier run left pending, resumed before planning.
     type Prepared = ImportResult;
-    type Values = PriceValues;
+    type Feed = PriceFeed;
     /// SKU id → the fields this job pushed, interrupted writes settled.
     type History = HashMap<u64, PriceFields>;
     type Plan = RoutedPlan;
-    type Op = PriceSend;
 
-    // Price writes leave the SKU index alone when they find a SKU gone.
-    const INVALIDATE_STALE_INDEX: bool = false;
-
-    const SECTION: &'static str = "price";
-
-    fn section(mapping: &Mapping) -> Option<&PriceMapping> {
-        mapping.price.as_ref()
+    fn inputs(job: &JobSettings) -> Result<Self::Inputs, Fail> {
+        FileJob::load(job, |m| section(m.price.as_ref(), "price"))
     }
 
-    fn columns(mapping: &Mapping) -> Vec<String> {
-        mapping.price_columns()
+    fn file(inputs: &Self::Inputs) -> Option<FileSpec<'_>> {
+        Some(inputs.spec(inputs.mapping.price_columns()))
     }
 
     /// Resumes the imports an earlier run left pending (never in a dry run): their lines that
     /// landed are checkpointed before the plan, so they are not planned again.
-    async fn prepare(
-        cx: JobContext<'_>,
-        _: &Mapping,
-        _: &PriceMapping,
-    ) -> Result<ImportResult, Fail> {
+    async fn prepare(cx: JobContext<'_>, _: &Self::Inputs) -> Result<ImportResult, Fail> {
         if cx.opts.dry_run {
             return Ok(ImportResult::default());
         }
@@ -91,13 +82,18 @@ impl JobKind for PriceKind {
         Ok(resumed)
     }
 
-    const READ_FEED: FeedReader<Self::Values> = read_price_feed;
+    async fn feed(_cx: JobContext<'_>, at: FeedInputs<'_, Self>) -> Result<Fed<PriceFeed>, Fail> {
+        let feed = at.file()?.read(read_price_feed).await?;
+        let summary = FeedSummary::of(&feed);
+        Ok(Fed::Read(feed, Some(summary)))
+    }
 
     /// Settles the interrupted writes against the freshly refreshed index (recorded unless this
     /// is a dry run).
     async fn history(
         cx: JobContext<'_>,
         index: &SkuIndex,
+        _feed: &PriceFeed,
     ) -> (u64, Result<HashMap<u64, PriceFields>, Fail>) {
         let (job, state) = (cx.job, cx.state);
         let mut pushed = match state.prices_pushed_load(&job.name).map_err(state_fail) {
@@ -120,24 +116,24 @@ impl JobKind for PriceKind {
         (landed, Ok(pushed))
     }
 
-    fn plan(inputs: PlanInputs<'_, Self>) -> RoutedPlan {
-        let file = inputs.file.display().to_string();
+    fn plan(at: &PlanInputs<'_, Self>) -> RoutedPlan {
+        let file = at.file.map(|f| f.display().to_string()).unwrap_or_default();
         let plan = plan_prices(&PricePlanInput {
-            feed: inputs.feed,
-            skus: &inputs.index.skus,
-            pushed: inputs.history,
-            mapping: inputs.section,
+            feed: at.feed,
+            skus: &at.index.skus,
+            pushed: at.history,
+            mapping: &at.inputs.section,
             file: &file,
-            full: inputs.full,
+            full: at.full,
         });
         RoutedPlan {
             plan,
             import: false,
-            resumed: inputs.prepared.clone(),
+            resumed: at.prepared.clone(),
         }
     }
 
-    fn summarize(routed: &RoutedPlan) -> PlanSummary {
+    fn summarize(routed: &RoutedPlan) -> Option<PlanSummary> {
         let plan = &routed.plan;
         let mut per_route: BTreeMap<&str, u64> = BTreeMap::new();
         for op in &plan.ops {
@@ -154,13 +150,13 @@ impl JobKind for PriceKind {
                 .filter(|r| !planned.contains(&r.sku_id))
                 .cloned(),
         );
-        PlanSummary {
+        Some(PlanSummary {
             matched_skus: plan.matched_skus,
             changes,
             refused: plan.refused.clone(),
             routes: per_route.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
             writes: plan.ops.len() as u64,
-        }
+        })
     }
 
     fn route(cx: JobContext<'_>, routed: &mut RoutedPlan, api_eta_secs: f64) -> Option<RouteNote> {
@@ -211,16 +207,27 @@ impl JobKind for PriceKind {
         );
     }
 
-    fn dry_run_message(writes: u64) -> String {
+    fn dry_run_message(_plan: &RoutedPlan, writes: u64) -> String {
         format!("dry run: {writes} price requests planned")
     }
+
+    async fn execute(cx: JobContext<'_>, at: &PlanInputs<'_, Self>, plan: RoutedPlan) -> Executed {
+        send_ops(cx, at, plan).await
+    }
+}
+
+impl SendsOps for PriceKind {
+    type Op = PriceSend;
+
+    // Price writes leave the SKU index alone when they find a SKU gone.
+    const INVALIDATE_STALE_INDEX: bool = false;
 
     /// Interrupted writes were settled before the plan; here the writes are grouped per
     /// product, to go one after another.
     async fn settle(
         cx: JobContext<'_>,
         routed: RoutedPlan,
-        _history: HashMap<u64, PriceFields>,
+        _history: &HashMap<u64, PriceFields>,
     ) -> Settled<PriceSend> {
         let RoutedPlan {
             plan,
@@ -317,10 +324,6 @@ impl JobKind for PriceKind {
                 }
             }
         }
-    }
-
-    fn outcome_key(change: &ChangeRow) -> u64 {
-        change.sku_id
     }
 }
 

@@ -15,11 +15,12 @@ use crate::shop::ShopClient;
 use crate::shop::model::LogisticsStock;
 use crate::state::{Outcome as Settle, StateStore, stock_key};
 
-use super::common::{Fail, SendError, SendFailure, fail, state_fail};
+use super::common::{Fail, FileJob, SendError, SendFailure, fail, section, state_fail};
 use super::driver::{
-    FeedReader, JobContext, JobKind, PlanInputs, PlanSummary, SendSummary, Settled,
+    Executed, Fed, FeedInputs, FeedSummary, FileSpec, JobContext, JobKind, PlanInputs, PlanSummary,
+    SendSummary, SendsOps, Settled, send_ops,
 };
-use super::feed::{StockValues, read_stock_feed};
+use super::feed::{StockFeed, read_stock_feed};
 use super::plan::{PlanInput, StockPlan, plan_stock};
 
 pub const SYNC_ROUTE: &str = "POST catalog/products/{id}/stocks/sync";
@@ -28,6 +29,7 @@ pub const SYNC_ROUTE: &str = "POST catalog/products/{id}/stocks/sync";
 pub struct StockKind;
 
 /// What a stock job pushed before, and the writes an earlier run left in flight.
+#[derive(Default)]
 pub struct StockHistory {
     /// Pushed values, without those of interrupted writes (they no longer say what the store
     /// holds, so those values are planned again from the feed).
@@ -37,46 +39,36 @@ pub struct StockHistory {
 }
 
 impl JobKind for StockKind {
-    type Section = StockMapping;
+    type Inputs = FileJob<StockMapping>;
     /// The store's default stock id, and whether it is the store's only stock.
     type Prepared = (u64, bool);
-    type Values = StockValues;
+    type Feed = StockFeed;
     type History = StockHistory;
     type Plan = StockPlan;
-    type Op = (u64, Vec<StockEntry>);
 
-    const INVALIDATE_STALE_INDEX: bool = true;
-
-    const SECTION: &'static str = "stock";
-
-    fn section(mapping: &Mapping) -> Option<&StockMapping> {
-        mapping.stock.as_ref()
+    fn inputs(job: &JobSettings) -> Result<Self::Inputs, Fail> {
+        FileJob::load(job, |m| section(m.stock.as_ref(), "stock"))
     }
 
-    fn columns(mapping: &Mapping) -> Vec<String> {
-        mapping.stock_columns()
+    fn file(inputs: &Self::Inputs) -> Option<FileSpec<'_>> {
+        Some(inputs.spec(inputs.mapping.stock_columns()))
     }
 
-    /// The store's logistics stocks: the default one, and every stock the mapping names must
-    /// exist.
-    async fn prepare(
+    async fn prepare(cx: JobContext<'_>, inputs: &Self::Inputs) -> Result<(u64, bool), Fail> {
+        store_stocks(cx, &inputs.mapping, &inputs.section).await
+    }
+
+    async fn feed(_cx: JobContext<'_>, at: FeedInputs<'_, Self>) -> Result<Fed<StockFeed>, Fail> {
+        let feed = at.file()?.read(read_stock_feed).await?;
+        let summary = FeedSummary::of(&feed);
+        Ok(Fed::Read(feed, Some(summary)))
+    }
+
+    async fn history(
         cx: JobContext<'_>,
-        mapping: &Mapping,
-        stock_mapping: &StockMapping,
-    ) -> Result<(u64, bool), Fail> {
-        let stocks = cx
-            .client
-            .logistics_stocks()
-            .await
-            .map_err(|e| fail(EXIT_FAILED, format!("cannot list the store's stocks: {e}")))?;
-        mapped_stocks(mapping, stock_mapping, &stocks)
-            .map(|default| (default, stocks.len() == 1))
-            .map_err(|why| fail(EXIT_FAILED, why))
-    }
-
-    const READ_FEED: FeedReader<Self::Values> = read_stock_feed;
-
-    async fn history(cx: JobContext<'_>, _index: &SkuIndex) -> (u64, Result<StockHistory, Fail>) {
+        _index: &SkuIndex,
+        _feed: &StockFeed,
+    ) -> (u64, Result<StockHistory, Fail>) {
         let load = || -> Result<StockHistory, Fail> {
             let mut pushed = cx.state.pushed_load(&cx.job.name).map_err(state_fail)?;
             // Writes an earlier run left in flight may or may not have landed: what was pushed
@@ -91,29 +83,29 @@ impl JobKind for StockKind {
         (0, load())
     }
 
-    fn plan(inputs: PlanInputs<'_, Self>) -> StockPlan {
+    fn plan(at: &PlanInputs<'_, Self>) -> StockPlan {
         plan_stock(&PlanInput {
-            feed: inputs.feed,
-            skus: &inputs.index.skus,
-            lookup: inputs.lookup,
-            match_field: inputs.mapping.match_field,
-            pushed: &inputs.history.pushed,
-            mapping: inputs.section,
-            default_stock: inputs.prepared.0,
-            single_store_stock: inputs.prepared.1,
-            full: inputs.full,
+            feed: at.feed,
+            skus: &at.index.skus,
+            lookup: at.lookup,
+            match_field: at.inputs.mapping.match_field,
+            pushed: &at.history.pushed,
+            mapping: &at.inputs.section,
+            default_stock: at.prepared.0,
+            single_store_stock: at.prepared.1,
+            full: at.full,
         })
     }
 
-    fn summarize(plan: &StockPlan) -> PlanSummary {
+    fn summarize(plan: &StockPlan) -> Option<PlanSummary> {
         let writes = plan.products.len() as u64;
-        PlanSummary {
+        Some(PlanSummary {
             matched_skus: plan.matched_skus,
             changes: plan.changes.clone(),
             refused: Vec::new(),
             routes: vec![(SYNC_ROUTE.to_string(), writes)],
             writes,
-        }
+        })
     }
 
     /// The zero guard, once matching is known.
@@ -148,9 +140,23 @@ impl JobKind for StockKind {
         );
     }
 
-    fn dry_run_message(writes: u64) -> String {
+    fn dry_run_message(_plan: &StockPlan, writes: u64) -> String {
         format!("dry run: {writes} stocks/sync requests planned")
     }
+
+    async fn execute(cx: JobContext<'_>, at: &PlanInputs<'_, Self>, plan: StockPlan) -> Executed {
+        send_ops(cx, at, plan).await
+    }
+
+    fn outcome_key(change: &ChangeRow) -> u64 {
+        change.product_id
+    }
+}
+
+impl SendsOps for StockKind {
+    type Op = (u64, Vec<StockEntry>);
+
+    const INVALIDATE_STALE_INDEX: bool = true;
 
     /// Writes left in flight by a run that died: when the plan sends exactly those values again
     /// and the store already holds them, they are checkpointed instead of sent. Otherwise their
@@ -159,7 +165,7 @@ impl JobKind for StockKind {
     async fn settle(
         cx: JobContext<'_>,
         plan: StockPlan,
-        history: StockHistory,
+        history: &StockHistory,
     ) -> Settled<Self::Op> {
         let JobContext {
             job, client, state, ..
@@ -179,8 +185,8 @@ impl JobKind for StockKind {
                 };
             }
         };
-        for (product, entries) in history.intents {
-            if products.get(&product) == Some(&entries) {
+        for (&product, entries) in &history.intents {
+            if products.get(&product) == Some(entries) {
                 match client.product_stocks(product).await {
                     Ok(live) => {
                         let all_there = entries.iter().all(|e| {
@@ -192,7 +198,7 @@ impl JobKind for StockKind {
                             })
                         });
                         if all_there {
-                            let checkpoint = state.stock_checkpoint(&job.name, &entries);
+                            let checkpoint = state.stock_checkpoint(&job.name, entries);
                             if let Err(e) = ledger
                                 .settle(&stock_key(product), Settle::Applied(checkpoint))
                                 .await
@@ -211,7 +217,7 @@ impl JobKind for StockKind {
                     }
                 }
             }
-            let forget = state.stock_forget(&job.name, &entries);
+            let forget = state.stock_forget(&job.name, entries);
             if let Err(e) = ledger
                 .settle(&stock_key(product), Settle::Replanned(forget))
                 .await
@@ -252,10 +258,23 @@ impl JobKind for StockKind {
             }
         }
     }
+}
 
-    fn outcome_key(change: &ChangeRow) -> u64 {
-        change.product_id
-    }
+/// The store's logistics stocks: the default one (returned), and every stock the mapping names
+/// must exist.
+pub async fn store_stocks(
+    cx: JobContext<'_>,
+    mapping: &Mapping,
+    stock_mapping: &StockMapping,
+) -> Result<(u64, bool), Fail> {
+    let stocks = cx
+        .client
+        .logistics_stocks()
+        .await
+        .map_err(|e| fail(EXIT_FAILED, format!("cannot list the store's stocks: {e}")))?;
+    mapped_stocks(mapping, stock_mapping, &stocks)
+        .map(|default| (default, stocks.len() == 1))
+        .map_err(|why| fail(EXIT_FAILED, why))
 }
 
 async fn send_one(
