@@ -72,3 +72,25 @@ impl PriceFields {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_entries_stored_before_names_were_kept_still_load() {
+        let old = r#"{"id":7,"product_id":1,"sku":"A-1","erp_id":null,"barcode":null,"price_cost":"1.00","price_sale":"2.00","price_discount":null,"total_in_stock":3,"quantity_managed":true,"updated_at":null}"#;
+        let sku: IndexedSku = serde_json::from_str(old).expect("an old entry loads");
+        assert_eq!((sku.title, sku.variation), (None, None));
+        let mut named = IndexedSku {
+            title: Some("Camiseta P".into()),
+            variation: Some("Tamanho: P".into()),
+            ..serde_json::from_str(old).unwrap()
+        };
+        let back: IndexedSku =
+            serde_json::from_str(&serde_json::to_string(&named).unwrap()).unwrap();
+        assert_eq!(back, named);
+        named.title = None;
+        assert!(!serde_json::to_string(&named).unwrap().contains("title"));
+    }
+}
