@@ -416,3 +416,42 @@ async fn a_write_that_may_have_landed_is_reported_as_unknown_never_as_applied_or
         Data::Float(unknown as f64)
     );
 }
+
+#[tokio::test]
+async fn standard_results_are_in_portuguese_in_the_summary_and_english_in_the_run_record() {
+    let catalog = small_catalog();
+    let env = Env::start(catalog.clone()).await;
+    env.write_feed("estoque-1.csv", &feed_for(&catalog, |_, _| (3, 4)));
+    let dry = RunOptions {
+        dry_run: true,
+        ..RunOptions::default()
+    };
+    let (_, report) = run_portuguese(&env, dry).await;
+    let line = report.summary_line();
+    assert!(
+        line.contains("simulação: ") && line.contains("requisições stocks/sync planejadas"),
+        "{line}"
+    );
+    let path = report.report_path.clone().unwrap();
+    let result = summary_value(&sheet(&path, "Resumo"), "Resultado").to_string();
+    assert!(result.starts_with("simulação: "), "{result}");
+
+    let (code, first) = run_portuguese(&env, RunOptions::default()).await;
+    assert_eq!(code, 0, "{}", first.summary_line());
+    let (code, again) = run_portuguese(&env, RunOptions::default()).await;
+    assert_eq!(code, 0);
+    assert!(again.skipped);
+    let line = again.summary_line();
+    assert!(
+        line.contains("não mudou desde a última sincronização completa; nada a fazer"),
+        "{line}"
+    );
+    // What the run record and `status` keep stays the English sentence of the log.
+    assert!(
+        again
+            .message
+            .contains("is unchanged since the last complete sync"),
+        "{}",
+        again.message
+    );
+}

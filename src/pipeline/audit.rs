@@ -21,7 +21,9 @@ use crate::exports::{self, SkuExportRow, StockExportRow, Wait};
 use crate::index::KeyMatch;
 use crate::mapping::{Mapping, StockMapping, StockTarget};
 use crate::model::{PriceFields, Pushed};
-use crate::report::{Difference, EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_REJECTED, Field, Value};
+use crate::report::{
+    Difference, EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_REJECTED, Field, RunResult, Value,
+};
 use crate::shop::ShopClient;
 
 use super::common::{Fail, FileJob, fail};
@@ -105,19 +107,20 @@ impl JobKind for AuditKind {
         let writes: u64 = routes.iter().map(|(_, n)| n).sum();
         let eta_secs = plan_eta_secs(writes, client);
         let skus: HashSet<u64> = differences.iter().map(|d| d.sku_id).collect();
-        let message = if differences.is_empty() {
-            format!(
-                "audit: the store matches the ERP for all {matched_skus} matched SKUs; nothing was written"
-            )
+        let result = if differences.is_empty() {
+            RunResult::AuditMatches {
+                matched: matched_skus,
+            }
         } else {
-            format!(
-                "audit: {} differences in {} of {matched_skus} matched SKUs; a sync would send {writes} requests (about {}); nothing was written",
-                differences.len(),
-                skus.len(),
-                crate::config::duration::format_duration(std::time::Duration::from_secs_f64(
-                    eta_secs
-                ))
-            )
+            RunResult::AuditDiffers {
+                differences: differences.len(),
+                skus: skus.len(),
+                matched: matched_skus,
+                writes,
+                eta: crate::config::duration::format_duration(std::time::Duration::from_secs_f64(
+                    eta_secs,
+                )),
+            }
         };
         let exit_code = if job.fail_on_differences && !differences.is_empty() {
             EXIT_REJECTED
@@ -132,7 +135,7 @@ impl JobKind for AuditKind {
                 writes,
                 ..PlanSummary::default()
             }),
-            message: Some(message),
+            result: Some(result),
             exit_code: Some(exit_code),
             ..Executed::default()
         }

@@ -30,7 +30,7 @@ use crate::config::JobSettings;
 use crate::config::duration::format_duration;
 use crate::config::edit::BatchEdit;
 use crate::index::SkuIndex;
-use crate::report::{EXIT_FAILED, EXIT_INVALID, EXIT_REJECTED};
+use crate::report::{EXIT_FAILED, EXIT_INVALID, EXIT_REJECTED, RunResult};
 use crate::state::{EditRecord, EditState, StateStore};
 
 use super::common::{Fail, fail};
@@ -313,10 +313,12 @@ impl JobKind for BatchEditKind {
         })
     }
 
-    fn dry_run_message(plan: &EditPlan, _writes: u64) -> String {
+    fn dry_run_result(plan: &EditPlan, _writes: u64) -> RunResult {
         match plan {
-            EditPlan::Apply(what) => format!("dry run: would apply {what}"),
-            EditPlan::Missed(message) => format!("dry run: {message}"),
+            EditPlan::Apply(what) => RunResult::DryRunApply { what: what.clone() },
+            EditPlan::Missed(message) => RunResult::DryRunNote {
+                detail: message.clone(),
+            },
         }
     }
 

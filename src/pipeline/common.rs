@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 use crate::config::{JobSettings, SourceSettings};
 use crate::index::{self, SkuIndex};
 use crate::mapping::MatchField;
-use crate::report::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_REJECTED, RunReport};
+use crate::report::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_REJECTED, RunReport, RunResult};
 use crate::shop::ShopClient;
 use crate::state::{JobRecord, StateError, StateStore};
 use crate::util::progress_bar;
@@ -130,8 +130,8 @@ async fn blocking<T: Send + 'static>(
 pub struct SourceSummary {
     pub file: Option<PathBuf>,
     pub hash: Option<String>,
-    /// Set when the run is skipped: the sentence that says why.
-    pub skipped: Option<String>,
+    /// Set when the run is skipped: why.
+    pub skipped: Option<RunResult>,
 }
 
 /// Picks the newest finished file, hashes it, skips it when already synced, and checks that
@@ -173,10 +173,9 @@ async fn pick_source(
     let hash = fingerprint(&content, job);
     let record = state.job_record(&job.name).map_err(state_fail)?;
     if !opts.full && record.last_synced_hash.as_deref() == Some(hash.as_str()) {
-        seen.skipped = Some(format!(
-            "{} is unchanged since the last complete sync; nothing to do",
-            path.display()
-        ));
+        seen.skipped = Some(RunResult::Unchanged {
+            file: path.display().to_string(),
+        });
         return Ok(None);
     }
     let (p, format, sheet) = (path.clone(), source.format, source.sheet.clone());

@@ -33,7 +33,8 @@ use crate::config::{JobSettings, SourceSettings};
 use crate::index::{self, KeyMatch, SkuIndex};
 use crate::mapping::Mapping;
 use crate::report::{
-    ChangeRow, Difference, EXIT_FAILED, EXIT_OK, Outcome, RejectedRow, RunReport, UnmatchedKey,
+    ChangeRow, Difference, EXIT_FAILED, EXIT_OK, Outcome, RejectedRow, RunReport, RunResult,
+    UnmatchedKey,
 };
 use crate::shop::ShopClient;
 use crate::source::{Format, SourceError};
@@ -221,6 +222,8 @@ pub struct Executed {
     pub would_send: Option<PlanSummary>,
     /// The report's sentence; `None`: "done", or "done, with rejected items".
     pub message: Option<String>,
+    /// A standard result instead of `message`, shown in the report's language.
+    pub result: Option<RunResult>,
     /// The exit code when the kind decides it; `None`: 4 when anything was refused, else 0.
     pub exit_code: Option<i32>,
     /// Set when the stage had to stop; what it did before stays counted.
@@ -325,9 +328,13 @@ pub trait JobKind: 'static {
     /// The log line that announces the plan (the report holds the plan already).
     fn log_plan(_job: &JobSettings, _plan: &Self::Plan, _report: &RunReport) {}
 
-    /// The dry run's sentence, given the plan and its write requests.
-    fn dry_run_message(_plan: &Self::Plan, writes: u64) -> String {
-        format!("dry run: {writes} requests planned")
+    /// The dry run's result, given the plan and its write requests.
+    fn dry_run_result(_plan: &Self::Plan, writes: u64) -> RunResult {
+        RunResult::DryRun {
+            writes,
+            what: None,
+            note: None,
+        }
     }
 
     /// Carries out the plan (after `begin_writes` for a kind with a source file).
@@ -510,10 +517,11 @@ async fn run_inner<K: JobKind>(cx: JobContext<'_>, report: &mut RunReport) -> Re
         for c in report.changes.iter_mut() {
             c.outcome = Outcome::DryRun;
         }
-        report.message = K::dry_run_message(&plan, writes);
-        if let Some(n) = note {
-            report.message = format!("{}; {}", report.message, n.message);
+        let mut result = K::dry_run_result(&plan, writes);
+        if let (Some(n), RunResult::DryRun { note, .. }) = (note, &mut result) {
+            *note = Some(n.message);
         }
+        report.set_result(result);
         finish_code(report);
         return Ok(());
     }
@@ -596,7 +604,9 @@ fn apply_source(report: &mut RunReport, source: SourceSummary) {
     report.source_file = source.file;
     report.source_hash = source.hash;
     if let Some(why) = source.skipped {
-        apply_skip(report, why);
+        report.set_result(why);
+        report.exit_code = EXIT_OK;
+        report.skipped = true;
     }
 }
 
@@ -663,10 +673,13 @@ fn apply_executed<K: JobKind>(
     }
     if let Some(why) = sent.stopped {
         report.exit_code = EXIT_FAILED;
-        report.message = format!("stopped: {why}");
+        report.set_result(RunResult::Stopped { why });
     }
     if let Some(message) = done.message {
         report.message = message;
+    }
+    if let Some(result) = done.result {
+        report.set_result(result);
     }
     Ok(())
 }

@@ -22,7 +22,7 @@ use crate::config::JobSettings;
 use crate::index::SkuIndex;
 use crate::mapping::PriceMapping;
 use crate::model::{IndexedSku, PriceFields};
-use crate::report::{ChangeRow, Outcome, RunReport};
+use crate::report::{ChangeRow, Outcome, RunReport, RunResult};
 use crate::shop::{ApiError, ShopClient};
 use crate::state::{Outcome as Settle, StateStore, price_key};
 
@@ -207,8 +207,12 @@ impl JobKind for PriceKind {
         );
     }
 
-    fn dry_run_message(_plan: &RoutedPlan, writes: u64) -> String {
-        format!("dry run: {writes} price requests planned")
+    fn dry_run_result(_plan: &RoutedPlan, writes: u64) -> RunResult {
+        RunResult::DryRun {
+            writes,
+            what: Some("price"),
+            note: None,
+        }
     }
 
     async fn execute(cx: JobContext<'_>, at: &PlanInputs<'_, Self>, plan: RoutedPlan) -> Executed {

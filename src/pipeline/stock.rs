@@ -10,7 +10,7 @@ use crate::config::JobSettings;
 use crate::index::SkuIndex;
 use crate::mapping::{Mapping, StockMapping, StockTarget};
 use crate::model::{Pushed, StockEntry};
-use crate::report::{ChangeRow, EXIT_FAILED, Outcome, RunReport};
+use crate::report::{ChangeRow, EXIT_FAILED, Outcome, RunReport, RunResult};
 use crate::shop::ShopClient;
 use crate::shop::model::LogisticsStock;
 use crate::state::{Outcome as Settle, StateStore, stock_key};
@@ -140,8 +140,12 @@ impl JobKind for StockKind {
         );
     }
 
-    fn dry_run_message(_plan: &StockPlan, writes: u64) -> String {
-        format!("dry run: {writes} stocks/sync requests planned")
+    fn dry_run_result(_plan: &StockPlan, writes: u64) -> RunResult {
+        RunResult::DryRun {
+            writes,
+            what: Some("stocks/sync"),
+            note: None,
+        }
     }
 
     async fn execute(cx: JobContext<'_>, at: &PlanInputs<'_, Self>, plan: StockPlan) -> Executed {

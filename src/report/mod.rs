@@ -2,6 +2,7 @@
 //!
 //! A rejected row or a failed item is data here, not an error that aborts the run.
 
+pub mod result;
 pub mod text;
 pub mod xlsx;
 
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+pub use result::RunResult;
 pub use text::Lang;
 use text::{Counts, More};
 
@@ -281,6 +283,8 @@ pub struct RunReport {
     pub names: HashMap<u64, SkuNames>,
     /// Batch-edit jobs: what the edit asked.
     pub batch_edit: Option<BatchEditAsked>,
+    /// The standard result `message` says, to be shown in `lang` (see [`RunReport::set_result`]).
+    pub result: Option<RunResult>,
 }
 
 impl RunReport {
@@ -318,6 +322,23 @@ impl RunReport {
             timezone: chrono_tz::America::Sao_Paulo,
             names: HashMap::new(),
             batch_edit: None,
+            result: None,
+        }
+    }
+
+    /// Sets the run's result: `message` in English (run records, the log), and the sentence
+    /// the report shows in its language.
+    pub fn set_result(&mut self, result: RunResult) {
+        self.message = result.render(Lang::En);
+        self.result = Some(result);
+    }
+
+    /// The run's result in the report's language. A message written over the standard result
+    /// later (a failure) is shown as it is.
+    pub fn result_text(&self) -> Cow<'_, str> {
+        match &self.result {
+            Some(r) if r.render(Lang::En) == self.message => r.render(self.lang).into(),
+            _ => self.lang.text().result_message(&self.message),
         }
     }
 
@@ -413,7 +434,7 @@ impl RunReport {
     pub fn summary_line(&self) -> String {
         (self.lang.text().summary)(&Counts {
             job: &self.job,
-            message: &self.message,
+            message: &self.result_text(),
             changed_skus: self.changed_skus(),
             writes: self.products_written,
             failed: self.products_failed,

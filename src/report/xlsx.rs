@@ -228,10 +228,7 @@ fn minimal(r: &RunReport, why: &str) -> Result<Workbook, XlsxError> {
         (t.store.into(), Item::Text(r.store.clone())),
         (t.started.into(), Item::Text(local_time(r, r.started_at))),
         (t.finished.into(), Item::Text(local_time(r, r.finished_at))),
-        (
-            t.result.into(),
-            Item::Text(t.result_message(&r.message).into_owned()),
-        ),
+        (t.result.into(), Item::Text(r.result_text().into_owned())),
         (t.exit_code.into(), Item::Int(i64::from(r.exit_code))),
         (t.rejected_rows.into(), Item::Count(r.rejected.len() as u64)),
         (
@@ -392,10 +389,7 @@ fn build(r: &RunReport) -> Result<Workbook, XlsxError> {
         (t.kind.into(), Item::Text(kind_name(t, &r.kind))),
         (t.started.into(), Item::Text(local_time(r, r.started_at))),
         (t.finished.into(), Item::Text(local_time(r, r.finished_at))),
-        (
-            t.result.into(),
-            Item::Text(t.result_message(&r.message).into_owned()),
-        ),
+        (t.result.into(), Item::Text(r.result_text().into_owned())),
         (t.exit_code.into(), Item::Int(i64::from(r.exit_code))),
         (t.dry_run.into(), Item::Text(yes_no(t, r.dry_run))),
         (t.full_push.into(), Item::Text(yes_no(t, r.full))),
