@@ -14,7 +14,12 @@
 //!     seconds and peak RSS (target ≤ 2 s, ≤ 300 MB).
 //! (g) many jobs: `status` and the daemon's time to READY for `--jobs N` (default 1,000).
 //! (h) 30,000 changed prices through `route = "api"` and through an import (`--window-ms`, default
-//!     100: Yampi's 60 s windows scaled 600×; `--queue-ms`, default 2,500: each queue's time).
+//!     100: Yampi's 60 s windows scaled 600×). Queues take their lines at an assumed real rate
+//!     scaled by the same k (`--export-lines-per-sec`, default 833: case (i)'s 100,000 SKUs in
+//!     120 s; `--import-lines-per-sec`, default 20: the `auto` route's assumption), or a fixed
+//!     time each (`--queue-ms`, the old model). Prints the scaled wall times and an estimate at
+//!     the real limits (requests at 60/min, real queue time, CPU once). `--routes import` runs
+//!     one route; `RUST_LOG=yampi_sync=debug` logs the import's stage timings.
 //!
 //! (i) the first index of a 100,000-SKU store, paged vs through the SKU export, with Yampi's
 //!     limits (30 SKU pages, 60 other requests per window) in a window scaled down by
@@ -709,11 +714,18 @@ fn main() {
                         .and_then(|w| w.parse().ok())
                         .unwrap_or(100),
                 ),
-                Duration::from_millis(
-                    arg("--queue-ms")
-                        .and_then(|w| w.parse().ok())
-                        .unwrap_or(2500),
-                ),
+                match arg("--queue-ms").and_then(|q| q.parse().ok()) {
+                    Some(ms) => QueueModel::Fixed(Duration::from_millis(ms)),
+                    None => QueueModel::PerLine {
+                        export_lines_per_sec: arg("--export-lines-per-sec")
+                            .and_then(|r| r.parse().ok())
+                            .unwrap_or(EXPORT_LINES_PER_SEC),
+                        import_lines_per_sec: arg("--import-lines-per-sec")
+                            .and_then(|r| r.parse().ok())
+                            .unwrap_or(yampi_sync::pipeline::import::ASSUMED_LINES_PER_SEC as f64),
+                    },
+                },
+                arg("--routes").unwrap_or_else(|| "api,import".into()),
             ),
             "index" => case_index(
                 window,
@@ -833,21 +845,90 @@ fn case_jobs(n: usize) {
     });
 }
 
+/// How the simulator's queues take their time in case (h), in real (unscaled) seconds.
+#[derive(Clone, Copy, Debug)]
+enum QueueModel {
+    /// `--queue-ms`: every queue takes this long (already scaled), whatever its size.
+    Fixed(Duration),
+    /// The default: a queue's time is its lines at its kind's rate (real lines per second),
+    /// scaled down by the same k as the windows.
+    PerLine {
+        export_lines_per_sec: f64,
+        import_lines_per_sec: f64,
+    },
+}
+
+/// The export rate case (i) assumes: 100,000 SKUs in its 120 s queue (Yampi documents none).
+const EXPORT_LINES_PER_SEC: f64 = 100_000.0 / 120.0;
+
+/// Yampi's real queue poll interval (the `queue_poll` default), for the real-time estimate.
+const REAL_POLL_SECS: f64 = 10.0;
+
+impl QueueModel {
+    /// The simulator's settings for windows scaled by `k`.
+    fn settings(self, k: f64) -> yampi_sync::sim::QueueSettings {
+        let per_line = |rate: f64| Duration::from_secs_f64(1.0 / (rate * k));
+        match self {
+            QueueModel::Fixed(d) => yampi_sync::sim::QueueSettings {
+                queue_secs: d,
+                ..Default::default()
+            },
+            QueueModel::PerLine {
+                export_lines_per_sec,
+                import_lines_per_sec,
+            } => yampi_sync::sim::QueueSettings {
+                queue_secs: Duration::ZERO,
+                export_per_line: per_line(export_lines_per_sec),
+                import_per_line: per_line(import_lines_per_sec),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// The real (unscaled) time of an export of `export` lines and an import of `import` lines.
+    fn real_secs(self, k: f64, export: u64, import: u64) -> f64 {
+        match self {
+            QueueModel::Fixed(d) => 2.0 * d.as_secs_f64() * k,
+            QueueModel::PerLine {
+                export_lines_per_sec,
+                import_lines_per_sec,
+            } => export as f64 / export_lines_per_sec + import as f64 / import_lines_per_sec,
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            QueueModel::Fixed(d) => format!("every queue {} ms (--queue-ms)", d.as_millis()),
+            QueueModel::PerLine {
+                export_lines_per_sec,
+                import_lines_per_sec,
+            } => format!(
+                "queues take their lines at {export_lines_per_sec:.0}/s (export) and {import_lines_per_sec:.0}/s (import) of real time, scaled like the windows"
+            ),
+        }
+    }
+}
+
 /// (h) 30,000 changed SKU prices in 10,000 products, once through the API and once through a
 /// spreadsheet import, on the simulator with Yampi's limits in windows of `window` instead of 60 s
-/// and queues that take `queue` (both the SKU export the import reads and the import itself).
-fn case_import(window: Duration, queue: Duration) {
-    use yampi_sync::sim::QueueSettings;
+/// and queues timed by `model` (the SKU export the import reads and the import itself).
+fn case_import(window: Duration, model: QueueModel, routes: String) {
+    // `RUST_LOG=yampi_sync=debug` shows where the import's time goes, stage by stage.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+    let k = 60_000.0 / window.as_millis() as f64;
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
         let catalog = sim::sample_catalog(10_000, 3, 7);
+        let skus: u64 = catalog.products.iter().map(|p| p.skus.len() as u64).sum();
         let mut results = Vec::new();
-        for route in ["api", "import"] {
+        for route in ["api", "import"].into_iter().filter(|r| routes.split(',').any(|x| x == *r)) {
             let sim = Simulator::start(sim_config(window), catalog.clone()).await.unwrap();
-            sim.set_queue_settings(QueueSettings {
-                queue_secs: queue,
-                ..QueueSettings::default()
-            });
+            sim.set_queue_settings(model.settings(k));
             let dir = tempfile::tempdir().unwrap();
             std::fs::create_dir_all(dir.path().join("erp")).unwrap();
             // Two SKUs of a product share their new price, the third differs (as in case c).
@@ -906,20 +987,34 @@ fn case_import(window: Duration, queue: Duration) {
             results.push((route, requests, secs, r.exit_code, prices_right, sim.count_status(429)));
             sim.shutdown().await;
         }
-        let scale = 60_000.0 / window.as_millis() as f64;
+        // Real time: the API route's is its rate limit's (wall × k). The import's waits scale
+        // but its CPU work does not: its requests at 60 a minute, plus its queues' real time and
+        // a real poll each, plus what of the wall was neither (CPU, counted once).
+        let queue_scaled = model.real_secs(k, skus, skus) / k;
+        let mut real = Vec::new();
         for (route, requests, secs, code, ok, r429) in &results {
+            let windows = (*requests as f64 / 60.0).ceil();
+            let est = if *route == "api" {
+                secs * k
+            } else {
+                let work = (secs - queue_scaled - windows * window.as_secs_f64()).max(0.0);
+                windows * 60.0 + model.real_secs(k, skus, skus) + 2.0 * REAL_POLL_SECS + work
+            };
+            real.push(est);
             println!(
-                "(h) route {route}: {requests} requests, {secs:.1} s wall ({:.0} min at Yampi's 60 s windows), exit {code}, every price right: {ok}, {r429} × 429",
-                secs * scale / 60.0
+                "(h) route {route}: {requests} requests, {secs:.1} s wall; at Yampi's real limits about {:.0} min; exit {code}, every price right: {ok}, {r429} × 429",
+                est / 60.0
             );
         }
-        let (api, import) = (&results[0], &results[1]);
-        println!(
-            "(h) api ÷ import: {:.1}× the requests, {:.1}× the wall time (windows {} ms, queues {} ms each)",
-            api.1 as f64 / import.1 as f64,
-            api.2 / import.2,
-            window.as_millis(),
-            queue.as_millis()
-        );
+        if let [api, import] = &results[..] {
+            println!(
+                "(h) api ÷ import: {:.1}× the requests, {:.1}× the wall time (windows {} ms, {}); at the real limits about {:.1}× the time",
+                api.1 as f64 / import.1 as f64,
+                api.2 / import.2,
+                window.as_millis(),
+                model.describe(),
+                real[0] / real[1]
+            );
+        }
     });
 }

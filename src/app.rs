@@ -235,6 +235,9 @@ pub async fn check(config_path: &Path, state_dir: Option<&Path>, offline: bool) 
             }
         }
     }
+    if let Some(s) = &settings {
+        compare_import_templates(s, &mut problems, &mut warnings);
+    }
     // Only a config that validated is worth asking the store about.
     if !offline
         && problems.is_empty()
@@ -263,6 +266,39 @@ pub async fn check(config_path: &Path, state_dir: Option<&Path>, offline: bool) 
         }
         println!("{} problem(s) found; nothing was sent", problems.len());
         EXIT_INVALID
+    }
+}
+
+/// `check`: each job's `import_template` against the SKU export header kept in the state store
+/// (when there is one; a state dir that does not exist yet is not created).
+fn compare_import_templates(
+    s: &config::Settings,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) {
+    let jobs: Vec<_> = s
+        .jobs
+        .iter()
+        .filter(|j| j.import_template.as_ref().is_some_and(|p| p.is_file()))
+        .collect();
+    if jobs.is_empty() || !s.state_dir.join("db").exists() {
+        return;
+    }
+    let state = match StateStore::open(&s.state_dir) {
+        Ok(state) => state,
+        Err(e) => {
+            warnings.push(format!(
+                "import_template not compared with the stored SKU export header: {e}"
+            ));
+            return;
+        }
+    };
+    for job in jobs {
+        match crate::pipeline::import::check_template(&state, job, &job.store) {
+            Ok(Some(same)) => println!("{same}"),
+            Ok(None) => {}
+            Err(e) => problems.push(e),
+        }
     }
 }
 

@@ -200,6 +200,94 @@ pub fn parse_stock_export(
     Ok(out)
 }
 
+/// How a SKU export's header differs from an earlier one, as one clause per kind of change
+/// ("added \"x\"", "removed \"y\"", "moved \"z\" from column 3 to 5"); names are compared
+/// ignoring case, accents, spaces and `_`. Empty when they are the same.
+pub fn header_changes(old: &[String], new: &[String]) -> Vec<String> {
+    let norm = |h: &[String]| -> Vec<String> { h.iter().map(|c| export_file::norm(c)).collect() };
+    let (o, n) = (norm(old), norm(new));
+    let quoted = |names: Vec<&String>| {
+        names
+            .iter()
+            .map(|s| format!("\"{s}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = Vec::new();
+    let added: Vec<&String> = new
+        .iter()
+        .zip(&n)
+        .filter(|(_, k)| !o.contains(k))
+        .map(|(c, _)| c)
+        .collect();
+    if !added.is_empty() {
+        out.push(format!("added {}", quoted(added)));
+    }
+    let removed: Vec<&String> = old
+        .iter()
+        .zip(&o)
+        .filter(|(_, k)| !n.contains(k))
+        .map(|(c, _)| c)
+        .collect();
+    if !removed.is_empty() {
+        out.push(format!("removed {}", quoted(removed)));
+    }
+    // Moved: a column in both whose place among the shared columns changed.
+    let shared_old: Vec<&String> = o.iter().filter(|k| n.contains(k)).collect();
+    let shared_new: Vec<&String> = n.iter().filter(|k| o.contains(k)).collect();
+    let moved: Vec<String> = new
+        .iter()
+        .zip(&n)
+        .enumerate()
+        .filter(|(_, (_, k))| o.contains(k))
+        .filter_map(|(to, (name, k))| {
+            let a = shared_old.iter().position(|s| *s == k)?;
+            let b = shared_new.iter().position(|s| *s == k)?;
+            let from = o.iter().position(|s| s == k)?;
+            (a != b).then(|| format!("\"{name}\" from column {} to {}", from + 1, to + 1))
+        })
+        .collect();
+    if !moved.is_empty() {
+        out.push(format!("moved {}", moved.join(", ")));
+    }
+    if out.is_empty() && o != n {
+        out.push("changed".into());
+    }
+    out
+}
+
+/// Keeps `export`'s header as the store's stored template header, warning when it differs from
+/// the one kept before (the merchant or Yampi changed the template).
+pub fn remember_header(
+    state: &crate::state::StateStore,
+    store: &str,
+    export: &SkuExport,
+) -> Result<(), crate::state::StateError> {
+    let old = state.sku_header(store)?;
+    if let Some(old) = &old {
+        let changes = header_changes(&old.columns, &export.header);
+        if !changes.is_empty() {
+            tracing::warn!(
+                store,
+                queue_id = export.queue_id,
+                "The store's SKU export header changed since {} (queue {}): {}; imports now follow the new header",
+                old.read_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                old.queue_id,
+                changes.join("; ")
+            );
+        }
+    }
+    state.put_sku_header(
+        store,
+        &crate::state::StoredHeader {
+            columns: export.header.clone(),
+            read_at: chrono::Utc::now(),
+            queue_id: export.queue_id,
+        },
+    )
+}
+
 /// The queue an export call started: the answer's `queue_id`, else the newest queue created
 /// since the call (`since`, store-local time as `GET /queues` writes it).
 async fn export_queue(
@@ -240,16 +328,26 @@ async fn fetch_table(
 ) -> Result<(u64, Table), ExportError> {
     let ticket = start.map_err(|e| ExportError(format!("{what} could not be started: {e}")))?;
     let queue_id = export_queue(client, ticket, &since, what).await?;
+    let t0 = std::time::Instant::now();
     let state = queue_watch::watch(client, queue_id, wait.timeout, wait.poll_every, None)
         .await
         .map_err(|e| ExportError(format!("{what}: {e}")))?;
+    let t1 = std::time::Instant::now();
     let bytes = queue_watch::export_file(client, &state, wait.poll_every)
         .await
         .map_err(|e| ExportError(format!("{what}: {e}")))?;
+    let t2 = std::time::Instant::now();
     let named = format!("{what} (queue {queue_id})");
     let table = tokio::task::spawn_blocking(move || export_file::read_table(&bytes, &named))
         .await
         .map_err(|e| ExportError(format!("{what}: reading the file stopped: {e}")))??;
+    tracing::debug!(
+        queue_id,
+        watch_ms = (t1 - t0).as_millis() as u64,
+        download_ms = (t2 - t1).as_millis() as u64,
+        read_ms = t2.elapsed().as_millis() as u64,
+        "{what}: timings"
+    );
     Ok((queue_id, table))
 }
 
@@ -293,6 +391,28 @@ mod tests {
             row_numbers: (2..2 + rows.len() as u64).collect(),
             what: "the SKU export (queue 7)".into(),
         }
+    }
+
+    fn cols(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn header_changes_name_added_removed_and_moved_columns() {
+        let old = cols(&["id", "sku", "preço_venda", "peso_em_kg"]);
+        assert!(
+            header_changes(&old, &cols(&["ID", "Sku", "preco_venda", "peso_em_kg"])).is_empty()
+        );
+        let new = cols(&["id", "preço_venda", "sku", "ean"]);
+        let c = header_changes(&old, &new);
+        assert_eq!(
+            c,
+            [
+                "added \"ean\"",
+                "removed \"peso_em_kg\"",
+                "moved \"preço_venda\" from column 3 to 2, \"sku\" from column 2 to 3",
+            ]
+        );
     }
 
     #[test]

@@ -194,6 +194,17 @@ pub fn choose(
 
 // --- the file ----------------------------------------------------------------------------
 
+/// The first column where `template` and `export` differ (names compared ignoring case,
+/// accents, spaces and `_`): its number from 1 and each side's name there, quoted, or "no column".
+fn first_difference(template: &[String], export: &[String]) -> Option<(usize, String, String)> {
+    let quote = |s: Option<&String>| s.map_or("no column".to_string(), |s| format!("\"{s}\""));
+    (0..export.len().max(template.len())).find_map(|i| {
+        let (a, b) = (template.get(i), export.get(i));
+        (a.map(|s| export_file::norm(s)) != b.map(|s| export_file::norm(s)))
+            .then(|| (i + 1, quote(a), quote(b)))
+    })
+}
+
 /// The export's header, or the template's when it has the same columns in the same order
 /// (names compared ignoring case, accents, spaces and `_`); a differing template is refused
 /// naming the file and the first differing column.
@@ -204,20 +215,59 @@ pub fn template_header(
     let Some((path, header)) = template else {
         return Ok(export_header.to_vec());
     };
-    let n = export_header.len().max(header.len());
-    for i in 0..n {
-        let (a, b) = (header.get(i), export_header.get(i));
-        if a.map(|s| export_file::norm(s)) != b.map(|s| export_file::norm(s)) {
-            return Err(format!(
-                "the import template {} differs from the store's SKU export at column {} (the template has {}, the export {}); nothing was sent — download a fresh SKU export from Yampi and point import_template at it, or remove import_template",
-                path.display(),
-                i + 1,
-                a.map_or("no column".to_string(), |s| format!("\"{s}\"")),
-                b.map_or("no column".to_string(), |s| format!("\"{s}\"")),
-            ));
-        }
+    match first_difference(header, export_header) {
+        Some((col, a, b)) => Err(format!(
+            "the import template {} differs from the store's SKU export at column {col} (the template has {a}, the export {b}); nothing was sent — download a fresh SKU export from Yampi and point import_template at it, or remove import_template",
+            path.display(),
+        )),
+        None => Ok(header.to_vec()),
     }
-    Ok(header.to_vec())
+}
+
+/// Reads an `import_template` file's header row.
+pub fn read_template_header(path: &std::path::Path) -> Result<Vec<String>, String> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("cannot read the import template {}: {e}", path.display()))?;
+    let what = format!("the import template {}", path.display());
+    export_file::read_table(&bytes, &what)
+        .map(|t| t.header)
+        .map_err(|e| e.to_string())
+}
+
+/// `check` (offline): the job's `import_template` against the SKU export header the state store
+/// kept for its store. `Ok(None)`: nothing to compare (no template, or no header kept yet).
+pub fn check_template(
+    state: &StateStore,
+    job: &JobSettings,
+    store: &str,
+) -> Result<Option<String>, String> {
+    let Some(path) = &job.import_template else {
+        return Ok(None);
+    };
+    let stored = state
+        .sku_header(store)
+        .map_err(|e| format!("job {}: {e}", job.name))?;
+    let Some(stored) = stored else {
+        return Ok(None);
+    };
+    let template = read_template_header(path).map_err(|e| format!("job {}: {e}", job.name))?;
+    let read_at = stored
+        .read_at
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    match first_difference(&template, &stored.columns) {
+        Some((col, a, b)) => Err(format!(
+            "job {}: the import template {} differs at column {col} from store {store}'s SKU export header read {read_at} (queue {}): the template has {a}, the export {b}; an import would be refused before sending — download a fresh SKU export from Yampi and point import_template at it, or remove import_template",
+            job.name,
+            path.display(),
+            stored.queue_id
+        )),
+        None => Ok(Some(format!(
+            "job {}: the import template {} has the same {} columns as store {store}'s SKU export header read {read_at}",
+            job.name,
+            path.display(),
+            template.len()
+        ))),
+    }
 }
 
 /// One file's rows: each line's export row with the changed prices put in. `None` for a SKU
@@ -358,24 +408,24 @@ async fn import_files(
         timeout: job.queue_timeout,
         poll_every: store.queue_poll,
     };
+    let mut clock = StageClock::new();
     let export = exports::sku_export(client, wait, &ExportAliases::default())
         .await
         .map_err(|e| api_fail("the import needs the store's SKU export", e))?;
+    clock.lap("sku export");
+    // The header is a stored fact (for `check` and warnings); the rows must be this fresh.
+    if let Err(e) = exports::remember_header(cx.state, &store.name, &export) {
+        tracing::warn!(store = %store.name, error = %e, "Cannot keep the SKU export's header in the state store");
+    }
     let template = match &job.import_template {
         None => None,
         Some(p) => {
-            let bytes = std::fs::read(p).map_err(|e| {
-                api_fail(
-                    &format!("cannot read the import template {}", p.display()),
-                    e,
-                )
-            })?;
-            let what = format!("the import template {}", p.display());
-            let table = tokio::task::spawn_blocking(move || export_file::read_table(&bytes, &what))
+            let path = p.clone();
+            let header = tokio::task::spawn_blocking(move || read_template_header(&path))
                 .await
                 .map_err(|e| api_fail("reading the import template stopped", e))?
-                .map_err(|e| api_fail("the import template", e))?;
-            Some((p.clone(), table.header))
+                .map_err(|e| fail(EXIT_FAILED, format!("{e}; nothing was sent")))?;
+            Some((p.clone(), header))
         }
     };
     let header = template_header(
@@ -384,6 +434,7 @@ async fn import_files(
     )
     .map_err(|m| fail(EXIT_FAILED, m))?;
     let rows = build_rows(&export, &lines).map_err(|m| fail(EXIT_FAILED, m))?;
+    clock.lap("rows");
     let mut kept = Vec::new();
     for (line, row) in lines.into_iter().zip(rows) {
         match row {
@@ -405,11 +456,15 @@ async fn import_files(
     for (n, range) in xls::chunks(kept.len(), split).into_iter().enumerate() {
         let part = &kept[range];
         let batch = format!("{batch_base}-{}", n + 1);
-        let intent = publish_and_record(cx, &server, &batch, &header, part, floor, result).await?;
+        let (intent, recorded) =
+            publish_and_record(cx, &server, &batch, &header, part, floor, result).await?;
+        clock.lap("file + intents");
         let intent = post(cx, intent).await?;
+        clock.lap("post");
         floor = floor.max(intent.queue_id.unwrap_or(floor));
-        finish(cx, Some(&server), intent, result).await?;
+        finish(cx, Some(&server), intent, recorded, result, &mut clock).await?;
     }
+    tracing::debug!(job = %job.name, stages = %clock, "Import stage timings");
     Ok(())
 }
 
@@ -422,13 +477,14 @@ async fn publish_and_record(
     part: &[(ImportLine, Vec<XlsCell>)],
     after_queue: u64,
     result: &mut ImportResult,
-) -> Result<FileIntent, Fail> {
+) -> Result<(FileIntent, Vec<LineIntent>), Fail> {
     let name = format!("precos-{batch}.xls");
     let dir = tempfile::tempdir().map_err(|e| api_fail("cannot make a temporary dir", e))?;
     let path = dir.path().join(&name);
     let cells: Vec<Vec<XlsCell>> = part.iter().map(|(_, r)| r.clone()).collect();
     let (h, p, s) = (header.to_vec(), path.clone(), server.clone());
     let n = name.clone();
+    let t0 = std::time::Instant::now();
     let published = tokio::task::spawn_blocking(move || {
         xls::write_xls(&p, "SKUs", &h, &cells).map_err(|e| e.to_string())?;
         s.publish(&p, &n).map_err(|e| e.to_string())
@@ -451,20 +507,30 @@ async fn publish_and_record(
     };
     let state = cx.state;
     let mut ops = vec![file_op(state, &intent)?];
-    for (i, (l, _)) in part.iter().enumerate() {
-        let line = LineIntent {
+    let lines: Vec<LineIntent> = part
+        .iter()
+        .enumerate()
+        .map(|(i, (l, _))| LineIntent {
             line: i as u64 + 1,
             sku_id: l.sku_id,
             product_id: l.product_id,
             key: l.key.clone(),
             fields: l.fields,
-        };
+        })
+        .collect();
+    for line in &lines {
         ops.push(
-            Operation::new(OpKind::ImportLine, line_key(batch, line.line), &line)
+            Operation::new(OpKind::ImportLine, line_key(batch, line.line), line)
                 .map_err(record_fail)?,
         );
     }
+    let t1 = std::time::Instant::now();
     let recorded = async { state.ledger(&cx.job.name)?.intend(&ops).await }.await;
+    tracing::debug!(
+        file_ms = (t1 - t0).as_millis() as u64,
+        intents_ms = t1.elapsed().as_millis() as u64,
+        "Import file written and its intents recorded"
+    );
     if let Err(e) = recorded {
         let _ = server.unpublish(&published.token);
         for (l, _) in part {
@@ -476,7 +542,7 @@ async fn publish_and_record(
         }
         return Err(state_fail(e));
     }
-    Ok(intent)
+    Ok((intent, lines))
 }
 
 fn record_fail(e: serde_json::Error) -> Fail {
@@ -576,16 +642,18 @@ async fn drop_import(cx: JobContext<'_>, intent: &FileIntent, outcome: Settle) -
     Ok(())
 }
 
-/// Watches the queue, reads its logs, settles every line, unpublishes the file.
+/// Watches the queue, reads its logs, settles every line (`lines`: the file's lines still in the
+/// ledger), unpublishes the file.
 async fn finish(
     cx: JobContext<'_>,
     server: Option<&PublishServer>,
     intent: FileIntent,
+    lines: Vec<LineIntent>,
     result: &mut ImportResult,
+    clock: &mut StageClock,
 ) -> Result<(), Fail> {
     let (job, client, state) = (cx.job, cx.client, cx.state);
     let ledger = state.ledger(&job.name).map_err(state_fail)?;
-    let lines = lines_of(state, &job.name, &intent.batch)?;
     let unknown = |why: String| {
         fail(
             EXIT_FAILED,
@@ -613,7 +681,7 @@ async fn finish(
     let poll = client.store().queue_poll;
     let remaining = job.queue_timeout;
     match queue_watch::watch(client, queue_id, remaining, poll, None).await {
-        Ok(_) => {}
+        Ok(_) => clock.lap("queue watch"),
         Err(e) => {
             let why = match &e {
                 WatchError::Timeout { processed, .. } => {
@@ -643,7 +711,9 @@ async fn finish(
         .queue_logs(queue_id)
         .await
         .map_err(|e| unknown(format!("finished but its logs could not be read: {e}")))?;
+    clock.lap("logs");
     settle_lines(cx, &intent, queue_id, &lines, &logs, result).await?;
+    clock.lap("settle");
     if let Some(s) = server {
         let _ = s.unpublish(&intent.token);
     }
@@ -686,23 +756,48 @@ async fn settle_lines(
         }
     }
     let ledger = state.ledger(&job.name).map_err(state_fail)?;
-    let keys = |ls: &[&LineIntent]| -> Vec<String> {
-        ls.iter().map(|l| line_key(&intent.batch, l.line)).collect()
-    };
     let entries = |ls: &[&LineIntent]| -> Vec<(u64, PriceFields)> {
         ls.iter().map(|l| (l.sku_id, l.fields)).collect()
     };
+    let key_of = |l: &LineIntent| line_key(&intent.batch, l.line);
+    let applied_keys: Vec<String> = applied.iter().map(|l| key_of(l)).collect();
+    let failed_keys: Vec<String> = failed.iter().map(|(l, _)| key_of(l)).collect();
+    let unknown_keys: Vec<String> = unknown.iter().map(|l| key_of(l)).collect();
+    // Every line's outcome in one transaction and one fsync.
+    let mut groups: Vec<(Vec<&str>, Settle)> = Vec::new();
     if !applied.is_empty() {
         let cp = state
             .price_checkpoint(&job.name, store, &entries(&applied))
             .map_err(state_fail)?;
-        ledger
-            .settle_all(&keys(&applied), Settle::Applied(cp))
-            .await
+        groups.push((
+            applied_keys.iter().map(String::as_str).collect(),
+            Settle::Applied(cp),
+        ));
+    }
+    if !failed.is_empty() {
+        groups.push((
+            failed_keys.iter().map(String::as_str).collect(),
+            Settle::Failed("refused by Yampi".into()),
+        ));
+    }
+    if !unknown.is_empty() {
+        let forget = state
+            .price_forget(&job.name, &entries(&unknown))
             .map_err(state_fail)?;
-        for l in &applied {
-            result.outcome(l, Outcome::Applied);
-        }
+        groups.push((
+            unknown_keys.iter().map(String::as_str).collect(),
+            Settle::Replanned(forget),
+        ));
+    }
+    let t0 = std::time::Instant::now();
+    ledger.settle_groups(groups).await.map_err(state_fail)?;
+    tracing::debug!(
+        lines = lines.len(),
+        ledger_ms = t0.elapsed().as_millis() as u64,
+        "Import lines settled"
+    );
+    for l in &applied {
+        result.outcome(l, Outcome::Applied);
     }
     for (l, msg) in &failed {
         let msg = if msg.is_empty() {
@@ -714,23 +809,9 @@ async fn settle_lines(
             "refused by Yampi: import line {} (queue {queue_id}): {msg}",
             l.line
         );
-        ledger
-            .settle(
-                &line_key(&intent.batch, l.line),
-                Settle::Failed(text.clone()),
-            )
-            .await
-            .map_err(state_fail)?;
         result.outcome(l, Outcome::Failed(Arc::from(text)));
     }
     if !unknown.is_empty() {
-        let forget = state
-            .price_forget(&job.name, &entries(&unknown))
-            .map_err(state_fail)?;
-        ledger
-            .settle_all(&keys(&unknown), Settle::Replanned(forget))
-            .await
-            .map_err(state_fail)?;
         for l in &unknown {
             result.outcome(
                 l,
@@ -742,6 +823,42 @@ async fn settle_lines(
         }
     }
     Ok(())
+}
+
+/// Where an import's time went, stage by stage (logged at debug level: the benchmark's breakdown).
+struct StageClock {
+    last: std::time::Instant,
+    stages: Vec<(&'static str, Duration)>,
+}
+
+impl StageClock {
+    fn new() -> Self {
+        StageClock {
+            last: std::time::Instant::now(),
+            stages: Vec::new(),
+        }
+    }
+
+    /// Ends the stage `name` now (stages of the same name add up).
+    fn lap(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        let took = now - self.last;
+        self.last = now;
+        match self.stages.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, d)) => *d += took,
+            None => self.stages.push((name, took)),
+        }
+    }
+}
+
+impl std::fmt::Display for StageClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (name, d)) in self.stages.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{name} {} ms", d.as_millis())?;
+        }
+        Ok(())
+    }
 }
 
 fn undecodable(op: &Operation, e: impl std::fmt::Display) -> Fail {
@@ -861,7 +978,17 @@ async fn resume_inner(cx: JobContext<'_>, result: &mut ImportResult) -> Result<(
             }
         }
         // Without the server (route = "api" now) the queue is still watched to its end.
-        finish(cx, cx.opts.publish.as_ref(), intent, result).await?;
+        let mut clock = StageClock::new();
+        finish(
+            cx,
+            cx.opts.publish.as_ref(),
+            intent,
+            lines,
+            result,
+            &mut clock,
+        )
+        .await?;
+        tracing::debug!(job = %cx.job.name, stages = %clock, "Resumed import stage timings");
     }
     Ok(())
 }

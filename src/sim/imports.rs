@@ -44,7 +44,7 @@ pub(super) fn sku_import(cx: &mut Ctx) -> Reply {
     let owner = cx.caller_token();
     let now = cx.st.now();
     let id = cx.st.queues.create(
-        "Importando SKUs",
+        IMPORT_TITLE,
         &owner,
         0,
         now,
@@ -154,6 +154,22 @@ fn price(c: Option<&SheetCell>) -> Result<Option<Decimal>, ()> {
     }
 }
 
+impl super::Simulator {
+    /// Each import queue's data lines as read from its file (0 until fetched), oldest first.
+    pub fn import_lines(&self) -> Vec<u64> {
+        let st = lock(&self.shared().state);
+        st.queues
+            .queues
+            .iter()
+            .filter(|q| q.title == IMPORT_TITLE)
+            .map(|q| q.total_sent)
+            .collect()
+    }
+}
+
+/// The title of an import's queue.
+const IMPORT_TITLE: &str = "Importando SKUs";
+
 pub(super) fn finish_import(
     st: &mut State,
     queue_id: u64,
@@ -199,6 +215,19 @@ pub(super) fn finish_import(
         q.total_sent = data.len() as u64;
     }
     let at = |row: &[SheetCell], c: Option<usize>| c.and_then(|c| row.get(c)).cloned();
+    // Where each SKU sits (product, position): one pass, not a catalog scan per line.
+    let place: std::collections::HashMap<u64, (usize, usize)> = st
+        .catalog
+        .products
+        .iter()
+        .enumerate()
+        .flat_map(|(p, prod)| {
+            prod.skus
+                .iter()
+                .enumerate()
+                .map(move |(i, s)| (s.id, (p, i)))
+        })
+        .collect();
     for (i, row) in data.iter().enumerate() {
         let line = i as u64 + 1;
         let Some(id_text) = text(at(row, id_col).as_ref()) else {
@@ -216,7 +245,7 @@ pub(super) fn finish_import(
                     .filter(|f| f.fract() == 0.0 && *f >= 0.0)
                     .map(|f| f as u64)
             })
-            .filter(|id| st.sku(*id).is_some())
+            .filter(|id| place.contains_key(id))
         else {
             st.queues.log(
                 queue_id,
@@ -246,7 +275,8 @@ pub(super) fn finish_import(
             continue;
         };
         let now = st.now();
-        if let Some(sku) = st.sku_mut(id) {
+        if let Some(&(p, i)) = place.get(&id) {
+            let sku = &mut st.catalog.products[p].skus[i];
             sku.price_cost = cost.unwrap_or(Decimal::ZERO);
             sku.price_sale = sale.unwrap_or(Decimal::ZERO);
             sku.price_discount = discount.unwrap_or(Decimal::ZERO);

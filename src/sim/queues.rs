@@ -24,8 +24,12 @@ use super::store::State;
 /// How the simulated queues behave (not faults: plausible variants of an undocumented API).
 #[derive(Clone, Debug)]
 pub struct QueueSettings {
-    /// How long a queue takes from creation to `finished_at`.
+    /// How long a queue takes from creation to `finished_at`, whatever its size.
     pub queue_secs: Duration,
+    /// Added per line of an export (`total_sent` SKUs): a queue's time grows with its size.
+    pub export_per_line: Duration,
+    /// Added per line of an import (its file's data rows, known once it was fetched).
+    pub import_per_line: Duration,
     /// The format export files are written in.
     pub format: FileFormat,
     /// The file's name carries the other format's extension (`.xls` for an xlsx body and back).
@@ -45,6 +49,8 @@ impl Default for QueueSettings {
     fn default() -> Self {
         QueueSettings {
             queue_secs: Duration::from_secs(2),
+            export_per_line: Duration::ZERO,
+            import_per_line: Duration::ZERO,
             format: FileFormat::Xlsx,
             lying_extension: false,
             stock_column_variant: false,
@@ -106,6 +112,8 @@ pub(super) struct LogEntry {
 
 pub(super) struct Queue {
     pub id: u64,
+    /// An import's queue (else an export's): which per-line time it takes.
+    pub import: bool,
     pub token: String,
     pub title: String,
     /// The `User-Token` that created it: notifications go to that user.
@@ -159,8 +167,10 @@ impl QueueState {
     ) -> u64 {
         self.next_id = self.next_id.max(500) + 1;
         let id = self.next_id;
+        let import = matches!(work, Work::Import(_));
         self.queues.push(Queue {
             id,
+            import,
             token: uuid(),
             title: title.to_owned(),
             owner: owner.to_owned(),
@@ -235,12 +245,25 @@ pub(super) fn random_hex(bytes: usize) -> String {
         .collect()
 }
 
+/// How long queue `q` takes: the fixed time plus its lines at the per-line time of its kind.
+fn duration_of(q: &Queue, settings: &QueueSettings) -> Duration {
+    let per_line = if q.import {
+        settings.import_per_line
+    } else {
+        settings.export_per_line
+    };
+    let lines = u32::try_from(q.total_sent).unwrap_or(u32::MAX);
+    settings
+        .queue_secs
+        .saturating_add(per_line.saturating_mul(lines))
+}
+
 /// Finishes every queue whose time has come (and, for imports, whose file was fetched).
 pub(super) fn settle(st: &mut State, now: Instant) {
     if st.faults.queue_never_finishes {
         return;
     }
-    let secs = st.queues.settings.queue_secs;
+    let settings = st.queues.settings.clone();
     // An import's size is known once its file was read.
     for q in &mut st.queues.queues {
         if let Work::Import(fetched) = &q.work
@@ -253,7 +276,10 @@ pub(super) fn settle(st: &mut State, now: Instant) {
         .queues
         .queues
         .iter()
-        .filter(|q| q.finished_at.is_none() && now.saturating_duration_since(q.started) >= secs)
+        .filter(|q| {
+            q.finished_at.is_none()
+                && now.saturating_duration_since(q.started) >= duration_of(q, &settings)
+        })
         .filter(|q| match &q.work {
             Work::Import(_) if st.faults.import_queue_never_finishes => false,
             Work::Import(fetched) => super::store::lock(fetched).is_some(),
@@ -290,7 +316,7 @@ pub(super) fn queue_json(q: &Queue, settings: &QueueSettings, hide_redirect: boo
     let processed = if q.finished_at.is_some() {
         q.total_sent
     } else {
-        let total = settings.queue_secs.as_secs_f64().max(0.001);
+        let total = duration_of(q, settings).as_secs_f64().max(0.001);
         let frac = (q.started.elapsed().as_secs_f64() / total).min(1.0);
         ((q.total_sent as f64 * frac) as u64).min(q.total_sent.saturating_sub(1))
     };
@@ -419,6 +445,21 @@ mod tests {
         assert!(parts[2].starts_with('4'), "{u}");
         assert_ne!(uuid(), u);
         assert_eq!(random_hex(16).len(), 32);
+    }
+
+    #[test]
+    fn a_queue_takes_its_fixed_time_plus_its_lines_at_its_kinds_rate() {
+        let mut qs = QueueState::default();
+        qs.settings.queue_secs = Duration::from_secs(1);
+        qs.settings.export_per_line = Duration::from_millis(1);
+        qs.settings.import_per_line = Duration::from_millis(10);
+        let now = super::super::catalog::store_now();
+        let export = qs.create("e", "t", 500, now, Work::SkuExport);
+        let import = qs.create("i", "t", 0, now, Work::Import(Arc::new(Mutex::new(None))));
+        qs.queue_mut(import).unwrap().total_sent = 500;
+        let took = |id| duration_of(qs.queue(id).unwrap(), &qs.settings);
+        assert_eq!(took(export), Duration::from_millis(1_500));
+        assert_eq!(took(import), Duration::from_secs(6));
     }
 
     #[test]

@@ -18,6 +18,31 @@ use crate::model::{IndexedSku, PriceFields, Pushed, StockEntry};
 use super::ledger::{Checkpoint, OpKind, Operation};
 use super::{StateError, StateStore, pushed_key, sku_key};
 
+/// The header row of a store's SKU export (the template every import must repeat), and when and
+/// from which export it was read. Meta key `template/<store>`; refreshed from every fresh export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredHeader {
+    pub columns: Vec<String>,
+    pub read_at: DateTime<Utc>,
+    pub queue_id: u64,
+}
+
+fn header_key(store: &str) -> String {
+    format!("template/{store}")
+}
+
+impl StateStore {
+    /// The SKU export header last read for `store`, if any.
+    pub fn sku_header(&self, store: &str) -> Result<Option<StoredHeader>, StateError> {
+        self.get_meta(&header_key(store))
+    }
+
+    /// Records the header of a fresh SKU export of `store` (durable at the next flush).
+    pub fn put_sku_header(&self, store: &str, header: &StoredHeader) -> Result<(), StateError> {
+        self.put_meta(&header_key(store), header)
+    }
+}
+
 /// When each price field of a SKU was last pushed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PriceTimes {
@@ -301,6 +326,25 @@ impl StateStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sku_header_is_kept_per_store_across_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = StoredHeader {
+            columns: vec!["id".into(), "preço_venda".into()],
+            read_at: Utc::now(),
+            queue_id: 9,
+        };
+        {
+            let s = StateStore::open(dir.path()).unwrap();
+            assert_eq!(s.sku_header("loja").unwrap(), None);
+            s.put_sku_header("loja", &header).unwrap();
+            s.db.flush().unwrap();
+        }
+        let s = StateStore::open(dir.path()).unwrap();
+        assert_eq!(s.sku_header("loja").unwrap(), Some(header));
+        assert_eq!(s.sku_header("outra").unwrap(), None);
+    }
     use crate::state::Outcome;
 
     #[tokio::test]

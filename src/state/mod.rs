@@ -30,7 +30,7 @@ pub mod ledger;
 mod lock;
 mod migrate;
 
-pub use checkpoints::{PriceTimes, StockPushed, price_key, stock_key};
+pub use checkpoints::{PriceTimes, StockPushed, StoredHeader, price_key, stock_key};
 pub use ledger::{Checkpoint, Ledger, OpKind, Operation, Outcome};
 
 use std::collections::HashMap;
