@@ -258,6 +258,14 @@ pub fn header_changes(old: &[String], new: &[String]) -> Vec<String> {
 
 /// Keeps `export`'s header as the store's stored template header, warning when it differs from
 /// the one kept before (the merchant or Yampi changed the template).
+/// [`remember_header`], a failure only logged: every SKU export read (imports, audits, the
+/// export-based index) refreshes the kept header, and none of them needs it to go on.
+pub fn keep_header(state: &crate::state::StateStore, store: &str, export: &SkuExport) {
+    if let Err(e) = remember_header(state, store, export) {
+        tracing::warn!(store, error = %e, "Cannot keep the SKU export's header in the state store");
+    }
+}
+
 pub fn remember_header(
     state: &crate::state::StateStore,
     store: &str,

@@ -289,7 +289,10 @@ async fn exported(
             );
             return Ok(None);
         }
-        Ok(e) => e,
+        Ok(e) => {
+            exports::keep_header(state, store, &e);
+            e
+        }
         Err(e) => {
             tracing::warn!(
                 store,

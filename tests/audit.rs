@@ -170,6 +170,11 @@ async fn finds_exactly_the_planted_differences(env: Env) {
     );
     assert_eq!(env.sim.count("GET", "/catalog/skus/export"), 1);
     assert_eq!(env.sim.count("GET", "/catalog/stocks/export-skus"), 2);
+    // The SKU export it read also refreshed the header imports are checked against.
+    assert!(
+        kept_header(&env),
+        "the audit's SKU export keeps the template header"
+    );
     // What a sync would send to put them right: one stocks/sync and one price write.
     let planned: u64 = r.plan.iter().map(|(_, n)| n).sum();
     assert_eq!(planned, 2, "{:?}", r.plan);
@@ -399,6 +404,20 @@ async fn a_big_store_is_indexed_through_the_sku_export_and_refreshed_through_the
     assert_eq!(env.sim.count("GET", "/catalog/skus/export"), 0);
     assert_eq!(sku_listings(&env), 1, "one incremental page");
     assert_stock(&env, &catalog, |_, id| ((id % 5) as i64, 3));
+    drop(opened);
+    assert!(
+        kept_header(&env),
+        "the index's SKU export keeps the template header"
+    );
+}
+
+/// Whether the state store holds the SKU export's header.
+fn kept_header(env: &Env) -> bool {
+    let state = yampi_sync::state::StateStore::open(&env.state_dir()).expect("state");
+    state
+        .sku_header("loja")
+        .unwrap()
+        .is_some_and(|h| !h.columns.is_empty())
 }
 
 #[tokio::test]

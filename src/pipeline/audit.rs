@@ -25,6 +25,7 @@ use crate::report::{
     Difference, EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_REJECTED, Field, RunResult, Value,
 };
 use crate::shop::ShopClient;
+use crate::state::StateStore;
 
 use super::common::{Fail, FileJob, fail};
 use super::driver::{
@@ -93,7 +94,7 @@ impl JobKind for AuditKind {
     async fn execute(cx: JobContext<'_>, at: &PlanInputs<'_, Self>, _plan: ()) -> Executed {
         let (job, client) = (cx.job, cx.client);
         let mapping = &at.inputs.mapping;
-        let store = match read_exports(job, client, mapping, *at.prepared).await {
+        let store = match read_exports(job, client, cx.state, mapping, *at.prepared).await {
             Ok(s) => s,
             Err(e) => return Executed::failed(e),
         };
@@ -333,6 +334,7 @@ fn target_id(t: StockTarget, default_stock: u64) -> u64 {
 async fn read_exports(
     job: &JobSettings,
     client: &ShopClient,
+    state: &StateStore,
     mapping: &Mapping,
     default_stock: Option<u64>,
 ) -> Result<StoreValues, Fail> {
@@ -368,6 +370,7 @@ async fn read_exports(
         let export = exports::sku_export(client, wait, &mapping.export)
             .await
             .map_err(failed)?;
+        exports::keep_header(state, &client.store().name, &export);
         store.skus = export.rows.into_iter().map(|r| (r.sku_id, r)).collect();
     }
     Ok(store)

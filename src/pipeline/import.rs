@@ -414,9 +414,7 @@ async fn import_files(
         .map_err(|e| api_fail("the import needs the store's SKU export", e))?;
     clock.lap("sku export");
     // The header is a stored fact (for `check` and warnings); the rows must be this fresh.
-    if let Err(e) = exports::remember_header(cx.state, &store.name, &export) {
-        tracing::warn!(store = %store.name, error = %e, "Cannot keep the SKU export's header in the state store");
-    }
+    exports::keep_header(cx.state, &store.name, &export);
     let template = match &job.import_template {
         None => None,
         Some(p) => {
