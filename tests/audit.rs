@@ -413,11 +413,7 @@ async fn a_big_store_is_indexed_through_the_sku_export_and_refreshed_through_the
 
 /// Whether the state store holds the SKU export's header.
 fn kept_header(env: &Env) -> bool {
-    let state = yampi_sync::state::StateStore::open(&env.state_dir()).expect("state");
-    state
-        .sku_header("loja")
-        .unwrap()
-        .is_some_and(|h| !h.columns.is_empty())
+    kept_sku_header(env).is_some_and(|h| !h.columns.is_empty())
 }
 
 #[tokio::test]

@@ -21,14 +21,6 @@ fn mapping() -> String {
     )
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A price env whose job takes `route`, with `[publish]` on a free loopback port and queues of
 /// `queue_ms`.
 async fn import_env(catalog: &Catalog, route: &str, extra: &str, queue_ms: u64) -> Env {
@@ -38,9 +30,7 @@ async fn import_env(catalog: &Catalog, route: &str, extra: &str, queue_ms: u64) 
         ..QueueSettings::default()
     });
     let port = free_port();
-    env.job_extra = format!(
-        "route = \"{route}\"\n{extra}\n\n[publish]\nlisten = \"127.0.0.1:{port}\"\npublic_base_url = \"http://127.0.0.1:{port}/arquivos\"\n"
-    );
+    env.job_extra = format!("route = \"{route}\"\n{extra}\n{}", publish_section(port));
     env
 }
 

@@ -34,13 +34,9 @@ async fn seventy_thousand_changed_skus_go_as_two_files_and_every_line_is_account
         queue_secs: Duration::from_millis(200),
         ..QueueSettings::default()
     });
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     env.job_extra = format!(
-        "route = \"import\"\nqueue_timeout = \"10m\"\n\n[publish]\nlisten = \"127.0.0.1:{port}\"\npublic_base_url = \"http://127.0.0.1:{port}/arquivos\"\n"
+        "route = \"import\"\nqueue_timeout = \"10m\"\n{}",
+        publish_section(free_port())
     );
     // Every SKU's sale price goes up by 1.01.
     let sale_of = |c: &yampi_sync::sim::Catalog| -> HashMap<u64, Decimal> {
@@ -202,11 +198,7 @@ fn raise_all(env: &Env, catalog: &Catalog, by: &str) {
 }
 
 fn stored_header(env: &Env) -> yampi_sync::state::StoredHeader {
-    let state = yampi_sync::state::StateStore::open(&env.state_dir()).expect("state");
-    state
-        .sku_header("loja")
-        .unwrap()
-        .expect("the SKU export's header is kept")
+    kept_sku_header(env).expect("the SKU export's header is kept")
 }
 
 // The binary runs while the simulator serves it from this test's runtime: two workers.
@@ -222,14 +214,7 @@ async fn the_template_header_is_kept_a_changed_one_is_named_and_check_compares_t
         queue_secs: Duration::from_millis(100),
         ..QueueSettings::default()
     });
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let publish = format!(
-        "\n[publish]\nlisten = \"127.0.0.1:{port}\"\npublic_base_url = \"http://127.0.0.1:{port}/arquivos\"\n"
-    );
+    let publish = publish_section(free_port());
     env.job_extra = format!("route = \"import\"\n{publish}");
     raise_all(&env, &catalog, "1.01");
     let out = binary(&env, &["--run-once"]);

@@ -390,12 +390,7 @@ fn with_publish(env: &mut support::Env, section: &str) {
 #[tokio::test]
 async fn check_accepts_a_good_publish_section() {
     let mut env = support::Env::start(support::small_catalog()).await;
-    // A port that was free a moment ago (bound and released).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     with_publish(
         &mut env,
         &format!("listen = \"127.0.0.1:{port}\"\npublic_base_url = \"{BASE}\"\nfile_ttl = \"2h\""),

@@ -76,16 +76,8 @@ impl RunResult {
                 format!("{file} não mudou desde a última sincronização completa; nada a fazer")
             }
             RunResult::DryRun { writes, what, note } => {
-                let noun = if *writes == 1 {
-                    "requisição"
-                } else {
-                    "requisições"
-                };
-                let planned = if *writes == 1 {
-                    "planejada"
-                } else {
-                    "planejadas"
-                };
+                let noun = one_or_many(*writes, "requisição", "requisições");
+                let planned = one_or_many(*writes, "planejada", "planejadas");
                 let what = match what {
                     Some("price") => " de preço".to_string(),
                     Some(w) => format!(" {w}"),
@@ -107,19 +99,15 @@ impl RunResult {
                 eta,
             } => format!(
                 "auditoria: {differences} {} em {skus} de {matched} SKUs encontrados; uma sincronização enviaria {writes} {} (cerca de {eta}); nada foi gravado",
-                if *differences == 1 {
-                    "diferença"
-                } else {
-                    "diferenças"
-                },
-                if *writes == 1 {
-                    "requisição"
-                } else {
-                    "requisições"
-                },
+                one_or_many(*differences as u64, "diferença", "diferenças"),
+                one_or_many(*writes, "requisição", "requisições"),
             ),
         }
     }
+}
+
+fn one_or_many(n: u64, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
 }
 
 fn with_note(s: String, note: &Option<String>) -> String {

@@ -442,3 +442,25 @@ pub fn new_sku_and_its_feed(env: &Env, catalog: &Catalog, qty: impl Fn(u64, u64)
     feed.push_str("NOVO-1;novo;4;2\n");
     env.write_feed("estoque-2.csv", &feed);
 }
+
+/// A loopback port that was free a moment ago (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `[publish]` section serving on `port` under `/arquivos`.
+pub fn publish_section(port: u16) -> String {
+    format!(
+        "\n[publish]\nlisten = \"127.0.0.1:{port}\"\npublic_base_url = \"http://127.0.0.1:{port}/arquivos\"\n"
+    )
+}
+
+/// The SKU export header the env's state store keeps for store "loja", if any.
+pub fn kept_sku_header(env: &Env) -> Option<yampi_sync::state::StoredHeader> {
+    let state = yampi_sync::state::StateStore::open(&env.state_dir()).expect("state");
+    state.sku_header("loja").unwrap()
+}
