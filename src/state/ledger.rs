@@ -207,9 +207,7 @@ impl Ledger<'_> {
         match outcome {
             Outcome::Unknown(why) => {
                 for key in keys.iter().map(AsRef::as_ref) {
-                    if let Some(mut op) = self.get(key)? {
-                        op.unknown = Some(why.clone());
-                        let bytes = serde_json::to_vec(&op).map_err(|e| self.store.err(e))?;
+                    if let Some(bytes) = self.marked_unknown(key, &why)? {
                         own.push((key, Some(bytes)));
                     }
                 }
@@ -247,9 +245,7 @@ impl Ledger<'_> {
             match outcome {
                 Outcome::Unknown(why) => {
                     for key in keys {
-                        if let Some(mut op) = self.get(key)? {
-                            op.unknown = Some(why.clone());
-                            let bytes = serde_json::to_vec(&op).map_err(|e| self.store.err(e))?;
+                        if let Some(bytes) = self.marked_unknown(key, &why)? {
                             own.insert(key.as_bytes(), bytes);
                         }
                     }
@@ -272,6 +268,17 @@ impl Ledger<'_> {
         }
         self.tree.apply_batch(own).map_err(|e| self.store.err(e))?;
         self.store.flush().await
+    }
+
+    /// The record of pending operation `key` marked unknown for `why`; `None` when it is gone.
+    fn marked_unknown(&self, key: &str, why: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let Some(mut op) = self.get(key)? else {
+            return Ok(None);
+        };
+        op.unknown = Some(why.into());
+        serde_json::to_vec(&op)
+            .map(Some)
+            .map_err(|e| self.store.err(e))
     }
 
     /// One operation, if it is still in the ledger.
