@@ -145,6 +145,7 @@ fn read_map_diff(path: &Path, rows: u64, store_every: u64) {
         mapping: &stock,
         default_stock: 1,
         single_store_stock: false,
+        store: &HashMap::new(),
         full: false,
     });
     let total = t0.elapsed();
@@ -235,7 +236,7 @@ fn case_e2e(window: Duration) {
         std::fs::write(
             &config,
             format!(
-                "state_dir = \"{}\"\n[[store]]\nname = \"b\"\nalias = \"bench\"\nbase_url = \"{}\"\nuser_token = \"bench-token\"\nuser_secret_key = \"bench-secret\"\n[store.limits]\nwindow_ms = {}\n[[job]]\nname = \"estoque\"\nkind = \"stock\"\nsource = {{ path = \"erp/*.csv\", settle_ms = 0 }}\nmapping = \"stock.toml\"\nmax_zeroed_pct = 100\n",
+                "state_dir = \"{}\"\n[[store]]\nname = \"b\"\nalias = \"bench\"\nbase_url = \"{}\"\nuser_token = \"bench-token\"\nuser_secret_key = \"bench-secret\"\nqueue_poll = \"100ms\"\n[store.limits]\nwindow_ms = {}\n[[job]]\nname = \"estoque\"\nkind = \"stock\"\nsource = {{ path = \"erp/*.csv\", settle_ms = 0 }}\nmapping = \"stock.toml\"\nmax_zeroed_pct = 100\n",
                 dir.path().join("state").display(),
                 sim.base_url(),
                 window.as_millis()

@@ -85,6 +85,12 @@ async fn run_inner(state_dir: Option<&Path>) -> Result<(), String> {
     write("mappings/price.toml", DEMO_PRICE_MAPPING.as_bytes())?;
     write("erp/estoque-20261121.csv", FEED_DAY1)?;
 
+    // The store's queues (the first sync's stock exports, the import, the audit) finish in
+    // under a second.
+    sim.set_queue_settings(QueueSettings {
+        queue_secs: Duration::from_millis(800),
+        ..QueueSettings::default()
+    });
     let settings = crate::config::load(&config_path, None).map_err(|e| e.to_string())?;
     let state = crate::state::StateStore::open(&settings.state_dir).map_err(|e| e.to_string())?;
     let clients = pipeline::clients(&settings)?;
@@ -119,10 +125,6 @@ async fn run_inner(state_dir: Option<&Path>) -> Result<(), String> {
     let third = pipeline::run_once(&settings, &state, &clients, &opts).await;
     print_reports(&third);
     // The ERP's price list: every SKU 5 % up, sent as one spreadsheet import.
-    sim.set_queue_settings(QueueSettings {
-        queue_secs: Duration::from_millis(800),
-        ..QueueSettings::default()
-    });
     let catalog = sim.catalog();
     let mut prices = String::from("Código;Preço\n");
     for p in &catalog.products {

@@ -375,7 +375,7 @@ fn source_section(
     })
 }
 
-fn problems_json(problems: &[(String, String, String)]) -> Value {
+fn problems_json(problems: &[crate::pipeline::feed::CellProblem]) -> Value {
     json!({"refused": problems.iter().map(|(c, v, r)| json!({"column": c, "text": v, "reason": r})).collect::<Vec<_>>()})
 }
 

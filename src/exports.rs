@@ -6,6 +6,7 @@
 //! The file is read whatever its extension says (src/export_file.rs) and its columns are found
 //! by name, never by position: the store decides their order (docs/yampi-api.md).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use rust_decimal::Decimal;
@@ -383,6 +384,24 @@ pub async fn stock_export(
     let what = format!("the stock export of stock {stock_id}");
     let (_, table) = fetch_table(client, start, since, &what, wait).await?;
     parse_stock_export(&table, aliases)
+}
+
+/// The stock exports of `stock_ids`, one after the other (an answer without a queue id is
+/// taken to be the newest queue, which two exports at once would confuse): (SKU id, stock id)
+/// → the SKU's row.
+pub async fn stock_exports(
+    client: &ShopClient,
+    stock_ids: &[u64],
+    wait: Wait,
+    aliases: &ExportAliases,
+) -> Result<HashMap<(u64, u64), StockExportRow>, ExportError> {
+    let mut out = HashMap::new();
+    for &stock_id in stock_ids {
+        for r in stock_export(client, stock_id, wait, aliases).await? {
+            out.insert((r.sku_id, stock_id), r);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use crate::export_file::ExportAliases;
+use crate::report::Reason;
 use crate::source::Cell;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -479,20 +480,30 @@ pub enum NumberError {
     TooLong,
 }
 
+const NOT_A_NUMBER: Reason = Reason::fixed("not a number", "não é um número");
+const NEGATIVE_PRICE: Reason = Reason::fixed("negative price", "preço negativo");
+
 impl NumberError {
-    pub fn reason(&self) -> String {
+    pub fn reason(&self) -> Reason {
         match self {
-            NumberError::NotANumber => "not a number".into(),
+            NumberError::NotANumber => NOT_A_NUMBER,
             NumberError::Separators(style) => {
                 let (dec, group) = style.separators();
-                format!(
-                    "separators do not fit the mapping's decimal = \"{}\" (numbers look like {}: \
-                     '{dec}' before the decimals, '{group}' only between groups of three digits)",
-                    style.as_str(),
-                    style.example()
+                let (name, example) = (style.as_str(), style.example());
+                Reason::new(
+                    format!(
+                        "separators do not fit the mapping's decimal = \"{name}\" (numbers look \
+                         like {example}: '{dec}' before the decimals, '{group}' only between \
+                         groups of three digits)"
+                    ),
+                    format!(
+                        "os separadores não combinam com decimal = \"{name}\" do mapeamento \
+                         (números como {example}: '{dec}' antes dos decimais, '{group}' só entre \
+                         grupos de três dígitos)"
+                    ),
                 )
             }
-            NumberError::TooLong => "number too long".into(),
+            NumberError::TooLong => Reason::fixed("number too long", "número longo demais"),
         }
     }
 }
@@ -563,26 +574,24 @@ pub fn parse_decimal_text(text: &str, style: DecimalStyle) -> Result<Decimal, Nu
 
 /// A price cell: blank is `None` (leave the field alone, never 0); otherwise a decimal between
 /// 0 and [`MAX_PRICE`].
-pub fn parse_money(cell: &Cell<'_>, style: DecimalStyle) -> Result<Option<Decimal>, String> {
+pub fn parse_money(cell: &Cell<'_>, style: DecimalStyle) -> Result<Option<Decimal>, Reason> {
     let d = match cell {
         Cell::Empty => return Ok(None),
         Cell::Text(t) => parse_decimal_text(t, style).map_err(|e| e.reason())?,
         // A spreadsheet number: its shortest decimal text is the value the merchant typed.
         Cell::Number(n) if n.is_finite() => {
             if *n < 0.0 {
-                return Err("negative price".into());
+                return Err(NEGATIVE_PRICE);
             }
             if *n > 1e9 {
                 return Err(price_too_large());
             }
-            n.to_string()
-                .parse::<Decimal>()
-                .map_err(|_| "not a number".to_string())?
+            n.to_string().parse::<Decimal>().map_err(|_| NOT_A_NUMBER)?
         }
-        _ => return Err("not a number".into()),
+        _ => return Err(NOT_A_NUMBER),
     };
     if d < Decimal::ZERO {
-        return Err("negative price".into());
+        return Err(NEGATIVE_PRICE);
     }
     if d > MAX_PRICE {
         return Err(price_too_large());
@@ -590,8 +599,11 @@ pub fn parse_money(cell: &Cell<'_>, style: DecimalStyle) -> Result<Option<Decima
     Ok(Some(d))
 }
 
-fn price_too_large() -> String {
-    format!("price above {MAX_PRICE}, the most a feed may set")
+fn price_too_large() -> Reason {
+    Reason::new(
+        format!("price above {MAX_PRICE}, the most a feed may set"),
+        format!("preço acima de {MAX_PRICE}, o máximo que um arquivo pode definir"),
+    )
 }
 
 /// Why a quantity cell was refused.
@@ -608,16 +620,19 @@ pub enum QuantityError {
 }
 
 impl QuantityError {
-    pub fn reason(&self) -> String {
+    pub fn reason(&self) -> Reason {
         match self {
-            QuantityError::Empty => "empty quantity".into(),
-            QuantityError::NotANumber => "not a number".into(),
-            QuantityError::NotWhole => "not a whole number".into(),
-            QuantityError::Negative => "negative quantity".into(),
-            QuantityError::Separators(style) => NumberError::Separators(*style).reason(),
-            QuantityError::TooLarge(max) => {
-                format!("quantity above the job's max_quantity ({max})")
+            QuantityError::Empty => Reason::fixed("empty quantity", "quantidade vazia"),
+            QuantityError::NotANumber => NOT_A_NUMBER,
+            QuantityError::NotWhole => {
+                Reason::fixed("not a whole number", "não é um número inteiro")
             }
+            QuantityError::Negative => Reason::fixed("negative quantity", "quantidade negativa"),
+            QuantityError::Separators(style) => NumberError::Separators(*style).reason(),
+            QuantityError::TooLarge(max) => Reason::new(
+                format!("quantity above the job's max_quantity ({max})"),
+                format!("quantidade acima do max_quantity do job ({max})"),
+            ),
         }
     }
 }
@@ -724,14 +739,8 @@ mod tests {
             Ok(Some(d("1234.5")))
         );
         assert_eq!(parse_money(&Cell::Number(19.9), c), Ok(Some(d("19.9"))));
-        assert_eq!(
-            parse_money(&Cell::Text("-1"), c),
-            Err("negative price".into())
-        );
-        assert_eq!(
-            parse_money(&Cell::Text("grátis"), c),
-            Err("not a number".into())
-        );
+        assert_eq!(parse_money(&Cell::Text("-1"), c), Err(NEGATIVE_PRICE));
+        assert_eq!(parse_money(&Cell::Text("grátis"), c), Err(NOT_A_NUMBER));
     }
 
     #[test]

@@ -79,7 +79,7 @@ fn open(env: &Env, store_extra: &str) -> Opened {
     let path = env.write_config();
     let text = std::fs::read_to_string(&path).unwrap().replacen(
         "max_retries = ",
-        &format!("queue_poll = \"50ms\"\n{store_extra}\nmax_retries = "),
+        &format!("{store_extra}\nmax_retries = "),
         1,
     );
     std::fs::write(&path, text).unwrap();

@@ -92,12 +92,12 @@ async fn every_kind_stops_at_the_drivers_execute_stage_before_anything_is_writte
             "{kind} reaches the driver's execute stage: {text}"
         );
         assert!(writes(&env).is_empty(), "{kind}: {:?}", writes(&env));
-        assert_eq!(
-            env.sim.count("GET", "export"),
-            0,
-            "{kind}: the audit reads the store's exports only in its execute stage"
-        );
         if kind == "audit" {
+            assert_eq!(
+                env.sim.count("GET", "export"),
+                0,
+                "the audit reads the store's exports only in its execute stage"
+            );
             continue;
         }
         // The stage before execute recorded nothing in doubt: the next run goes through.

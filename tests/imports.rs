@@ -34,21 +34,10 @@ async fn import_env(catalog: &Catalog, route: &str, extra: &str, queue_ms: u64) 
     env
 }
 
-/// The env's config with a fast queue poll on the store.
-fn config_text(env: &Env, literal: bool) -> String {
-    let text = env.config_text(literal);
-    let store_end = text.find("\n[store.limits]").expect("a limits table");
-    format!(
-        "{}\nqueue_poll = \"50ms\"\n{}",
-        &text[..store_end],
-        &text[store_end..]
-    )
-}
-
 fn write_config(env: &Env) -> std::path::PathBuf {
     env.write_config();
     let p = env.path("yampi-sync.toml");
-    std::fs::write(&p, config_text(env, true)).unwrap();
+    std::fs::write(&p, env.config_text(true)).unwrap();
     p
 }
 
@@ -299,7 +288,7 @@ async fn a_run_killed_while_its_queue_runs_is_resumed_and_never_posted_twice() {
     let config = env.path("yampi-sync.toml");
     let binary = |args: &[&str]| {
         std::fs::write(env.path("stock.toml"), &env.mapping).unwrap();
-        std::fs::write(&config, config_text(&env, false)).unwrap();
+        std::fs::write(&config, env.config_text(false)).unwrap();
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_yampi-sync"));
         c.arg("--config")
             .arg(&config)
@@ -441,6 +430,16 @@ async fn more_lines_than_a_file_holds_go_as_several_imports_and_no_line_is_lost(
         assert_eq!(sale(&env, *id), want[i]);
     }
     assert!(report.changes.iter().all(|c| c.outcome == Outcome::Applied));
+    // The summary counts the lines and the files they went in, not 60 "writes".
+    let line = report.summary_line();
+    assert!(
+        line.contains(&format!(
+            "{} SKUs changed by {} import lines in 3 files (0 failed)",
+            skus.len(),
+            skus.len()
+        )),
+        "{line}"
+    );
 }
 
 #[tokio::test]

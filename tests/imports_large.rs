@@ -57,13 +57,6 @@ async fn seventy_thousand_changed_skus_go_as_two_files_and_every_line_is_account
     env.write_feed("estoque-1.csv", &feed);
     env.write_config();
     let config = env.path("yampi-sync.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    let at = text.find("\n[store.limits]").expect("a limits table");
-    std::fs::write(
-        &config,
-        format!("{}\nqueue_poll = \"50ms\"\n{}", &text[..at], &text[at..]),
-    )
-    .unwrap();
 
     let settings = yampi_sync::config::load(&config, None).expect("valid config");
     let state = yampi_sync::state::StateStore::open(&settings.state_dir).expect("state");
@@ -154,13 +147,7 @@ async fn seventy_thousand_changed_skus_go_as_two_files_and_every_line_is_account
 fn write_fast_config(env: &Env, literal: bool) -> std::path::PathBuf {
     env.write_config();
     let config = env.path("yampi-sync.toml");
-    let text = env.config_text(literal);
-    let at = text.find("\n[store.limits]").expect("a limits table");
-    std::fs::write(
-        &config,
-        format!("{}\nqueue_poll = \"50ms\"\n{}", &text[..at], &text[at..]),
-    )
-    .unwrap();
+    std::fs::write(&config, env.config_text(literal)).unwrap();
     config
 }
 

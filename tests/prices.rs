@@ -123,7 +123,11 @@ async fn refused_rows_are_untouched_and_the_rest_lands() {
     );
     let (code, report) = env.run_default().await;
     assert_eq!(code, 4, "{}", report.summary_line());
-    let reasons: Vec<String> = report.rejected.iter().map(|r| r.reason.clone()).collect();
+    let reasons: Vec<String> = report
+        .rejected
+        .iter()
+        .map(|r| r.reason.to_string())
+        .collect();
     assert!(
         reasons.iter().any(|r| r.contains("max_change_pct")),
         "{reasons:?}"

@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
@@ -335,9 +336,173 @@ async fn english_reports_keep_english_names() {
     assert_eq!(started, want);
     let changes = sheet(&path, "Changes");
     assert_eq!(changes[0][1].to_string(), "product");
-    // Two stocks: the store's quantity per stock is not in the index, so "old" is unknown.
-    assert_eq!(changes[1][7], Data::Empty);
-    assert_eq!(changes[1][8].to_string(), "unknown");
+    // Two stocks: a first push reads each stock's export for "old".
+    assert!(matches!(changes[1][7], Data::Float(_)), "{:?}", changes[1]);
+    assert_eq!(changes[1][8].to_string(), "the store's value");
+}
+
+/// (SKU id, stock id) → what the simulator's store holds now, for every SKU of `catalog`.
+fn held(env: &Env, catalog: &Catalog) -> HashMap<(u64, u64), i64> {
+    let mut out = HashMap::new();
+    for (_, sku, _) in all_skus(catalog) {
+        for stock in [1, 2] {
+            out.insert(
+                (sku, stock),
+                env.sim.stock(sku, stock).expect("a stock row"),
+            );
+        }
+    }
+    out
+}
+
+const STOCK_EXPORTS: &str = "/catalog/stocks/export-skus";
+
+#[tokio::test]
+async fn a_first_run_in_a_store_with_several_stocks_shows_each_stocks_value_as_old() {
+    let catalog = small_catalog();
+    let env = Env::start(catalog.clone()).await;
+    let before = held(&env, &catalog);
+    // Stock 1 as the store holds it, stock 2 one more.
+    let feed = feed_for(&catalog, |_, s| (before[&(s, 1)], before[&(s, 2)] + 1));
+    env.write_feed("estoque-1.csv", &feed);
+    let (code, report) = run_portuguese(&env, RunOptions::default()).await;
+    assert_eq!(code, 0, "{}", report.summary_line());
+    assert_eq!(
+        env.sim.count("GET", STOCK_EXPORTS),
+        2,
+        "one export per mapped stock"
+    );
+    let changes = sheet(report.report_path.as_ref().unwrap(), "Alterações");
+    // Stock 1 held the quantities already: no row for them (sent all the same, with their
+    // product). The min quantities the store held otherwise (the mapping says 0) have rows.
+    let (quantities, mins): (Vec<_>, Vec<_>) = changes[1..]
+        .iter()
+        .partition(|r| r[5].to_string().starts_with("estoque ("));
+    assert_eq!(quantities.len(), before.len() / 2, "{changes:?}");
+    for row in &mins {
+        assert!(
+            row[5].to_string().starts_with("estoque mínimo ("),
+            "{row:?}"
+        );
+        assert!(matches!(row[7], Data::Float(m) if m > 0.0), "{row:?}");
+        assert_eq!(row[8].to_string(), "valor da loja");
+        assert_eq!(row[9], Data::Float(0.0));
+    }
+    for row in quantities {
+        let Data::Float(sku) = row[3] else {
+            panic!("a SKU id: {row:?}")
+        };
+        let was = before[&(sku as u64, 2)];
+        assert_eq!(row[5].to_string(), "estoque (depósito 2)", "{row:?}");
+        assert_eq!(row[7], Data::Float(was as f64), "old: the store's, {row:?}");
+        assert_eq!(row[8].to_string(), "valor da loja");
+        assert_eq!(row[9], Data::Float((was + 1) as f64));
+        assert_eq!(row[10].to_string(), "aplicado");
+    }
+    assert_eq!(
+        env.writes(),
+        catalog.products.len(),
+        "every product sent once"
+    );
+    assert_stock(&env, &catalog, |_, s| {
+        (before[&(s, 1)], before[&(s, 2)] + 1)
+    });
+
+    // Later runs compare with what was pushed, and read no export.
+    let first = all_skus(&catalog)[0].1;
+    let feed2 = feed_for(&catalog, |_, s| {
+        let more = if s == first { 5 } else { 0 };
+        (before[&(s, 1)] + more, before[&(s, 2)] + 1)
+    });
+    env.write_feed("estoque-2.csv", &feed2);
+    let (code, report) = run_portuguese(&env, RunOptions::default()).await;
+    assert_eq!(code, 0, "{}", report.summary_line());
+    assert_eq!(env.sim.count("GET", STOCK_EXPORTS), 2, "no export again");
+    let changes = sheet(report.report_path.as_ref().unwrap(), "Alterações");
+    assert_eq!(changes.len(), 2, "one change: {changes:?}");
+    assert_eq!(changes[1][7], Data::Float(before[&(first, 1)] as f64));
+    assert_eq!(
+        changes[1][8].to_string(),
+        "último valor enviado por este job"
+    );
+}
+
+#[tokio::test]
+async fn a_stock_export_that_cannot_be_had_leaves_old_unknown_and_the_run_goes_on() {
+    let catalog = small_catalog();
+    let mut env = Env::start(catalog.clone()).await;
+    env.job_extra = "queue_timeout = \"1s\"\n".into();
+    env.sim.set_faults(yampi_sync::sim::Faults {
+        queue_never_finishes: true,
+        ..Default::default()
+    });
+    env.write_feed("estoque-1.csv", &feed_for(&catalog, |_, _| (3, 4)));
+    let (code, report) = run_portuguese(&env, RunOptions::default()).await;
+    assert_eq!(code, 0, "{}", report.summary_line());
+    assert!(env.sim.count("GET", STOCK_EXPORTS) >= 1);
+    assert_stock(&env, &catalog, |_, _| (3, 4));
+    let changes = sheet(report.report_path.as_ref().unwrap(), "Alterações");
+    assert!(changes.len() > 1);
+    for row in &changes[1..] {
+        assert_eq!(row[7], Data::Empty, "{row:?}");
+        assert_eq!(row[8].to_string(), "desconhecido");
+        assert_eq!(row[10].to_string(), "aplicado");
+    }
+}
+
+#[tokio::test]
+async fn rejected_rows_and_unmatched_keys_give_their_reasons_in_the_reports_language() {
+    let catalog = small_catalog();
+    let env = Env::start(catalog.clone()).await;
+    let skus = all_skus(&catalog);
+    let (bad, dup) = (&skus[0].2, &skus[1].2);
+    // SKU 0's Saldo Loja reads "doze"; SKU 1 comes again with another value; one key is unknown.
+    let mut feed: String = feed_for(&catalog, |_, _| (3, 4))
+        .lines()
+        .map(|line| {
+            let mut cells: Vec<&str> = line.split(';').collect();
+            if cells[0] == bad.as_str() {
+                cells[2] = "doze";
+            }
+            cells.join(";") + "\n"
+        })
+        .collect();
+    feed.push_str(&format!("{dup};x;5;4\nSEM-CADASTRO;x;1;1\n"));
+    env.write_feed("estoque-1.csv", &feed);
+    let (code, report) = run_portuguese(&env, RunOptions::default()).await;
+    assert_eq!(code, 4, "{}", report.summary_line());
+    let path = report.report_path.clone().unwrap();
+    let rejected = sheet(&path, "Linhas rejeitadas");
+    let reasons: Vec<String> = rejected[1..].iter().map(|r| r[4].to_string()).collect();
+    assert!(
+        reasons.contains(&format!("não é um número (chave {bad})")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("chave repetida com valores diferentes (linhas ")),
+        "{reasons:?}"
+    );
+    let unmatched = sheet(&path, "Chaves sem correspondência");
+    assert_eq!(unmatched[1][0].to_string(), "SEM-CADASTRO");
+    assert_eq!(
+        unmatched[1][2].to_string(),
+        "nenhum SKU da loja tem este sku"
+    );
+    // The console's first lines say the same, in the same language.
+    let lines = report.reason_lines(10).join("\n");
+    assert!(lines.contains("não é um número (chave"), "{lines}");
+    assert!(lines.contains("nenhum SKU da loja tem este sku"), "{lines}");
+    // The run record and the log keep the English text.
+    assert!(
+        report
+            .rejected
+            .iter()
+            .any(|r| r.reason.en() == format!("not a number (key {bad})")),
+        "{:?}",
+        report.rejected
+    );
 }
 
 #[test]

@@ -17,6 +17,15 @@ fn qty(product: u64, sku: u64) -> (i64, i64) {
 async fn first_sync_sets_every_sku_with_one_request_per_product() {
     let catalog = small_catalog();
     let env = Env::start(catalog.clone()).await;
+    // The SKU × stock quantities the store holds otherwise than the feed says.
+    let differ = all_skus(&catalog)
+        .into_iter()
+        .map(|(p, s, _)| {
+            let (a, b) = qty(p, s);
+            usize::from(env.sim.stock(s, 1) != Some(a))
+                + usize::from(env.sim.stock(s, 2) != Some(b))
+        })
+        .sum::<usize>();
     env.write_feed("estoque-1.csv", &feed_for(&catalog, qty));
     let (code, report) = env.run_default().await;
     assert_eq!(code, 0, "{}", report.summary_line());
@@ -27,11 +36,27 @@ async fn first_sync_sets_every_sku_with_one_request_per_product() {
     let path = report.report_path.expect("a report file");
     assert!(path.starts_with(env.state_dir().join("reports").join("estoque")));
     assert!(path.exists());
-    // The report's Changes sheet lists every SKU × stock.
+    // The report's Changes sheet lists every SKU × stock quantity that changed (all were sent),
+    // and the min quantities the store held otherwise (the stocks' exports say what it held).
     use calamine::{Reader, Xlsx, open_workbook};
     let mut wb: Xlsx<_> = open_workbook(&path).unwrap();
     let changes = wb.worksheet_range("Changes").unwrap();
-    assert_eq!(changes.height() - 1, catalog.products.len() * 3 * 2);
+    let fields: Vec<String> = changes.rows().skip(1).map(|r| r[5].to_string()).collect();
+    let quantities = fields
+        .iter()
+        .filter(|f| f.starts_with("quantity ("))
+        .count();
+    assert_eq!(quantities, differ);
+    assert!(
+        differ > catalog.products.len() * 3,
+        "most quantities change"
+    );
+    assert!(
+        fields
+            .iter()
+            .all(|f| f.starts_with("quantity (") || f.starts_with("min_quantity (")),
+        "{fields:?}"
+    );
 }
 
 #[tokio::test]
@@ -165,7 +190,7 @@ async fn bad_rows_are_rejected_and_the_rest_applied() {
     env.write_feed("estoque-1.csv", &feed);
     let (code, report) = env.run_default().await;
     assert_eq!(code, 4, "{}", report.summary_line());
-    let reasons: Vec<&str> = report.rejected.iter().map(|r| r.reason.as_str()).collect();
+    let reasons: Vec<&str> = report.rejected.iter().map(|r| r.reason.en()).collect();
     assert!(
         reasons.iter().any(|r| r.starts_with("not a number")),
         "{reasons:?}"

@@ -19,7 +19,7 @@ use rust_decimal::Decimal;
 use crate::config::JobSettings;
 use crate::exports::{self, SkuExportRow, StockExportRow, Wait};
 use crate::index::KeyMatch;
-use crate::mapping::{Mapping, StockMapping, StockTarget};
+use crate::mapping::{Mapping, StockMapping};
 use crate::model::{PriceFields, Pushed};
 use crate::report::{
     Difference, EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_REJECTED, Field, RunResult, Value,
@@ -33,7 +33,7 @@ use super::driver::{
     plan_eta_secs,
 };
 use super::feed::{Feed, PriceFeed, StockFeed, read_price_feed, read_stock_feed};
-use super::plan::{PlanInput, plan_stock};
+use super::plan::{PlanInput, plan_stock, target_id};
 use super::price_plan::{PricePlanInput, desired_prices, plan_prices};
 use super::stock::{SYNC_ROUTE, store_stocks};
 
@@ -199,6 +199,7 @@ fn compare(at: &PlanInputs<'_, AuditKind>, store: &StoreValues, file: &str) -> C
             default_stock,
             // Differences come from the store's export, not from a plan's "old" values.
             single_store_stock: false,
+            store: &HashMap::new(),
             full: false,
         });
         if !plan.products.is_empty() {
@@ -322,13 +323,6 @@ fn read_feeds(
     Ok(AuditFeed { stock, price })
 }
 
-fn target_id(t: StockTarget, default_stock: u64) -> u64 {
-    match t {
-        StockTarget::Default => default_stock,
-        StockTarget::Stock(id) => id,
-    }
-}
-
 /// The exports the mapping needs: the SKU export when it maps prices, one stock export per
 /// mapped warehouse. One that cannot be had fails the audit (exit 3), naming it.
 async fn read_exports(
@@ -357,14 +351,9 @@ async fn read_exports(
             .collect();
         ids.sort_unstable();
         ids.dedup();
-        for stock_id in ids {
-            let rows = exports::stock_export(client, stock_id, wait, &mapping.export)
-                .await
-                .map_err(failed)?;
-            for r in rows {
-                store.stocks.insert((r.sku_id, stock_id), r);
-            }
-        }
+        store.stocks = exports::stock_exports(client, &ids, wait, &mapping.export)
+            .await
+            .map_err(failed)?;
     }
     if mapping.price.is_some() {
         let export = exports::sku_export(client, wait, &mapping.export)

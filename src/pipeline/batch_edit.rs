@@ -29,12 +29,13 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use crate::config::JobSettings;
 use crate::config::duration::format_duration;
 use crate::config::edit::BatchEdit;
-use crate::index::SkuIndex;
 use crate::report::{EXIT_FAILED, EXIT_INVALID, EXIT_REJECTED, RunResult};
 use crate::state::{EditRecord, EditState, StateStore};
 
 use super::common::{Fail, fail};
-use super::driver::{Executed, Fed, FeedInputs, JobContext, JobKind, PlanInputs, PlanSummary};
+use super::driver::{
+    Executed, Fed, FeedInputs, HistoryInputs, JobContext, JobKind, PlanInputs, PlanSummary,
+};
 use crate::shop::ApiError;
 
 pub const ROUTE: &str = "PUT catalog/products/batch-edit";
@@ -251,11 +252,8 @@ impl JobKind for BatchEditKind {
 
     /// An occurrence left `sending` (a run died after recording the intent: the request may have
     /// left) is recorded in doubt; one in doubt stops the job until `resolve` settles it.
-    async fn history(
-        cx: JobContext<'_>,
-        _index: &SkuIndex,
-        due: &DueOccurrence,
-    ) -> (u64, Result<(), Fail>) {
+    async fn history(cx: JobContext<'_>, at: HistoryInputs<'_, Self>) -> (u64, Result<(), Fail>) {
+        let due = at.feed;
         let Some(found) = &due.record else {
             return (0, Ok(()));
         };

@@ -131,6 +131,14 @@ pub enum Fed<F> {
     Skip(String),
 }
 
+/// What the history stage of a kind gets.
+pub struct HistoryInputs<'a, K: JobKind> {
+    pub inputs: &'a K::Inputs,
+    pub prepared: &'a K::Prepared,
+    pub index: &'a SkuIndex,
+    pub feed: &'a K::Feed,
+}
+
 /// What the plan and execute stages of a kind get.
 pub struct PlanInputs<'a, K: JobKind> {
     pub job: &'a JobSettings,
@@ -204,6 +212,8 @@ pub struct Settled<Op> {
 #[derive(Default)]
 pub struct SendSummary {
     pub written: u64,
+    /// Import files among the writes (`written` then counts their lines).
+    pub import_files: u64,
     pub failed: u64,
     pub outcomes: HashMap<u64, Outcome>,
     /// Why the job stopped sending early, when it did.
@@ -287,9 +297,11 @@ pub trait JobKind: 'static {
     /// planning; returns the writes found already applied (counted even when it then fails).
     fn history(
         _cx: JobContext<'_>,
-        _index: &SkuIndex,
-        _feed: &Self::Feed,
-    ) -> impl Future<Output = (u64, Result<Self::History, Fail>)> + Send {
+        _at: HistoryInputs<'_, Self>,
+    ) -> impl Future<Output = (u64, Result<Self::History, Fail>)> + Send
+    where
+        Self: Sized,
+    {
         async { (0, Ok(Self::History::default())) }
     }
 
@@ -472,7 +484,16 @@ async fn run_inner<K: JobKind>(cx: JobContext<'_>, report: &mut RunReport) -> Re
     }
 
     // 4. Interrupted writes and what was pushed before, then the plan.
-    let (already_applied, history) = K::history(cx, &sku_index, &feed).await;
+    let (already_applied, history) = K::history(
+        cx,
+        HistoryInputs {
+            inputs: &inputs,
+            prepared: &prepared,
+            index: &sku_index,
+            feed: &feed,
+        },
+    )
+    .await;
     report.already_applied += already_applied;
     let history = history?;
     stage("plan");
@@ -665,6 +686,7 @@ fn apply_executed<K: JobKind>(
     }
     let sent = done.sent;
     report.products_written += sent.written;
+    report.import_files += sent.import_files;
     report.products_failed = sent.failed;
     for c in report.changes.iter_mut() {
         if let Some(o) = sent.outcomes.get(&K::outcome_key(c)) {

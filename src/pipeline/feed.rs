@@ -6,7 +6,6 @@
 //! of matched SKUs, not with the size of the ERP export. Pure apart from the file read; the
 //! benchmark calls it directly.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -16,7 +15,7 @@ use crate::mapping::{
     DecimalStyle, Mapping, MatchField, MinQuantity, StockTarget, cell_key, cell_text,
     normalize_key, parse_money, parse_quantity,
 };
-use crate::report::{RejectedRow, UnmatchedKey};
+use crate::report::{Reason, RejectedRow, UnmatchedKey};
 use crate::source::{self, Cell, Format, SourceError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +107,7 @@ pub type StockFeed = Feed<StockValues>;
 pub type PriceFeed = Feed<PriceValues>;
 
 /// A refused cell: (column, value as written, reason).
-pub type CellProblem = (String, String, String);
+pub type CellProblem = (String, String, Reason);
 
 /// Turns the cells after the key into a row's value, or says what is wrong with them.
 pub type RowParser<'a, T> = &'a dyn Fn(&[Cell<'_>]) -> Result<T, Vec<CellProblem>>;
@@ -139,11 +138,20 @@ pub fn read_feed<T: PartialEq>(
     let mut opened = source::open(path, format, sheet)?;
     let idx = opened.resolve(&wanted)?;
     let file = path.display().to_string();
-    let not_found: Cow<'static, str> = Cow::Borrowed(match mapping.match_field {
-        MatchField::Sku => "no store SKU has this sku",
-        MatchField::ErpId => "no store SKU has this erp_id",
-        MatchField::Barcode => "no store SKU has this barcode",
-    });
+    let not_found = match mapping.match_field {
+        MatchField::Sku => Reason::fixed(
+            "no store SKU has this sku",
+            "nenhum SKU da loja tem este sku",
+        ),
+        MatchField::ErpId => Reason::fixed(
+            "no store SKU has this erp_id",
+            "nenhum SKU da loja tem este erp_id",
+        ),
+        MatchField::Barcode => Reason::fixed(
+            "no store SKU has this barcode",
+            "nenhum SKU da loja tem este código de barras",
+        ),
+    };
 
     let mut feed = Feed::<T>::default();
     // SKUs named by rows that disagree: every such row is rejected at the end.
@@ -155,7 +163,7 @@ pub fn read_feed<T: PartialEq>(
                 row,
                 column: mapping.key.clone(),
                 value: cell_text(&cells[0]),
-                reason: "empty key".into(),
+                reason: Reason::fixed("empty key", "chave vazia"),
             });
             return;
         };
@@ -169,7 +177,7 @@ pub fn read_feed<T: PartialEq>(
                         row,
                         column,
                         value,
-                        reason: format!("{reason} (key {key})"),
+                        reason: reason.for_key(&key),
                     });
                 }
                 feed.rejected_keys.insert(norm);
@@ -183,15 +191,7 @@ pub fn read_feed<T: PartialEq>(
                 feed.unmatched.push(UnmatchedKey {
                     key,
                     row,
-                    reason: Cow::Owned(format!(
-                        "{} store SKUs share this {} (ids {}); not synced",
-                        ids.len(),
-                        mapping.match_field.as_str(),
-                        ids.iter()
-                            .map(u64::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )),
+                    reason: shared_key(ids, mapping.match_field),
                 });
                 return;
             }
@@ -236,9 +236,15 @@ pub fn read_feed<T: PartialEq>(
                 row: *row,
                 column: mapping.key.clone(),
                 value: key.clone(),
-                reason: format!(
-                    "duplicate key with different values (rows {})",
-                    all_rows.join(", ")
+                reason: Reason::new(
+                    format!(
+                        "duplicate key with different values (rows {})",
+                        all_rows.join(", ")
+                    ),
+                    format!(
+                        "chave repetida com valores diferentes (linhas {})",
+                        all_rows.join(", ")
+                    ),
                 ),
             });
             feed.rejected_keys.insert(normalize_key(key));
@@ -254,6 +260,20 @@ pub fn read_feed<T: PartialEq>(
     feed.rejected.sort_by_key(|r| r.row);
     feed.rows_read = rows_read;
     Ok(feed)
+}
+
+/// Why a key several store SKUs share is not synced.
+fn shared_key(ids: &[u64], field: MatchField) -> Reason {
+    let list = ids
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (n, field) = (ids.len(), field.as_str());
+    Reason::new(
+        format!("{n} store SKUs share this {field} (ids {list}); not synced"),
+        format!("{n} SKUs da loja têm este {field} (ids {list}); não sincronizado"),
+    )
 }
 
 /// Reads a stock feed with the mapping's `[stock]` section.

@@ -108,6 +108,8 @@ pub struct ImportResult {
     pub rows: Vec<ChangeRow>,
     pub applied: u64,
     pub failed: u64,
+    /// Files whose queue was watched this run (posted now, or resumed).
+    pub files: u64,
     /// Set when the job as a whole failed (exit 3).
     pub stopped: Option<String>,
 }
@@ -650,6 +652,7 @@ async fn finish(
     result: &mut ImportResult,
     clock: &mut StageClock,
 ) -> Result<(), Fail> {
+    result.files += 1;
     let (job, client, state) = (cx.job, cx.client, cx.state);
     let ledger = state.ledger(&job.name).map_err(state_fail)?;
     let unknown = |why: String| {

@@ -270,13 +270,12 @@ fn scrub_report(report: &mut RunReport, sc: &crate::config::secret::Scrubber) {
             _ => {}
         }
     }
+    let scrub = |t: &str| sc.finds_in(t).then(|| sc.scrub(t));
     for r in &mut report.rejected {
-        sc.scrub_in_place(&mut r.reason);
+        r.reason.map_texts(scrub);
         sc.scrub_in_place(&mut r.value);
     }
     for u in &mut report.unmatched {
-        if sc.finds_in(&u.reason) {
-            u.reason = sc.scrub(&u.reason).into();
-        }
+        u.reason.map_texts(scrub);
     }
 }

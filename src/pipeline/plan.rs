@@ -42,7 +42,17 @@ pub struct PlanInput<'a> {
     /// The store has one logistics stock: a SKU's `total_in_stock` (SKU index) is its quantity
     /// there, the store's value a first run's report shows as "old".
     pub single_store_stock: bool,
+    /// (SKU id, stock id) → what the store held there, read before the job's first push to a
+    /// stock of a store with several: the "old" of a value nothing was pushed for.
+    pub store: &'a HashMap<(u64, u64), StoreHeld>,
     pub full: bool,
+}
+
+/// A SKU's quantity and min quantity in one stock, as the store's stock export gave them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreHeld {
+    pub quantity: i64,
+    pub min_quantity: Option<i64>,
 }
 
 /// What one SKU should hold: (key as written, quantity per stock id, min quantity, the value
@@ -96,7 +106,8 @@ pub fn stock_quantity(read: i64, reserve: i64, mut steps: Option<&mut Vec<RuleSt
     floored
 }
 
-fn target_id(t: StockTarget, default_stock: u64) -> u64 {
+/// The stock id a mapped column writes to.
+pub(super) fn target_id(t: StockTarget, default_stock: u64) -> u64 {
     match t {
         StockTarget::Default => default_stock,
         StockTarget::Stock(id) => id,
@@ -214,12 +225,14 @@ pub fn plan_stock(input: &PlanInput<'_>) -> StockPlan {
             }
             plan.products.entry(sku.product_id).or_default().push(entry);
             // Old: what this job pushed; before its first push, the store's value when known.
-            let (old_qty, old_from) = match prev {
-                Some(p) => (Some(p.quantity), OldFrom::Pushed),
-                None if input.single_store_stock && one_target => {
+            let held = input.store.get(&(sku_id, stock_id));
+            let (old_qty, old_from) = match (prev, held) {
+                (Some(p), _) => (Some(p.quantity), OldFrom::Pushed),
+                (None, Some(h)) => (Some(h.quantity), OldFrom::Store),
+                (None, None) if input.single_store_stock && one_target => {
                     (sku.total_in_stock, OldFrom::Store)
                 }
-                None => (None, OldFrom::Store),
+                (None, None) => (None, OldFrom::Store),
             };
             // Sent with its entry either way, but listed only when it changes.
             if old_qty != Some(quantity) {
@@ -235,16 +248,21 @@ pub fn plan_stock(input: &PlanInput<'_>) -> StockPlan {
                     outcome: Outcome::Planned,
                 });
             }
-            if let Some(p) = prev
-                && p.min_quantity != min
+            let old_min = match (prev, held) {
+                (Some(p), _) => Some((p.min_quantity, OldFrom::Pushed)),
+                (None, Some(h)) => h.min_quantity.map(|m| (m, OldFrom::Store)),
+                (None, None) => None,
+            };
+            if let Some((old_min, old_from)) = old_min
+                && old_min != min
             {
                 plan.changes.push(ChangeRow {
                     key: key.clone(),
                     sku_id,
                     product_id: sku.product_id,
                     field: Field::MinQuantity { stock_id },
-                    old: Some(Value::Qty(p.min_quantity)),
-                    old_from: OldFrom::Pushed,
+                    old: Some(Value::Qty(old_min)),
+                    old_from,
                     new: Value::Qty(min),
                     cell: cell(min_cell),
                     outcome: Outcome::Planned,

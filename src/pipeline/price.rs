@@ -19,7 +19,6 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use crate::config::JobSettings;
-use crate::index::SkuIndex;
 use crate::mapping::PriceMapping;
 use crate::model::{IndexedSku, PriceFields};
 use crate::report::{ChangeRow, Outcome, RunReport, RunResult};
@@ -29,8 +28,8 @@ use crate::state::{Outcome as Settle, StateStore, price_key};
 use super::RunOptions;
 use super::common::{Fail, FileJob, SendError, SendFailure, section, state_fail};
 use super::driver::{
-    Executed, Fed, FeedInputs, FeedSummary, FileSpec, JobContext, JobKind, PlanInputs, PlanSummary,
-    RouteNote, SendSummary, SendsOps, Settled, send_ops,
+    Executed, Fed, FeedInputs, FeedSummary, FileSpec, HistoryInputs, JobContext, JobKind,
+    PlanInputs, PlanSummary, RouteNote, SendSummary, SendsOps, Settled, send_ops,
 };
 use super::feed::{PriceFeed, read_price_feed};
 use super::import::{self, ImportLine, ImportResult};
@@ -92,9 +91,9 @@ impl JobKind for PriceKind {
     /// is a dry run).
     async fn history(
         cx: JobContext<'_>,
-        index: &SkuIndex,
-        _feed: &PriceFeed,
+        at: HistoryInputs<'_, Self>,
     ) -> (u64, Result<HashMap<u64, PriceFields>, Fail>) {
+        let index = at.index;
         let (job, state) = (cx.job, cx.state);
         let mut pushed = match state.prices_pushed_load(&job.name).map_err(state_fail) {
             Ok(p) => p,
@@ -303,6 +302,7 @@ impl SendsOps for PriceKind {
                 PriceSend::Import { result, .. } | PriceSend::Resumed(result) => {
                     summary.written += result.applied;
                     summary.failed += result.failed;
+                    summary.import_files += result.files;
                     summary.outcomes.extend(result.outcomes);
                     if let Some(why) = result.stopped {
                         summary.stopped = Some(why);

@@ -21,7 +21,8 @@ use rust_decimal::{Decimal, RoundingStrategy};
 
 use crate::mapping::{PriceMapping, RoundTo};
 use crate::model::{IndexedSku, PriceFields};
-use crate::report::{ChangeRow, Field, OldFrom, Outcome, RejectedRow, Value};
+use crate::report::reason::pt_money;
+use crate::report::{ChangeRow, Field, OldFrom, Outcome, Reason, RejectedRow, Value};
 
 use super::feed::PriceFeed;
 use super::plan::{RuleStep, note, step};
@@ -185,7 +186,7 @@ fn pct_change(old: Decimal, new: Decimal) -> Option<Decimal> {
 pub struct Refusal {
     pub column: String,
     pub value: Decimal,
-    pub reason: String,
+    pub reason: Reason,
 }
 
 /// What the rules make of one SKU's row.
@@ -220,7 +221,7 @@ pub fn price_rules(
         current,
         result,
     };
-    let refusal = |column: &str, value: Decimal, reason: String| Refusal {
+    let refusal = |column: &str, value: Decimal, reason: Reason| Refusal {
         column: column.to_string(),
         value,
         reason,
@@ -235,7 +236,14 @@ pub fn price_rules(
         return decided(Err(refusal(
             col,
             d,
-            format!("discount price {d:.2} is not below the sale price {s:.2}"),
+            Reason::new(
+                format!("discount price {d:.2} is not below the sale price {s:.2}"),
+                format!(
+                    "o preço promocional {} não é menor que o preço de venda {}",
+                    pt_money(d),
+                    pt_money(s)
+                ),
+            ),
         )));
     }
     note(&mut steps, || {
@@ -250,15 +258,28 @@ pub fn price_rules(
         && d > Decimal::ZERO
         && s < d
     {
-        let fix = match m.price_discount.as_deref() {
-            Some(col) => format!("set the discount (column {col}) in the same row"),
-            None => "map a price_discount column and set the discount in the same row".into(),
+        let (fix, fix_pt) = match m.price_discount.as_deref() {
+            Some(col) => (
+                format!("set the discount (column {col}) in the same row"),
+                format!("informe a promoção (coluna {col}) na mesma linha"),
+            ),
+            None => (
+                "map a price_discount column and set the discount in the same row".into(),
+                "mapeie uma coluna price_discount e informe a promoção na mesma linha".into(),
+            ),
         };
         return decided(Err(refusal(
             m.price_sale.as_str(),
             s,
-            format!(
-                "sale price {s:.2} is below the store's current discount price {d:.2}, which would show as a promotion; {fix}"
+            Reason::new(
+                format!(
+                    "sale price {s:.2} is below the store's current discount price {d:.2}, which would show as a promotion; {fix}"
+                ),
+                format!(
+                    "o preço de venda {} é menor que o preço promocional atual da loja {}, o que apareceria como uma promoção; {fix_pt}",
+                    pt_money(s),
+                    pt_money(d)
+                ),
             ),
         )));
     }
@@ -281,7 +302,14 @@ pub fn price_rules(
             return decided(Err(refusal(
                 col,
                 p,
-                format!("price {p:.2} is below the cost {cost:.2}"),
+                Reason::new(
+                    format!("price {p:.2} is below the cost {cost:.2}"),
+                    format!(
+                        "o preço {} é menor que o custo {}",
+                        pt_money(p),
+                        pt_money(cost)
+                    ),
+                ),
             )));
         }
         note(&mut steps, || {
@@ -312,9 +340,17 @@ pub fn price_rules(
                 return decided(Err(refusal(
                     col,
                     n,
-                    format!(
-                        "moves {pct}% from {o:.2} (max_change_pct = {})",
-                        m.max_change_pct
+                    Reason::new(
+                        format!(
+                            "moves {pct}% from {o:.2} (max_change_pct = {})",
+                            m.max_change_pct
+                        ),
+                        format!(
+                            "muda {}% a partir de {} (max_change_pct = {})",
+                            pct.to_string().replace('.', ","),
+                            pt_money(o),
+                            m.max_change_pct
+                        ),
                     ),
                 )));
             }
@@ -362,7 +398,7 @@ pub fn plan_prices(input: &PricePlanInput<'_>) -> PricePlan {
                     row: row.row,
                     column: r.column,
                     value: format!("{:.2}", r.value),
-                    reason: format!("{} (key {})", r.reason, row.key),
+                    reason: r.reason.for_key(&row.key),
                 });
                 continue;
             }
@@ -692,7 +728,7 @@ mod tests {
             ],
             &mapping(),
         );
-        let reasons: Vec<&str> = p.refused.iter().map(|r| r.reason.as_str()).collect();
+        let reasons: Vec<&str> = p.refused.iter().map(|r| r.reason.en()).collect();
         assert_eq!(reasons.len(), 3, "{reasons:?}");
         assert!(reasons[0].contains("max_change_pct"), "{reasons:?}");
         assert!(
@@ -748,6 +784,15 @@ mod tests {
             r.reason.contains("discount price 80.00") && r.reason.contains("column PROMO"),
             "{}",
             r.reason
+        );
+        // The Portuguese report says the same, with decimal commas.
+        let pt = r.reason.text(crate::report::Lang::PtBr);
+        assert!(
+            pt.starts_with(
+                "o preço de venda 70,00 é menor que o preço promocional atual da loja 80,00"
+            ) && pt.contains("(coluna PROMO)")
+                && pt.ends_with("(chave S1)"),
+            "{pt}"
         );
         let sent: Vec<u64> = p
             .ops

@@ -3,12 +3,13 @@
 //! `stocks/sync` per product, and interrupted writes read back before they are sent again.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use rust_decimal::Decimal;
 
 use crate::config::JobSettings;
-use crate::index::SkuIndex;
-use crate::mapping::{Mapping, StockMapping, StockTarget};
+use crate::exports::{self, Wait};
+use crate::mapping::{Mapping, StockMapping};
 use crate::model::{Pushed, StockEntry};
 use crate::report::{ChangeRow, EXIT_FAILED, Outcome, RunReport, RunResult};
 use crate::shop::ShopClient;
@@ -17,11 +18,11 @@ use crate::state::{Outcome as Settle, StateStore, stock_key};
 
 use super::common::{Fail, FileJob, SendError, SendFailure, fail, section, state_fail};
 use super::driver::{
-    Executed, Fed, FeedInputs, FeedSummary, FileSpec, JobContext, JobKind, PlanInputs, PlanSummary,
-    SendSummary, SendsOps, Settled, send_ops,
+    Executed, Fed, FeedInputs, FeedSummary, FileSpec, HistoryInputs, JobContext, JobKind,
+    PlanInputs, PlanSummary, SendSummary, SendsOps, Settled, send_ops,
 };
 use super::feed::{StockFeed, read_stock_feed};
-use super::plan::{PlanInput, StockPlan, plan_stock};
+use super::plan::{PlanInput, StockPlan, StoreHeld, plan_stock, target_id};
 
 pub const SYNC_ROUTE: &str = "POST catalog/products/{id}/stocks/sync";
 
@@ -36,6 +37,8 @@ pub struct StockHistory {
     pushed: HashMap<(u64, u64), Pushed>,
     /// Product id → the entries of its interrupted `stocks/sync`.
     intents: HashMap<u64, Vec<StockEntry>>,
+    /// What the store held in the stocks this job never pushed to (several stocks only).
+    store: HashMap<(u64, u64), StoreHeld>,
 }
 
 impl JobKind for StockKind {
@@ -66,21 +69,32 @@ impl JobKind for StockKind {
 
     async fn history(
         cx: JobContext<'_>,
-        _index: &SkuIndex,
-        _feed: &StockFeed,
+        at: HistoryInputs<'_, Self>,
     ) -> (u64, Result<StockHistory, Fail>) {
-        let load = || -> Result<StockHistory, Fail> {
-            let mut pushed = cx.state.pushed_load(&cx.job.name).map_err(state_fail)?;
-            // Writes an earlier run left in flight may or may not have landed: what was pushed
-            // before them no longer says what the store holds, so those values are planned
-            // again from the feed.
+        let load = || -> Result<_, Fail> {
+            let pushed = cx.state.pushed_load(&cx.job.name).map_err(state_fail)?;
             let intents = cx.state.stock_pending(&cx.job.name).map_err(state_fail)?;
-            for e in intents.values().flatten() {
-                pushed.remove(&(e.sku_id, e.stock_id));
-            }
-            Ok(StockHistory { pushed, intents })
+            Ok((pushed, intents))
         };
-        (0, load())
+        let (mut pushed, intents) = match load() {
+            Ok(loaded) => loaded,
+            Err(e) => return (0, Err(e)),
+        };
+        let store = first_push_store_values(cx, at.inputs, *at.prepared, at.feed, &pushed).await;
+        // Writes an earlier run left in flight may or may not have landed: what was pushed
+        // before them no longer says what the store holds, so those values are planned again
+        // from the feed.
+        for e in intents.values().flatten() {
+            pushed.remove(&(e.sku_id, e.stock_id));
+        }
+        (
+            0,
+            Ok(StockHistory {
+                pushed,
+                intents,
+                store,
+            }),
+        )
     }
 
     fn plan(at: &PlanInputs<'_, Self>) -> StockPlan {
@@ -93,6 +107,7 @@ impl JobKind for StockKind {
             mapping: &at.inputs.section,
             default_stock: at.prepared.0,
             single_store_stock: at.prepared.1,
+            store: &at.history.store,
             full: at.full,
         })
     }
@@ -281,6 +296,59 @@ pub async fn store_stocks(
         .map_err(|why| fail(EXIT_FAILED, why))
 }
 
+/// How long a first push waits for the stock exports its report's "old" values come from.
+const FIRST_PUSH_EXPORT_WAIT: Duration = Duration::from_secs(15 * 60);
+
+/// In a store with several logistics stocks, what the store holds in each mapped stock this job
+/// never pushed to, from that stock's export: the SKU listing has only the total over all stocks,
+/// so this is where a first run's report finds "old". For the report only: an export that cannot
+/// be had leaves those values unknown, and the run goes on.
+async fn first_push_store_values(
+    cx: JobContext<'_>,
+    inputs: &FileJob<StockMapping>,
+    (default_stock, single_store_stock): (u64, bool),
+    feed: &StockFeed,
+    pushed: &HashMap<(u64, u64), Pushed>,
+) -> HashMap<(u64, u64), StoreHeld> {
+    if single_store_stock || feed.rows.is_empty() {
+        return HashMap::new();
+    }
+    let mut ids: Vec<u64> = inputs
+        .section
+        .columns
+        .iter()
+        .map(|(t, _)| target_id(*t, default_stock))
+        .filter(|id| !pushed.keys().any(|(_, s)| s == id))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return HashMap::new();
+    }
+    let (job, client) = (cx.job, cx.client);
+    let wait = Wait {
+        timeout: job.queue_timeout.min(FIRST_PUSH_EXPORT_WAIT),
+        poll_every: client.store().queue_poll,
+    };
+    tracing::info!(job = %job.name, stocks = ?ids, "First push to these stocks: reading their stock exports for the report's old quantities");
+    match exports::stock_exports(client, &ids, wait, &inputs.mapping.export).await {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|(k, r)| {
+                let held = StoreHeld {
+                    quantity: r.quantity,
+                    min_quantity: r.min_quantity,
+                };
+                (k, held)
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!(job = %job.name, "{e}; the report shows the old quantities as unknown");
+            HashMap::new()
+        }
+    }
+}
+
 async fn send_one(
     job: &JobSettings,
     client: &ShopClient,
@@ -334,10 +402,7 @@ pub fn mapped_stocks(
     let mut unknown: Vec<u64> = stock_mapping
         .columns
         .iter()
-        .map(|(t, _)| match t {
-            StockTarget::Default => default_stock,
-            StockTarget::Stock(id) => *id,
-        })
+        .map(|(t, _)| target_id(*t, default_stock))
         .filter(|id| !stocks.iter().any(|s| s.id == *id))
         .collect();
     unknown.dedup();

@@ -2,6 +2,7 @@
 //!
 //! A rejected row or a failed item is data here, not an error that aborts the run.
 
+pub mod reason;
 pub mod result;
 pub mod text;
 pub mod xlsx;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+pub use reason::Reason;
 pub use result::RunResult;
 pub use text::Lang;
 use text::{Counts, More};
@@ -225,7 +227,7 @@ pub struct RejectedRow {
     pub row: u64,
     pub column: String,
     pub value: String,
-    pub reason: String,
+    pub reason: Reason,
 }
 
 #[derive(Debug, Clone)]
@@ -233,7 +235,7 @@ pub struct UnmatchedKey {
     pub key: String,
     pub row: u64,
     /// Shared between rows where it can be: an export may carry many keys the store lacks.
-    pub reason: Cow<'static, str>,
+    pub reason: Reason,
 }
 
 /// How many rejected rows, unmatched keys and planned changes the console and the log show.
@@ -256,6 +258,8 @@ pub struct RunReport {
     pub rows_valid: u64,
     pub matched_skus: u64,
     pub products_written: u64,
+    /// Files sent as spreadsheet imports; `products_written` then counts their lines.
+    pub import_files: u64,
     pub products_failed: u64,
     pub changes: Vec<ChangeRow>,
     pub rejected: Vec<RejectedRow>,
@@ -305,6 +309,7 @@ impl RunReport {
             rows_valid: 0,
             matched_skus: 0,
             products_written: 0,
+            import_files: 0,
             products_failed: 0,
             changes: Vec::new(),
             rejected: Vec::new(),
@@ -379,7 +384,12 @@ impl RunReport {
         let mut lines = Vec::new();
         for r in self.rejected.iter().take(max) {
             let cell = (!r.column.is_empty()).then_some((r.column.as_str(), r.value.as_str()));
-            lines.push((t.rejected_line)(&r.file, r.row, cell, &r.reason));
+            lines.push((t.rejected_line)(
+                &r.file,
+                r.row,
+                cell,
+                r.reason.text(self.lang),
+            ));
         }
         if self.rejected.len() > max {
             lines.push((t.more_line)(
@@ -389,7 +399,7 @@ impl RunReport {
             ));
         }
         for u in self.unmatched.iter().take(max) {
-            lines.push((t.unmatched_line)(&u.key, u.row, &u.reason));
+            lines.push((t.unmatched_line)(&u.key, u.row, u.reason.text(self.lang)));
         }
         if self.unmatched.len() > max {
             lines.push((t.more_line)(
@@ -437,6 +447,7 @@ impl RunReport {
             message: &self.result_text(),
             changed_skus: self.changed_skus(),
             writes: self.products_written,
+            import_files: self.import_files,
             failed: self.products_failed,
             unknown: self.unknown_outcomes(),
             rows: self.rows_read,

@@ -181,6 +181,8 @@ pub struct Counts<'a> {
     pub message: &'a str,
     pub changed_skus: u64,
     pub writes: u64,
+    /// Files sent as spreadsheet imports: `writes` then counts their lines.
+    pub import_files: u64,
     pub failed: u64,
     pub unknown: u64,
     pub rows: u64,
@@ -211,7 +213,14 @@ fn summary_en(c: &Counts<'_>) -> String {
             c.message
         },
         counted(c.changed_skus, "SKU", "SKUs"),
-        counted(c.writes, "write", "writes"),
+        match c.import_files {
+            0 => counted(c.writes, "write", "writes"),
+            n => format!(
+                "{} in {}",
+                counted(c.writes, "import line", "import lines"),
+                counted(n, "file", "files")
+            ),
+        },
         c.failed,
         counted(c.rows, "row", "rows"),
         c.rejected,
@@ -247,7 +256,14 @@ fn summary_pt(c: &Counts<'_>) -> String {
         c.job,
         PT_BR.result_message(c.message),
         counted(c.changed_skus, "SKU alterado", "SKUs alterados"),
-        counted(c.writes, "gravação", "gravações"),
+        match c.import_files {
+            0 => counted(c.writes, "gravação", "gravações"),
+            n => format!(
+                "{} em {}",
+                counted(c.writes, "linha importada", "linhas importadas"),
+                counted(n, "arquivo", "arquivos")
+            ),
+        },
         c.failed,
         counted(c.rows, "linha lida", "linhas lidas"),
         c.rejected,
@@ -548,5 +564,40 @@ mod tests {
         assert_eq!(Lang::parse("fr"), None);
         assert_eq!(Lang::PtBr.text().sheet_summary, "Resumo");
         assert_eq!(Lang::En.text().sheet_summary, "Summary");
+    }
+
+    #[test]
+    fn an_import_is_counted_in_lines_and_files() {
+        let mut c = Counts {
+            job: "precos",
+            message: "",
+            changed_skus: 300,
+            writes: 300,
+            import_files: 1,
+            failed: 0,
+            unknown: 0,
+            rows: 300,
+            rejected: 0,
+            unmatched: 0,
+            requests: 18,
+            rate_limited: 0,
+            exit: 0,
+            already_applied: 0,
+            differences: None,
+            dry_run: false,
+            report: None,
+        };
+        let pt = (PT_BR.summary)(&c);
+        assert!(
+            pt.contains("300 SKUs alterados por 300 linhas importadas em 1 arquivo (0 com falha)"),
+            "{pt}"
+        );
+        let en = (EN.summary)(&c);
+        assert!(
+            en.contains("300 SKUs changed by 300 import lines in 1 file (0 failed)"),
+            "{en}"
+        );
+        c.import_files = 0;
+        assert!((PT_BR.summary)(&c).contains("por 300 gravações"));
     }
 }

@@ -535,7 +535,7 @@ fn build(r: &RunReport) -> Result<Workbook, XlsxError> {
             id(ws, row, 1, x.row, &f)?;
             text(ws, row, 2, &x.column)?;
             text(ws, row, 3, &x.value)?;
-            text(ws, row, 4, &x.reason)?;
+            text(ws, row, 4, x.reason.text(r.lang))?;
             Ok(())
         },
     )?;
@@ -549,7 +549,7 @@ fn build(r: &RunReport) -> Result<Workbook, XlsxError> {
         |ws, row, u| {
             text(ws, row, 0, &u.key)?;
             id(ws, row, 1, u.row, &f)?;
-            text(ws, row, 2, &u.reason)?;
+            text(ws, row, 2, u.reason.text(r.lang))?;
             Ok(())
         },
     )?;
@@ -618,7 +618,7 @@ mod tests {
             row: 7,
             column: "SALDO".into(),
             value: "x".repeat(40_000),
-            reason: "r".repeat(100 * 1024),
+            reason: crate::report::Reason::new("r".repeat(100 * 1024), "r".repeat(100 * 1024)),
         });
         r
     }

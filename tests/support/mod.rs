@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use yampi_sync::pipeline::{self, RunOptions};
 use yampi_sync::report::{RunReport, worst_exit};
-use yampi_sync::sim::{Catalog, Faults, SimConfig, SimLimits, Simulator, sample_catalog};
+use yampi_sync::sim::{
+    Catalog, Faults, QueueSettings, SimConfig, SimLimits, Simulator, sample_catalog,
+};
 
 pub const TOKEN: &str = "tok-SECRET-7f3a9c";
 pub const SECRET: &str = "key-SECRET-b41d02";
@@ -72,6 +74,12 @@ impl Env {
         let sim = Simulator::start(fast_sim_config(limits, window), catalog)
             .await
             .expect("simulator starts");
+        // Quick queues (a first push reads the stock exports): a test that wants them slower
+        // sets its own.
+        sim.set_queue_settings(QueueSettings {
+            queue_secs: Duration::from_millis(100),
+            ..QueueSettings::default()
+        });
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("erp")).unwrap();
         Env {
@@ -127,6 +135,7 @@ user_token = "{token}"
 user_secret_key = "{secret}"
 timeout_secs = 5
 max_retries = {max_retries}
+queue_poll = "50ms"
 
 [store.limits]
 default = {d}
