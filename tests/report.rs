@@ -620,3 +620,48 @@ async fn standard_results_are_in_portuguese_in_the_summary_and_english_in_the_ru
         again.message
     );
 }
+
+#[tokio::test]
+async fn a_guard_that_stops_the_job_says_why_in_the_reports_language() {
+    let catalog = small_catalog();
+    let env = Env::start(catalog.clone()).await;
+    // Every SKU to zero: more than max_zeroed_pct (30 %).
+    env.write_feed("estoque-1.csv", &feed_for(&catalog, |_, _| (0, 0)));
+    let (code, report) = run_portuguese(&env, RunOptions::default()).await;
+    assert_eq!(code, 3, "{}", report.summary_line());
+    assert_eq!(env.writes(), 0, "nothing sent");
+    let n = all_skus(&catalog).len();
+    let line = report.summary_line();
+    assert!(
+        line.contains(&format!(
+            "proteção: {n} de {n} SKUs encontrados (100%) ficariam com estoque zero (max_zeroed_pct = 30); nada foi enviado"
+        )),
+        "{line}"
+    );
+    let path = report.report_path.clone().unwrap();
+    let result = summary_value(&sheet(&path, "Resumo"), "Resultado").to_string();
+    assert!(result.starts_with("proteção: "), "{result}");
+    // The log and the run record keep the English sentence.
+    assert!(
+        report
+            .message
+            .starts_with(&format!("guard: {n} of {n} matched SKUs")),
+        "{}",
+        report.message
+    );
+
+    // Keys the store does not know at all: the mapping does not fit, said in Portuguese.
+    let keys: String = (0..5).map(|i| format!("X-{i};x;1;1\n")).collect();
+    env.write_feed(
+        "estoque-2.csv",
+        &format!("Código;Descrição;Saldo Loja;Saldo CD\n{keys}"),
+    );
+    let (code, report) = run_portuguese(&env, RunOptions::default()).await;
+    assert_eq!(code, 3, "{}", report.summary_line());
+    let line = report.summary_line();
+    assert!(
+        line.contains("nenhuma das 5 chaves da coluna \"Código\" de ")
+            && line.contains("confira `match` e `key` em"),
+        "{line}"
+    );
+}

@@ -8,7 +8,9 @@ use rust_decimal::Decimal;
 use crate::config::{JobSettings, SourceSettings};
 use crate::index::{self, SkuIndex};
 use crate::mapping::MatchField;
-use crate::report::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_REJECTED, RunReport, RunResult};
+use crate::report::{
+    EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_REJECTED, Lang, RunReport, RunResult,
+};
 use crate::shop::ShopClient;
 use crate::state::{JobRecord, StateError, StateStore};
 use crate::util::progress_bar;
@@ -71,9 +73,12 @@ pub fn section<T: Clone>(found: Option<&T>, name: &str) -> Result<T, Fail> {
 
 /// A job's failure becomes the report's exit code and message.
 pub fn record_failure(report: &mut RunReport, result: Result<(), Fail>) {
-    if let Err((code, message)) = result {
-        report.exit_code = code;
-        report.message = message;
+    if let Err(f) = result {
+        report.exit_code = f.code;
+        match f.result {
+            Some(r) => report.set_result(*r),
+            None => report.message = f.message,
+        }
     }
 }
 
@@ -97,11 +102,31 @@ pub fn finish_run(
     state.set_job_record(&job.name, &record).map_err(state_fail)
 }
 
-/// A job failure: the exit code and the one sentence for the report and the log.
-pub type Fail = (i32, String);
+/// A job failure: the exit code, the one sentence for the log and the run record (English), and
+/// the standard result it is when it is one (the report shows that in its language).
+#[derive(Debug, Clone)]
+pub struct Fail {
+    pub code: i32,
+    pub message: String,
+    /// Boxed: a failure travels in every `Result` of the pipeline, and is rare.
+    pub result: Option<Box<RunResult>>,
+}
 
 pub fn fail(code: i32, message: impl Into<String>) -> Fail {
-    (code, message.into())
+    Fail {
+        code,
+        message: message.into(),
+        result: None,
+    }
+}
+
+/// A failure that is one of the standard results (a guard, no source file).
+pub fn fail_with(code: i32, result: RunResult) -> Fail {
+    Fail {
+        code,
+        message: result.render(Lang::En),
+        result: Some(Box::new(result)),
+    }
 }
 
 pub fn state_fail(e: StateError) -> Fail {
@@ -161,9 +186,11 @@ async fn pick_source(
     // is read once complete instead of refused or read half-written.
     let picked = blocking(move || crate::source::pick_settled(&pattern, settle)).await?;
     let Some(path) = picked else {
-        return Err(fail(
+        return Err(fail_with(
             EXIT_INVALID,
-            format!("no file matches the source path {}", source.path),
+            RunResult::NoSourceFile {
+                path: source.path.clone(),
+            },
         ));
     };
     seen.file = Some(path.clone());
@@ -262,12 +289,11 @@ pub fn feed_guards(
     path: &std::path::Path,
 ) -> Result<(), Fail> {
     if rows_valid == 0 {
-        return Err(fail(
+        return Err(fail_with(
             EXIT_FAILED,
-            format!(
-                "guard: {} has no valid rows; nothing was sent",
-                path.display()
-            ),
+            RunResult::NoValidRows {
+                file: path.display().to_string(),
+            },
         ));
     }
     if let Some(last) = record.last_good_rows
@@ -276,13 +302,14 @@ pub fn feed_guards(
         let last_d = Decimal::from(last);
         let shrink = (last_d - Decimal::from(rows_valid)) * Decimal::from(100) / last_d;
         if shrink > job.max_shrink_pct {
-            return Err(fail(
+            return Err(fail_with(
                 EXIT_FAILED,
-                format!(
-                    "guard: the feed shrank {}% ({rows_valid} valid rows, {last} last time; max_shrink_pct = {}); nothing was sent",
-                    shrink.round_dp(1),
-                    job.max_shrink_pct
-                ),
+                RunResult::FeedShrank {
+                    pct: shrink.round_dp(1).to_string(),
+                    valid: rows_valid,
+                    last,
+                    max: job.max_shrink_pct.to_string(),
+                },
             ));
         }
     }
@@ -298,16 +325,15 @@ pub fn match_guard(
     path: &std::path::Path,
 ) -> Result<(), Fail> {
     if rows_valid > 0 && rows_matched == 0 {
-        return Err(fail(
+        return Err(fail_with(
             EXIT_FAILED,
-            format!(
-                "none of the {} keys in column \"{}\" of {} matches a store SKU with match = \"{}\"; check `match` and `key` in {}; nothing was sent",
-                rows_valid,
-                mapping.key,
-                path.display(),
-                mapping.match_field.as_str(),
-                mapping.path.display()
-            ),
+            RunResult::NoKeyMatches {
+                rows: rows_valid,
+                key: mapping.key.clone(),
+                file: path.display().to_string(),
+                field: mapping.match_field.as_str(),
+                mapping: mapping.path.display().to_string(),
+            },
         ));
     }
     Ok(())

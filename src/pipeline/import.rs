@@ -384,7 +384,7 @@ pub fn set_split_for_tests(base_url: &str, lines: usize) {
 pub async fn run_import(cx: JobContext<'_>, lines: Vec<ImportLine>, split: usize) -> ImportResult {
     let mut result = ImportResult::default();
     let ids: Vec<u64> = lines.iter().map(|l| l.sku_id).collect();
-    if let Err((_, why)) = import_files(cx, lines, split, &mut result).await {
+    if let Err(Fail { message: why, .. }) = import_files(cx, lines, split, &mut result).await {
         // Lines that never reached a file were not sent: the source is not done with.
         for id in ids {
             if let std::collections::hash_map::Entry::Vacant(v) = result.outcomes.entry(id) {
@@ -942,7 +942,7 @@ pub fn pending_queues(state: &StateStore, jobs: &[&str]) -> Vec<PendingQueue> {
 /// checkpoints of the lines that landed.
 pub async fn resume_pending(cx: JobContext<'_>) -> ImportResult {
     let mut result = ImportResult::default();
-    if let Err((_, why)) = resume_inner(cx, &mut result).await {
+    if let Err(Fail { message: why, .. }) = resume_inner(cx, &mut result).await {
         result.stopped = Some(why);
     }
     result

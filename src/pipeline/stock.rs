@@ -16,7 +16,7 @@ use crate::shop::ShopClient;
 use crate::shop::model::LogisticsStock;
 use crate::state::{Outcome as Settle, StateStore, stock_key};
 
-use super::common::{Fail, FileJob, SendError, SendFailure, fail, section, state_fail};
+use super::common::{Fail, FileJob, SendError, SendFailure, fail, fail_with, section, state_fail};
 use super::driver::{
     Executed, Fed, FeedInputs, FeedSummary, FileSpec, HistoryInputs, JobContext, JobKind,
     PlanInputs, PlanSummary, SendSummary, SendsOps, Settled, send_ops,
@@ -129,15 +129,14 @@ impl JobKind for StockKind {
             let pct = Decimal::from(plan.zeroed_skus) * Decimal::from(100)
                 / Decimal::from(plan.matched_skus);
             if pct > job.max_zeroed_pct {
-                return Err(fail(
+                return Err(fail_with(
                     EXIT_FAILED,
-                    format!(
-                        "guard: {} of {} matched SKUs ({}%) would drop to zero stock (max_zeroed_pct = {}); nothing was sent",
-                        plan.zeroed_skus,
-                        plan.matched_skus,
-                        pct.round_dp(1),
-                        job.max_zeroed_pct
-                    ),
+                    RunResult::TooManyZeroed {
+                        zeroed: plan.zeroed_skus,
+                        matched: plan.matched_skus,
+                        pct: pct.round_dp(1).to_string(),
+                        max: job.max_zeroed_pct.to_string(),
+                    },
                 ));
             }
         }

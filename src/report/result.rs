@@ -23,6 +23,32 @@ pub enum RunResult {
     DryRunNote { detail: String },
     /// Sending stopped early (credentials refused, store unreachable).
     Stopped { why: String },
+    /// No file matches the job's source path.
+    NoSourceFile { path: String },
+    /// Guard: the file has no valid row.
+    NoValidRows { file: String },
+    /// Guard: the feed has fewer valid rows than `max_shrink_pct` allows.
+    FeedShrank {
+        pct: String,
+        valid: u64,
+        last: u64,
+        max: String,
+    },
+    /// Guard: not one valid key matches a store SKU (a `match` or `key` that does not fit).
+    NoKeyMatches {
+        rows: u64,
+        key: String,
+        file: String,
+        field: &'static str,
+        mapping: String,
+    },
+    /// Guard: more matched SKUs would drop to zero stock than `max_zeroed_pct` allows.
+    TooManyZeroed {
+        zeroed: u64,
+        matched: u64,
+        pct: String,
+        max: String,
+    },
     /// An audit that found the store equal to the ERP.
     AuditMatches { matched: u64 },
     /// An audit that found differences, and what a sync would send to put them right.
@@ -55,6 +81,35 @@ impl RunResult {
             RunResult::DryRunApply { what } => format!("dry run: would apply {what}"),
             RunResult::DryRunNote { detail } => format!("dry run: {detail}"),
             RunResult::Stopped { why } => format!("stopped: {why}"),
+            RunResult::NoSourceFile { path } => format!("no file matches the source path {path}"),
+            RunResult::NoValidRows { file } => {
+                format!("guard: {file} has no valid rows; nothing was sent")
+            }
+            RunResult::FeedShrank {
+                pct,
+                valid,
+                last,
+                max,
+            } => format!(
+                "guard: the feed shrank {pct}% ({valid} valid rows, {last} last time; max_shrink_pct = {max}); nothing was sent"
+            ),
+            RunResult::NoKeyMatches {
+                rows,
+                key,
+                file,
+                field,
+                mapping,
+            } => format!(
+                "none of the {rows} keys in column \"{key}\" of {file} matches a store SKU with match = \"{field}\"; check `match` and `key` in {mapping}; nothing was sent"
+            ),
+            RunResult::TooManyZeroed {
+                zeroed,
+                matched,
+                pct,
+                max,
+            } => format!(
+                "guard: {zeroed} of {matched} matched SKUs ({pct}%) would drop to zero stock (max_zeroed_pct = {max}); nothing was sent"
+            ),
             RunResult::AuditMatches { matched } => format!(
                 "audit: the store matches the ERP for all {matched} matched SKUs; nothing was written"
             ),
@@ -88,6 +143,39 @@ impl RunResult {
             RunResult::DryRunApply { what } => format!("simulação: aplicaria {what}"),
             RunResult::DryRunNote { detail } => format!("simulação: {detail}"),
             RunResult::Stopped { why } => format!("interrompido: {why}"),
+            RunResult::NoSourceFile { path } => {
+                format!("nenhum arquivo corresponde ao caminho da origem {path}")
+            }
+            RunResult::NoValidRows { file } => {
+                format!("proteção: {file} não tem nenhuma linha válida; nada foi enviado")
+            }
+            RunResult::FeedShrank {
+                pct,
+                valid,
+                last,
+                max,
+            } => format!(
+                "proteção: o arquivo encolheu {}% ({valid} linhas válidas, {last} da última vez; max_shrink_pct = {max}); nada foi enviado",
+                pct.replace('.', ",")
+            ),
+            RunResult::NoKeyMatches {
+                rows,
+                key,
+                file,
+                field,
+                mapping,
+            } => format!(
+                "nenhuma das {rows} chaves da coluna \"{key}\" de {file} corresponde a um SKU da loja com match = \"{field}\"; confira `match` e `key` em {mapping}; nada foi enviado"
+            ),
+            RunResult::TooManyZeroed {
+                zeroed,
+                matched,
+                pct,
+                max,
+            } => format!(
+                "proteção: {zeroed} de {matched} SKUs encontrados ({}%) ficariam com estoque zero (max_zeroed_pct = {max}); nada foi enviado",
+                pct.replace('.', ",")
+            ),
             RunResult::AuditMatches { matched } => format!(
                 "auditoria: a loja confere com o ERP nos {matched} SKUs encontrados; nada foi gravado"
             ),
