@@ -74,7 +74,7 @@ fn feed_of(catalog: &Catalog) -> String {
     s
 }
 
-/// Writes the config with the store's extra keys (`queue_poll` short) and opens it.
+/// Writes the config with the store's extra keys and opens it.
 fn open(env: &Env, store_extra: &str) -> Opened {
     let path = env.write_config();
     let text = std::fs::read_to_string(&path).unwrap().replacen(
@@ -94,16 +94,6 @@ async fn audit(env: &Env) -> (i32, yampi_sync::report::RunReport) {
     .await
     .expect("the audit ends within a minute");
     (code, reports.remove(0))
-}
-
-/// Requests that are not reads.
-fn writes(env: &Env) -> Vec<String> {
-    env.sim
-        .requests()
-        .iter()
-        .filter(|r| r.method != "GET")
-        .map(|r| format!("{} {}", r.method, r.path))
-        .collect()
 }
 
 /// One stock quantity and one price changed in the store after the feed was written: the two
@@ -164,7 +154,7 @@ async fn finds_exactly_the_planted_differences(env: Env) {
     assert_eq!(code, 0, "{}", r.message);
     assert_eq!(sorted(r.differences.clone()), sorted(planted.clone()));
     assert_eq!(
-        writes(&env),
+        env.non_reads(),
         Vec::<String>::new(),
         "an audit writes nothing"
     );
@@ -267,7 +257,7 @@ async fn fail_on_differences_exits_4_only_when_there_are_differences() {
     let (code, r) = audit(&env).await;
     assert_eq!(code, 4, "{}", r.message);
     assert_eq!(r.differences.len(), 2);
-    assert!(writes(&env).is_empty(), "{:?}", writes(&env));
+    assert!(env.non_reads().is_empty(), "{:?}", env.non_reads());
 }
 
 #[tokio::test]
@@ -288,7 +278,7 @@ async fn an_export_queue_that_never_finishes_fails_the_audit_after_queue_timeout
         r.message
     );
     assert!(r.differences.is_empty());
-    assert!(writes(&env).is_empty(), "{:?}", writes(&env));
+    assert!(env.non_reads().is_empty(), "{:?}", env.non_reads());
 }
 
 #[tokio::test]

@@ -69,16 +69,6 @@ fn run(env: &Env, stage: Option<&str>, args: &[&str]) -> Output {
     c.output().expect("binary runs")
 }
 
-/// The requests that are not reads.
-fn writes(env: &Env) -> Vec<String> {
-    env.sim
-        .requests()
-        .iter()
-        .filter(|r| r.method != "GET")
-        .map(|r| format!("{} {}", r.method, r.path))
-        .collect()
-}
-
 // The binary runs while this test's runtime serves the simulator: two worker threads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_stops_at_the_drivers_execute_stage_before_anything_is_written() {
@@ -91,7 +81,7 @@ async fn every_kind_stops_at_the_drivers_execute_stage_before_anything_is_writte
             text.contains("injected panic at execute"),
             "{kind} reaches the driver's execute stage: {text}"
         );
-        assert!(writes(&env).is_empty(), "{kind}: {:?}", writes(&env));
+        assert!(env.non_reads().is_empty(), "{kind}: {:?}", env.non_reads());
         if kind == "audit" {
             assert_eq!(
                 env.sim.count("GET", "export"),
@@ -133,7 +123,7 @@ async fn the_drivers_dry_run_branch_stops_every_writing_kind_before_execute() {
             assert_eq!(out.status.code(), Some(0), "{kind}: {text}");
             assert!(text.contains("dry run"), "{kind}: {text}");
         }
-        assert!(writes(&env).is_empty(), "{kind}: {:?}", writes(&env));
+        assert!(env.non_reads().is_empty(), "{kind}: {:?}", env.non_reads());
     }
 }
 
@@ -149,7 +139,7 @@ async fn every_kind_passes_the_drivers_feed_and_plan_stages() {
                 text.contains(&format!("injected panic at {stage}")),
                 "{kind} at {stage}: {text}"
             );
-            assert!(writes(&env).is_empty(), "{kind}: {:?}", writes(&env));
+            assert!(env.non_reads().is_empty(), "{kind}: {:?}", env.non_reads());
         }
     }
 }

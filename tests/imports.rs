@@ -34,20 +34,13 @@ async fn import_env(catalog: &Catalog, route: &str, extra: &str, queue_ms: u64) 
     env
 }
 
-fn write_config(env: &Env) -> std::path::PathBuf {
-    env.write_config();
-    let p = env.path("yampi-sync.toml");
-    std::fs::write(&p, env.config_text(true)).unwrap();
-    p
-}
-
 /// One in-process run with the file server (kept running until `after` has looked at it).
 async fn run_with<F: AsyncFnOnce(Option<&yampi_sync::publish::PublishServer>)>(
     env: &Env,
     opts: RunOptions,
     after: F,
 ) -> (i32, Vec<RunReport>) {
-    let config = write_config(env);
+    let config = env.write_config();
     let settings = yampi_sync::config::load(&config, None).expect("valid config");
     let state = yampi_sync::state::StateStore::open(&settings.state_dir).expect("state");
     let clients = pipeline::clients(&settings).unwrap();

@@ -142,18 +142,17 @@ async fn seventy_thousand_changed_skus_go_as_two_files_and_every_line_is_account
     );
 }
 
-/// The env's config with a fast queue poll, and literal credentials (in-process runs) or the
-/// environment's (the binary).
-fn write_fast_config(env: &Env, literal: bool) -> std::path::PathBuf {
-    env.write_config();
-    let config = env.path("yampi-sync.toml");
-    std::fs::write(&config, env.config_text(literal)).unwrap();
+/// The env's config (and mapping) with the credentials taken from the environment, as the
+/// binary reads them.
+fn write_env_config(env: &Env) -> std::path::PathBuf {
+    let config = env.write_config();
+    std::fs::write(&config, env.config_text(false)).unwrap();
     config
 }
 
-/// The binary with `args`, on the env's config (fast queue poll).
+/// The binary with `args`, on the env's config.
 fn binary(env: &Env, args: &[&str]) -> std::process::Output {
-    let config = write_fast_config(env, false);
+    let config = write_env_config(env);
     std::process::Command::new(env!("CARGO_BIN_EXE_yampi-sync"))
         .arg("--config")
         .arg(&config)

@@ -33,7 +33,7 @@ use super::driver::{
     plan_eta_secs,
 };
 use super::feed::{Feed, PriceFeed, StockFeed, read_price_feed, read_stock_feed};
-use super::plan::{PlanInput, plan_stock, target_id};
+use super::plan::{PlanInput, mapped_stock_ids, plan_stock, target_id};
 use super::price_plan::{PricePlanInput, desired_prices, plan_prices};
 use super::stock::{SYNC_ROUTE, store_stocks};
 
@@ -344,13 +344,7 @@ async fn read_exports(
     };
     let mut store = StoreValues::default();
     if let (Some(section), Some(default_stock)) = (&mapping.stock, default_stock) {
-        let mut ids: Vec<u64> = section
-            .columns
-            .iter()
-            .map(|(t, _)| target_id(*t, default_stock))
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
+        let ids = mapped_stock_ids(section, default_stock);
         store.stocks = exports::stock_exports(client, &ids, wait, &mapping.export)
             .await
             .map_err(failed)?;

@@ -114,6 +114,18 @@ pub(super) fn target_id(t: StockTarget, default_stock: u64) -> u64 {
     }
 }
 
+/// The stocks the mapping's columns write to, each once, in id order.
+pub(super) fn mapped_stock_ids(mapping: &StockMapping, default_stock: u64) -> Vec<u64> {
+    let mut ids: Vec<u64> = mapping
+        .columns
+        .iter()
+        .map(|(t, _)| target_id(*t, default_stock))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 pub fn plan_stock(input: &PlanInput<'_>) -> StockPlan {
     let mut plan = StockPlan::default();
     let reserve = input.mapping.reserve;

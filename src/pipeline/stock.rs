@@ -22,7 +22,7 @@ use super::driver::{
     PlanInputs, PlanSummary, SendSummary, SendsOps, Settled, send_ops,
 };
 use super::feed::{StockFeed, read_stock_feed};
-use super::plan::{PlanInput, StockPlan, StoreHeld, plan_stock, target_id};
+use super::plan::{PlanInput, StockPlan, StoreHeld, mapped_stock_ids, plan_stock, target_id};
 
 pub const SYNC_ROUTE: &str = "POST catalog/products/{id}/stocks/sync";
 
@@ -312,15 +312,8 @@ async fn first_push_store_values(
     if single_store_stock || feed.rows.is_empty() {
         return HashMap::new();
     }
-    let mut ids: Vec<u64> = inputs
-        .section
-        .columns
-        .iter()
-        .map(|(t, _)| target_id(*t, default_stock))
-        .filter(|id| !pushed.keys().any(|(_, s)| s == id))
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
+    let mut ids = mapped_stock_ids(&inputs.section, default_stock);
+    ids.retain(|id| !pushed.keys().any(|(_, s)| s == id));
     if ids.is_empty() {
         return HashMap::new();
     }

@@ -221,6 +221,16 @@ mapping = "stock.toml"
             .count()
     }
 
+    /// The requests that are not reads, as "METHOD path".
+    pub fn non_reads(&self) -> Vec<String> {
+        self.sim
+            .requests()
+            .iter()
+            .filter(|r| r.method != "GET")
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    }
+
     pub fn writes(&self) -> usize {
         self.sim.count("POST", "/stocks/sync")
     }
